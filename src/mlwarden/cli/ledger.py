@@ -1,0 +1,200 @@
+"""``mlwarden ledger``: record, checkpoint, prove, verify, export and tail the decision ledger."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlwarden.cli.context import print_json, state
+from mlwarden.errors import InvalidInput
+from mlwarden.ledger.bundle import export_bundle, verify_bundle
+from mlwarden.ledger.entry import PreparedEntry, parse_json_object
+from mlwarden.ledger.keys import load_verifier
+from mlwarden.ledger.verify import CheckpointSource, VerifyReport
+from mlwarden.workspace import local_principal
+
+app = typer.Typer(help="The tamper-evident decision ledger.", no_args_is_help=True)
+proof_app = typer.Typer(help="Inclusion and consistency proofs (JSON, hex hashes).", no_args_is_help=True)
+app.add_typer(proof_app, name="proof")
+
+MAX_JSONL_BYTES = 256 * 1024 * 1024
+
+
+def _read_jsonl(path: Path, principal: str) -> list[PreparedEntry]:
+    try:
+        handle = sys.stdin if str(path) == "-" else path.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    prepared: list[PreparedEntry] = []
+    with handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = parse_json_object(line, what=f"line {number}")
+                    unknown = set(obj) - {"kind", "subject", "body"}
+                    if unknown:
+                        raise InvalidInput(f"unknown field(s) {', '.join(sorted(unknown))}")
+                    for key in ("kind", "subject", "body"):
+                        if key not in obj:
+                            raise InvalidInput(f"missing field {key!r}")
+                    prepared.append(
+                        PreparedEntry.build(kind=obj["kind"], subject=obj["subject"], principal=principal, body=obj["body"])
+                    )
+                except InvalidInput as exc:
+                    raise InvalidInput(f"{path} line {number}: {exc.message}; nothing was recorded") from exc
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(f"{path} is not UTF-8 text; nothing was recorded") from exc
+    return prepared
+
+
+@app.command()
+def record(
+    ctx: typer.Context,
+    kind: Annotated[str | None, typer.Option("--kind", help="Entry kind, e.g. review.approved.")] = None,
+    subject: Annotated[str | None, typer.Option("--subject", help="What the decision is about.")] = None,
+    body: Annotated[str | None, typer.Option("--body", help="JSON object with the details.")] = None,
+    jsonl: Annotated[
+        Path | None, typer.Option("--jsonl", help="Record one entry per line ({kind, subject, body}); all or nothing.")
+    ] = None,
+) -> None:
+    """Record an external decision; print its receipt {"index", "leaf_hash"} as one JSON line."""
+    principal = local_principal()
+    if jsonl is not None:
+        if kind or subject or body:
+            raise InvalidInput("use either --jsonl or --kind/--subject/--body, not both")
+        prepared = _read_jsonl(jsonl, principal)
+    else:
+        if kind is None or subject is None or body is None:
+            raise InvalidInput("--kind, --subject and --body are all required (or use --jsonl FILE)")
+        parsed = parse_json_object(body, what="--body")
+        prepared = [PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=parsed)]
+    ws = state(ctx).open()
+    try:
+        for receipt in ws.log.append_many(prepared):
+            print_json(receipt.to_json())
+    finally:
+        ws.close()
+
+
+@app.command()
+def checkpoint(ctx: typer.Context) -> None:
+    """Sign, store and publish a checkpoint of the ledger; print the signed note."""
+    ws = state(ctx).open()
+    try:
+        sys.stdout.write(ws.log.checkpoint())
+    finally:
+        ws.close()
+
+
+@proof_app.command("inclusion")
+def proof_inclusion(
+    ctx: typer.Context,
+    index: Annotated[int, typer.Argument(help="Entry index.")],
+    size: Annotated[int | None, typer.Option("--size", help="Tree size (default: the current size).")] = None,
+) -> None:
+    """Prove that entry INDEX is in the tree."""
+    ws = state(ctx).open()
+    try:
+        print_json(ws.log.inclusion_proof(index, size).to_json())
+    finally:
+        ws.close()
+
+
+@proof_app.command("consistency")
+def proof_consistency(
+    ctx: typer.Context,
+    old: Annotated[int, typer.Argument(help="Older tree size.")],
+    new: Annotated[int, typer.Argument(help="Newer tree size.")],
+) -> None:
+    """Prove that the tree of size OLD is a prefix of the tree of size NEW."""
+    ws = state(ctx).open()
+    try:
+        print_json(ws.log.consistency_proof(old, new).to_json())
+    finally:
+        ws.close()
+
+
+def _checkpoint_args(paths: list[Path]) -> list[CheckpointSource]:
+    sources = []
+    for path in paths:
+        try:
+            note = path.read_text(encoding="utf-8")[:65536]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read checkpoint {path}: {exc}") from exc
+        sources.append(CheckpointSource(note, f"checkpoint {path}", external=True))
+    return sources
+
+
+def _print_report(report: VerifyReport, as_json: bool) -> None:
+    if as_json:
+        print_json(report.to_json())
+    elif report.finding is None:
+        typer.echo(
+            f"ledger intact: {report.size} entries, root {report.root.hex()}, "
+            f"{report.checkpoints_checked} signed checkpoint(s) verified"
+        )
+    else:
+        f = report.finding
+        where = "" if f.index is None else f" at index {f.index}"
+        typer.echo(f"ledger NOT intact: {f.problem}{where}: {f.message}", err=True)
+
+
+@app.command()
+def verify(
+    ctx: typer.Context,
+    checkpoint_files: Annotated[
+        list[Path] | None,
+        typer.Option("--checkpoint", help="A checkpoint note published earlier; the log must be consistent with it."),
+    ] = None,
+    bundle: Annotated[Path | None, typer.Option("--bundle", help="Verify an exported bundle, with no database.")] = None,
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="Pin the verifier key (name+id+key file) for --bundle.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recompute every leaf and root and check every signed checkpoint. Exit 0 intact, 1 not."""
+    extra = _checkpoint_args(checkpoint_files or [])
+    if bundle is not None:
+        verifier = load_verifier(public_key) if public_key else None
+        report = verify_bundle(bundle, extra, verifier)
+    else:
+        ws = state(ctx).open(check=False)
+        try:
+            report = ws.log.verify(extra)
+        finally:
+            ws.close()
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("export")
+def export(ctx: typer.Context, folder: Annotated[Path, typer.Argument(help="New or empty folder.")]) -> None:
+    """Write an audit bundle (entries, checkpoints, public key) that verifies offline."""
+    ws = state(ctx).open()
+    try:
+        manifest = export_bundle(ws.log, folder)
+    finally:
+        ws.close()
+    typer.echo(f"exported {manifest['size']} entries to {folder}; verify with: mlwarden ledger verify --bundle {folder}")
+
+
+@app.command()
+def tail(
+    ctx: typer.Context,
+    n: Annotated[int, typer.Option("-n", "--lines", min=0, help="How many entries.")] = 10,
+) -> None:
+    """Show the latest entries, oldest first, one JSON object per line."""
+    ws = state(ctx).open(check=False)
+    try:
+        entries = ws.log.tail(n)
+    finally:
+        ws.close()
+    for stored in entries:
+        out: dict[str, Any] = {"leaf_hash": stored.leaf_hash.hex(), **stored.parse().to_json()}
+        print_json(out)

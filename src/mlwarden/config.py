@@ -1,0 +1,98 @@
+"""Settings (environment prefix ``MLWARDEN_``) and the workspace's paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from mlwarden.errors import ConfigError
+
+DEFAULT_HOME = Path(".mlwarden")
+
+
+class Settings(BaseSettings):
+    """Everything read from the environment, once, at the composition root."""
+
+    model_config = SettingsConfigDict(env_prefix="MLWARDEN_", extra="ignore")
+
+    home: Path = DEFAULT_HOME
+    database_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspacePaths:
+    """Where a workspace keeps its files."""
+
+    home: Path
+
+    @property
+    def database(self) -> Path:
+        """The embedded SQLite database."""
+        return self.home / "mlwarden.db"
+
+    @property
+    def artifacts(self) -> Path:
+        """Content-addressed blobs."""
+        return self.home / "artifacts"
+
+    @property
+    def keys(self) -> Path:
+        """Key material (mode 0700)."""
+        return self.home / "keys"
+
+    @property
+    def signing_key(self) -> Path:
+        """The ledger's Ed25519 private key (mode 0600)."""
+        return self.keys / "ledger.key"
+
+    @property
+    def public_key(self) -> Path:
+        """The ledger's verifier key, in signed-note ``name+id+key`` form."""
+        return self.keys / "ledger.pub"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Checkpoints published outside the database."""
+        return self.home / "checkpoints"
+
+    @property
+    def policy(self) -> Path:
+        """The workspace policy."""
+        return self.home / "policy.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceOptions:
+    """What a command needs to find a workspace: its home and database URL."""
+
+    paths: WorkspacePaths
+    database_url: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings, home: Path | None = None) -> WorkspaceOptions:
+        """Resolve the home (``--home`` beats ``MLWARDEN_HOME`` beats ``./.mlwarden``)."""
+        paths = WorkspacePaths((home or settings.home).expanduser().absolute())
+        url = settings.database_url or f"sqlite:///{paths.database}"
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise ConfigError(f"MLWARDEN_DATABASE_URL is not a database URL: {exc}") from exc
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ConfigError(
+                f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql+psycopg"
+            )
+        return cls(paths, url)
+
+    @property
+    def display_url(self) -> str:
+        """The database URL with any password hidden."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database is the embedded SQLite file."""
+        return make_url(self.database_url).get_backend_name() == "sqlite"

@@ -1,0 +1,69 @@
+"""The exception hierarchy every layer raises; each error carries a one-line user message."""
+
+from __future__ import annotations
+
+
+class MlwardenError(Exception):
+    """Base of every error mlwarden raises on purpose.
+
+    ``message`` is safe to show a user: one line, lowercase, no secret.
+    ``exit_code`` is what the CLI exits with when this error ends a command.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidInput(MlwardenError):
+    """The caller supplied data that cannot be accepted (malformed JSON, wrong type, NaN...)."""
+
+    exit_code = 2
+
+
+class ConfigError(MlwardenError):
+    """Settings or workspace files are missing or unusable."""
+
+    exit_code = 2
+
+
+class WorkspaceNotFound(ConfigError):
+    """No initialised workspace where one was expected."""
+
+
+class KeyFileError(ConfigError):
+    """A key file is missing, unreadable or not the kind of key expected."""
+
+
+class StoreError(MlwardenError):
+    """The database could not be reached or did not accept a write."""
+
+    exit_code = 3
+
+
+class LedgerUnavailable(StoreError):
+    """The ledger could not durably record an entry; the caller must fail closed."""
+
+
+class VerificationError(MlwardenError):
+    """A proof, signature or recomputed hash did not match what was claimed."""
+
+
+class IntegrityError(VerificationError):
+    """Stored state contradicts a signed checkpoint: tampering, truncation or rollback."""
+
+    def __init__(self, message: str, *, index: int | None = None, problem: str = "changed") -> None:
+        super().__init__(message)
+        self.index = index
+        self.problem = problem
+
+
+class NotFound(MlwardenError):
+    """A named thing (entry, checkpoint, model...) does not exist."""
+
+    exit_code = 2

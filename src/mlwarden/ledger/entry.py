@@ -1,0 +1,163 @@
+"""Ledger entries: the RFC 8785 canonical JSON of {index, kind, time, principal, subject, body}."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+
+from mlwarden.errors import InvalidInput
+
+_KIND = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
+MAX_SUBJECT = 512
+MAX_PRINCIPAL = 512
+MAX_BODY_BYTES = 1 << 20
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) bytes of a JSON value; non-JSON values are an input error."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise InvalidInput(f"value cannot be canonical JSON: {exc}") from exc
+
+
+def _canonical_str(value: str) -> bytes:
+    return canonical_json(value)
+
+
+def parse_json_object(text: str, *, what: str = "body") -> dict[str, Any]:
+    """Strict JSON object parsing: no NaN/Infinity, no duplicate keys, an object at the top."""
+
+    def _no_dupes(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in pairs:
+            if k in out:
+                raise InvalidInput(f"{what} has the key {k!r} twice")
+            out[k] = v
+        return out
+
+    def _no_constant(name: str) -> Any:
+        raise InvalidInput(f"{what} contains {name}, which JSON cannot carry")
+
+    try:
+        value = json.loads(text, object_pairs_hook=_no_dupes, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise InvalidInput(f"{what} is nested too deeply") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def utc_now() -> str:
+    """The entry time format: RFC 3339 UTC with microseconds and a Z."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedEntry:
+    """An entry checked and canonicalised by its caller, waiting for its index and time.
+
+    Everything but ``index`` and ``time`` is rendered here, in the caller's thread, so
+    the group-commit leader only concatenates bytes.
+    """
+
+    kind: str
+    subject: str
+    principal: str
+    body_json: bytes
+    _head: bytes
+    _tail: bytes
+
+    @classmethod
+    def build(cls, *, kind: str, subject: str, principal: str, body: dict[str, Any]) -> PreparedEntry:
+        """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
+        if not isinstance(kind, str) or not _KIND.match(kind):
+            raise InvalidInput(
+                f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', starting with a letter"
+            )
+        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
+            raise InvalidInput(f"subject must be a non-empty string of at most {MAX_SUBJECT} characters")
+        if not isinstance(principal, str) or not principal or len(principal) > MAX_PRINCIPAL:
+            raise InvalidInput(f"principal must be a non-empty string of at most {MAX_PRINCIPAL} characters")
+        if not isinstance(body, dict):
+            raise InvalidInput(f"body must be a JSON object, got {type(body).__name__}")
+        body_json = canonical_json(body)
+        if len(body_json) > MAX_BODY_BYTES:
+            raise InvalidInput(f"body is {len(body_json)} bytes; the limit is {MAX_BODY_BYTES}")
+        head = b'{"body":' + body_json + b',"index":'
+        tail = (
+            b',"kind":' + _canonical_str(kind)
+            + b',"principal":' + _canonical_str(principal)
+            + b',"subject":' + _canonical_str(subject)
+            + b',"time":'
+        )
+        return cls(kind, subject, principal, body_json, head, tail)
+
+    def render(self, index: int, time: str) -> bytes:
+        """The canonical entry bytes at ``index`` and ``time`` (keys in RFC 8785 order)."""
+        return self._head + str(index).encode() + self._tail + b'"' + time.encode() + b'"}'
+
+
+_INDEX_MARK = b',"index":'
+
+
+def embedded_index(entry: bytes) -> int | None:
+    """The ``index`` field of a canonical entry, read without a full JSON parse.
+
+    In canonical JSON every quote inside a string is escaped, so the last ``,"index":``
+    is the top-level key (``body`` is the only key before it; the keys after it are strings).
+    """
+    at = entry.rfind(_INDEX_MARK)
+    if at < 0:
+        return None
+    start = at + len(_INDEX_MARK)
+    end = entry.find(b",", start)
+    digits = entry[start:end]
+    return int(digits) if digits.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A recorded entry, parsed from its stored canonical text."""
+
+    index: int
+    kind: str
+    time: str
+    principal: str
+    subject: str
+    body: dict[str, Any]
+
+    @classmethod
+    def parse(cls, text: bytes | str) -> Entry:
+        """Parse stored entry text; raise :class:`InvalidInput` when it is not an entry."""
+        raw = text.decode() if isinstance(text, bytes) else text
+        obj = parse_json_object(raw, what="ledger entry")
+        try:
+            return cls(
+                index=int(obj["index"]),
+                kind=str(obj["kind"]),
+                time=str(obj["time"]),
+                principal=str(obj["principal"]),
+                subject=str(obj["subject"]),
+                body=dict(obj["body"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"ledger entry lacks a field or has a wrong type: {exc}") from exc
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as a plain JSON object."""
+        return {
+            "index": self.index,
+            "kind": self.kind,
+            "time": self.time,
+            "principal": self.principal,
+            "subject": self.subject,
+            "body": self.body,
+        }

@@ -1,0 +1,513 @@
+"""The persistent ledger: durable group-committed appends, signed heads, checkpoints and proofs.
+
+Storage layout (see ``mlwarden.store.schema``):
+
+* ``ledger_entries``: index, leaf hash and the canonical entry text;
+* ``ledger_nodes``: every perfect subtree hash ``(level, idx)``, written as it completes,
+  so any proof or historical root is ``O(log n)`` stored hashes, fetched in one query;
+* ``ledger_head``: the size, the frontier and a signed checkpoint note of the head,
+  all updated in the same transaction as the entries;
+* ``ledger_checkpoints``: checkpoints taken on purpose, also published as files.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, insert, select, tuple_, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from mlwarden.errors import (
+    IntegrityError,
+    InvalidInput,
+    LedgerUnavailable,
+    MlwardenError,
+    NotFound,
+    VerificationError,
+)
+from mlwarden.ledger.entry import Entry, PreparedEntry, utc_now
+from mlwarden.ledger.group_commit import GroupCommit
+from mlwarden.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from mlwarden.ledger.notes import Checkpoint, NoteSigner, NoteVerifier
+from mlwarden.ledger.verify import CheckpointSource, Finding, VerifyReport, verify_log
+from mlwarden.ledger.ranges import (
+    Frontier,
+    Node,
+    consistency_ranges,
+    fold_frontier,
+    inclusion_ranges,
+    proof_nodes,
+    range_hash,
+    root_nodes,
+)
+from mlwarden.store.engine import write_transaction
+from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
+
+HEAD_ID = 1
+LATEST_FILE = "latest.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Proof of recording returned to the caller once the entry is durable."""
+
+    index: int
+    leaf_hash: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"index": N, "leaf_hash": "<hex>"}``."""
+        return {"index": self.index, "leaf_hash": self.leaf_hash.hex()}
+
+
+@dataclass(frozen=True, slots=True)
+class InclusionProof:
+    """An RFC 9162 inclusion proof with what it proves."""
+
+    index: int
+    tree_size: int
+    leaf_hash: bytes
+    root_hash: bytes
+    path: list[bytes]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON with hex hashes."""
+        return {
+            "index": self.index,
+            "tree_size": self.tree_size,
+            "leaf_hash": self.leaf_hash.hex(),
+            "root_hash": self.root_hash.hex(),
+            "proof": [h.hex() for h in self.path],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ConsistencyProof:
+    """An RFC 9162 consistency proof between two tree sizes."""
+
+    old_size: int
+    new_size: int
+    old_root: bytes
+    new_root: bytes
+    path: list[bytes]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON with hex hashes."""
+        return {
+            "old_size": self.old_size,
+            "new_size": self.new_size,
+            "old_root": self.old_root.hex(),
+            "new_root": self.new_root.hex(),
+            "proof": [h.hex() for h in self.path],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    """An entry as stored: index, leaf hash and canonical text."""
+
+    index: int
+    leaf_hash: bytes
+    text: str
+
+    def parse(self) -> Entry:
+        """The parsed entry."""
+        return Entry.parse(self.text)
+
+
+def _db_error(action: str, exc: SQLAlchemyError) -> LedgerUnavailable:
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    return LedgerUnavailable(f"ledger could not {action}: {detail}")
+
+
+def initialise(conn: Connection, signer: NoteSigner) -> bool:
+    """Create the empty ledger head (signed size 0) unless it exists; True when created."""
+    if conn.execute(select(ledger_head.c.id)).first() is not None:
+        return False
+    note = Checkpoint(signer.name, 0, Frontier().root()).sign(signer)
+    conn.execute(insert(ledger_head).values(id=HEAD_ID, size=0, frontier=b"", note=note))
+    return True
+
+
+class Log:
+    """The ledger of one workspace. Thread-safe; many processes may share one database."""
+
+    def __init__(self, engine: Engine, signer: NoteSigner, *, publish_dir: Path | None = None) -> None:
+        self._engine = engine
+        self._signer = signer
+        self._verifier = signer.verifier()
+        self._publish_dir = publish_dir
+        self._seen_size = 0
+        self._seen_lock = threading.Lock()
+        self._committer: GroupCommit[PreparedEntry, Receipt] = GroupCommit(self._write_batch)
+
+    @property
+    def origin(self) -> str:
+        """The log's origin line (also its key name)."""
+        return self._signer.name
+
+    @property
+    def verifier(self) -> NoteVerifier:
+        """The key that verifies this log's checkpoints."""
+        return self._verifier
+
+    # ------------------------------------------------------------------ appends
+    def append(self, *, kind: str, subject: str, body: dict[str, Any], principal: str) -> Receipt:
+        """Record one entry; returns once it is durable."""
+        prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body)
+        return self._committer.submit([prepared])[0]
+
+    def append_many(self, entries: Sequence[PreparedEntry]) -> list[Receipt]:
+        """Record several entries atomically: all are durable, or none is written."""
+        if not entries:
+            return []
+        return self._committer.submit(list(entries))
+
+    def _write_batch(self, batch: list[PreparedEntry]) -> list[Receipt]:
+        try:
+            with write_transaction(self._engine) as conn:
+                size, frontier_bytes, _note = self._read_head(conn, lock=True)
+                self._check_not_rolled_back(size)
+                frontier = Frontier.from_bytes(size, frontier_bytes)
+                time = utc_now()
+                entry_rows: list[dict[str, Any]] = []
+                node_rows: list[dict[str, Any]] = []
+                receipts: list[Receipt] = []
+                for item in batch:
+                    index = frontier.size
+                    text = item.render(index, time)
+                    lh = leaf_hash(text)
+                    entry_rows.append(
+                        {"idx": index, "leaf_hash": lh, "kind": item.kind, "subject": item.subject, "entry": text.decode()}
+                    )
+                    node_rows.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in frontier.append(lh))
+                    receipts.append(Receipt(index, lh))
+                note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer)
+                conn.execute(insert(ledger_entries), entry_rows)
+                conn.execute(insert(ledger_nodes), node_rows)
+                conn.execute(
+                    update(ledger_head)
+                    .where(ledger_head.c.id == HEAD_ID)
+                    .values(size=frontier.size, frontier=frontier.to_bytes(), note=note)
+                )
+        except SQLAlchemyError as exc:
+            raise _db_error("record the entry", exc) from exc
+        self._saw_size(frontier.size)
+        self._publish(LATEST_FILE, note, frontier.size)
+        return receipts
+
+    # ------------------------------------------------------------------ head and checks
+    def _read_head(self, conn: Connection, *, lock: bool = False) -> tuple[int, bytes, str]:
+        query = select(ledger_head.c.size, ledger_head.c.frontier, ledger_head.c.note).where(
+            ledger_head.c.id == HEAD_ID
+        )
+        if lock and conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise IntegrityError("ledger head is missing: the database was not initialised or was emptied", index=0, problem="missing")
+        return int(row.size), bytes(row.frontier), str(row.note)
+
+    def _check_not_rolled_back(self, size: int) -> None:
+        if size < self._seen_size:
+            raise IntegrityError(
+                f"ledger went backwards: this process saw {self._seen_size} entries, the database now has {size}",
+                index=size,
+                problem="rolled back",
+            )
+
+    def _saw_size(self, size: int) -> None:
+        with self._seen_lock:
+            self._seen_size = max(self._seen_size, size)
+
+    def check_head(self) -> Checkpoint:
+        """Check the stored head against its signature, its stored subtrees and every known checkpoint.
+
+        Run when a log is opened for writing. Raises :class:`IntegrityError` naming the problem.
+        """
+        try:
+            with self._engine.connect() as conn:
+                size, frontier_bytes, note = self._read_head(conn)
+                head = self._open_note(note, "the signed head")
+                frontier = Frontier.from_bytes(size, frontier_bytes)
+                if head.size != size or head.root != frontier.root():
+                    raise IntegrityError(
+                        f"ledger head (size {size}) does not match its signed checkpoint (size {head.size})",
+                        index=min(size, head.size),
+                        problem="changed",
+                    )
+                stored = self._fetch_nodes(conn, set(root_nodes(size)))
+                if [stored[n] for n in root_nodes(size)] != frontier.hashes:
+                    raise IntegrityError("ledger frontier does not match the stored subtrees", index=None, problem="changed")
+                for label, cp in self._known_checkpoints(conn):
+                    self._check_against(conn, cp, size, label)
+        except SQLAlchemyError as exc:
+            raise _db_error("read its head", exc) from exc
+        self._saw_size(size)
+        return head
+
+    def _known_checkpoints(self, conn: Connection) -> Iterator[tuple[str, Checkpoint]]:
+        row = conn.execute(
+            select(ledger_checkpoints.c.size, ledger_checkpoints.c.note).order_by(ledger_checkpoints.c.size.desc()).limit(1)
+        ).first()
+        if row is not None:
+            yield f"stored checkpoint at size {row.size}", self._open_note(row.note, f"stored checkpoint at size {row.size}")
+        files = self.published_files()
+        newest = [p for p in files if p.name == LATEST_FILE] + [p for p in files if p.name != LATEST_FILE][-1:]
+        for path in newest:
+            yield f"published checkpoint {path.name}", self._open_note(_read_note(path), f"published checkpoint {path}")
+
+    def _check_against(self, conn: Connection, cp: Checkpoint, size: int, label: str) -> None:
+        if cp.size > size:
+            raise IntegrityError(
+                f"ledger has {size} entries but the {label} covers {cp.size}: entries were removed or the database was rolled back",
+                index=size,
+                problem="rolled back",
+            )
+        if cp.size and self._root_at(conn, cp.size) != cp.root:
+            raise IntegrityError(f"ledger is not consistent with the {label}", index=None, problem="changed")
+
+    def _open_note(self, note: str, label: str) -> Checkpoint:
+        try:
+            return Checkpoint.open(note, self._verifier)
+        except VerificationError as exc:
+            raise IntegrityError(f"{label}: {exc}", index=None, problem="bad signature") from exc
+
+    # ------------------------------------------------------------------ reading
+    def size(self) -> int:
+        """The number of entries."""
+        try:
+            with self._engine.connect() as conn:
+                return self._read_head(conn)[0]
+        except SQLAlchemyError as exc:
+            raise _db_error("read its size", exc) from exc
+
+    def head_note(self) -> str:
+        """The signed checkpoint note of the current head."""
+        try:
+            with self._engine.connect() as conn:
+                return self._read_head(conn)[2]
+        except SQLAlchemyError as exc:
+            raise _db_error("read its head", exc) from exc
+
+    def _fetch_nodes(self, conn: Connection, needed: set[Node]) -> dict[Node, bytes]:
+        if not needed:
+            return {}
+        key = tuple_(ledger_nodes.c.level, ledger_nodes.c.idx)
+        rows = conn.execute(
+            select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(key.in_(sorted(needed)))
+        ).all()
+        found = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
+        missing = needed - found.keys()
+        if missing:
+            level, idx = min(missing, key=lambda n: n[1] << n[0])
+            raise IntegrityError(
+                f"stored subtree (level {level}, index {idx}) is missing", index=idx << level, problem="missing"
+            )
+        return found
+
+    def _root_at(self, conn: Connection, size: int) -> bytes:
+        nodes = root_nodes(size)
+        found = self._fetch_nodes(conn, set(nodes))
+        return fold_frontier([found[n] for n in nodes])
+
+    def _resolve_size(self, conn: Connection, size: int | None) -> int:
+        head = self._read_head(conn)[0]
+        if size is None:
+            return head
+        if not 0 <= size <= head:
+            raise InvalidInput(f"tree size {size} is outside the log (size {head})")
+        return size
+
+    def inclusion_proof(self, index: int, size: int | None = None) -> InclusionProof:
+        """Prove entry ``index`` is in the tree of ``size`` (default: the whole log)."""
+        try:
+            with self._engine.connect() as conn:
+                tree_size = self._resolve_size(conn, size)
+                if not 0 <= index < tree_size:
+                    raise NotFound(f"entry {index} is not in a tree of size {tree_size}")
+                ranges = inclusion_ranges(index, tree_size)
+                found = self._fetch_nodes(conn, proof_nodes(ranges) | set(root_nodes(tree_size)) | {(0, index)})
+        except SQLAlchemyError as exc:
+            raise _db_error("build the proof", exc) from exc
+        path = [range_hash(lo, hi, lambda lv, ix: found[(lv, ix)]) for lo, hi in ranges]
+        root = fold_frontier([found[n] for n in root_nodes(tree_size)])
+        proof = InclusionProof(index, tree_size, found[(0, index)], root, path)
+        try:
+            verify_inclusion(proof.leaf_hash, index, tree_size, path, root)
+        except VerificationError as exc:
+            raise IntegrityError(f"stored hashes give a failing proof for entry {index}: {exc}", index=index) from exc
+        return proof
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> ConsistencyProof:
+        """Prove the tree of ``old_size`` is a prefix of the tree of ``new_size``."""
+        try:
+            with self._engine.connect() as conn:
+                new = self._resolve_size(conn, new_size)
+                if not 0 <= old_size <= new:
+                    raise InvalidInput(f"consistency needs 0 <= old <= new, got old={old_size} new={new}")
+                ranges = consistency_ranges(old_size, new)
+                needed = proof_nodes(ranges) | set(root_nodes(old_size)) | set(root_nodes(new))
+                found = self._fetch_nodes(conn, needed)
+        except SQLAlchemyError as exc:
+            raise _db_error("build the proof", exc) from exc
+        path = [range_hash(lo, hi, lambda lv, ix: found[(lv, ix)]) for lo, hi in ranges]
+        old_root = fold_frontier([found[n] for n in root_nodes(old_size)])
+        new_root = fold_frontier([found[n] for n in root_nodes(new)])
+        try:
+            verify_consistency(old_size, new, old_root, new_root, path)
+        except VerificationError as exc:
+            raise IntegrityError(f"stored hashes give a failing consistency proof: {exc}") from exc
+        return ConsistencyProof(old_size, new, old_root, new_root, path)
+
+    def entry(self, index: int) -> StoredEntry:
+        """One stored entry."""
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(ledger_entries.c.idx, ledger_entries.c.leaf_hash, ledger_entries.c.entry).where(
+                        ledger_entries.c.idx == index
+                    )
+                ).first()
+        except SQLAlchemyError as exc:
+            raise _db_error("read the entry", exc) from exc
+        if row is None:
+            raise NotFound(f"ledger entry {index} does not exist")
+        return StoredEntry(int(row[0]), bytes(row[1]), str(row[2]))
+
+    def tail(self, count: int) -> list[StoredEntry]:
+        """The latest ``count`` entries, oldest first."""
+        if count < 0:
+            raise InvalidInput("tail count must be zero or more")
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(ledger_entries.c.idx, ledger_entries.c.leaf_hash, ledger_entries.c.entry)
+                    .order_by(ledger_entries.c.idx.desc())
+                    .limit(count)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise _db_error("read entries", exc) from exc
+        return [StoredEntry(int(r[0]), bytes(r[1]), str(r[2])) for r in reversed(rows)]
+
+    def iter_rows(self, start: int = 0, stop: int | None = None, *, chunk: int = 20_000) -> Iterator[tuple[int, str, bytes]]:
+        """Stream ``(index, text, leaf_hash)`` in index order, as stored (for verification and export)."""
+        lower = start
+        cols = (ledger_entries.c.idx, ledger_entries.c.entry, ledger_entries.c.leaf_hash)
+        while True:
+            query = select(*cols).where(ledger_entries.c.idx >= lower).order_by(ledger_entries.c.idx).limit(chunk)
+            if stop is not None:
+                query = query.where(ledger_entries.c.idx < stop)
+            try:
+                with self._engine.connect() as conn:
+                    rows = conn.execute(query).all()
+            except SQLAlchemyError as exc:
+                raise _db_error("read entries", exc) from exc
+            for r in rows:
+                yield r[0], r[1], r[2]
+            if len(rows) < chunk:
+                return
+            lower = int(rows[-1][0]) + 1
+
+    def stored_leaves(self, start: int, stop: int) -> dict[int, bytes]:
+        """Level-0 subtree hashes in ``[start, stop)``, to locate a rewritten entry."""
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(ledger_nodes.c.idx, ledger_nodes.c.hash).where(
+                        ledger_nodes.c.level == 0, ledger_nodes.c.idx >= start, ledger_nodes.c.idx < stop
+                    )
+                ).all()
+        except SQLAlchemyError as exc:
+            raise _db_error("read subtree hashes", exc) from exc
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
+    def stored_checkpoints(self) -> list[tuple[int, str]]:
+        """Every checkpoint stored on purpose, ``(size, note)``, oldest first."""
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(ledger_checkpoints.c.size, ledger_checkpoints.c.note).order_by(ledger_checkpoints.c.size)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise _db_error("read checkpoints", exc) from exc
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    # ------------------------------------------------------------------ verification
+    def checkpoint_sources(self) -> list[CheckpointSource]:
+        """Every signed note that vouches for this log: the head, stored and published checkpoints."""
+        sources = [CheckpointSource(self.head_note(), "the signed head")]
+        sources += [CheckpointSource(note, f"stored checkpoint at size {size}") for size, note in self.stored_checkpoints()]
+        for path in self.published_files():
+            sources.append(CheckpointSource(_read_note(path), f"published checkpoint {path.name}", external=True))
+        return sources
+
+    def verify(self, extra: Sequence[CheckpointSource] = ()) -> VerifyReport:
+        """Recompute the whole log from its entry texts and check it against every checkpoint."""
+        try:
+            sources = [*self.checkpoint_sources(), *extra]
+            head_size = self.size()
+        except IntegrityError as exc:
+            return VerifyReport(finding=Finding(exc.index, exc.problem, exc.message))
+        return verify_log(
+            self.iter_rows(),
+            sources,
+            self._verifier,
+            stored_leaves=self.stored_leaves,
+            rows_from=lambda lo, hi: self.iter_rows(lo, hi),
+            expected_size=head_size,
+        )
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self) -> str:
+        """Store and publish a signed checkpoint of the current head; return the note."""
+        head = self.check_head()
+        try:
+            with write_transaction(self._engine) as conn:
+                size, _frontier, note = self._read_head(conn, lock=True)
+                exists = conn.execute(select(ledger_checkpoints.c.size).where(ledger_checkpoints.c.size == size)).first()
+                if exists is None:
+                    conn.execute(insert(ledger_checkpoints).values(size=size, note=note, created=utc_now()))
+        except SQLAlchemyError as exc:
+            raise _db_error("store the checkpoint", exc) from exc
+        if size != head.size:
+            self._open_note(note, "the signed head")
+        self._publish(f"checkpoint-{size:012d}.txt", note, size)
+        return note
+
+    def published_files(self) -> list[Path]:
+        """Checkpoint files published outside the database."""
+        if self._publish_dir is None or not self._publish_dir.is_dir():
+            return []
+        return sorted(p for p in self._publish_dir.iterdir() if p.suffix == ".txt")
+
+    def _publish(self, name: str, note: str, size: int) -> None:
+        if self._publish_dir is None:
+            return
+        target = self._publish_dir / name
+        try:
+            if name == LATEST_FILE and target.exists():
+                try:
+                    current = Checkpoint.parse_text(_read_note(target).split("\n\n", 1)[0] + "\n")
+                    if current.size > size:
+                        return
+                except MlwardenError:
+                    pass
+            self._publish_dir.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(note, encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError:
+            # Publication is a second copy; the committed entry and stored head stand without it.
+            return
+
+
+def _read_note(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")[:65536]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"published checkpoint {path} cannot be read: {exc}", problem="bad signature") from exc

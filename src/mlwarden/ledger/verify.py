@@ -1,0 +1,232 @@
+"""Offline log verification: recompute every leaf and root, check every checkpoint.
+
+Imports no storage: it reads rows from any iterable (the database, a bundle on disk) and
+names the first index that disagrees and how (changed, missing, out of order, extra,
+bad signature, rolled back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlwarden.errors import VerificationError
+from mlwarden.ledger.entry import embedded_index
+from mlwarden.ledger.notes import Checkpoint, NoteVerifier
+from mlwarden.ledger.ranges import fold_frontier
+
+Row = tuple[int, str | bytes, bytes | None]
+"""``(index, entry text, stored leaf hash or None)``."""
+
+CHANGED = "changed"
+MISSING = "missing"
+OUT_OF_ORDER = "out of order"
+EXTRA = "extra"
+BAD_SIGNATURE = "bad signature"
+ROLLED_BACK = "rolled back"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSource:
+    """A signed checkpoint note and where it came from.
+
+    ``external`` marks notes kept outside the log's database (published files, a
+    ``--checkpoint`` argument, a witness): a log shorter than one of those was rolled back.
+    """
+
+    note: str
+    label: str
+    external: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The first thing found wrong."""
+
+    index: int | None
+    problem: str
+    message: str
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """The outcome of a verification run."""
+
+    size: int = 0
+    root: bytes = b""
+    checkpoints_checked: int = 0
+    finding: Finding | None = None
+    checked_sizes: list[int] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found wrong."""
+        return self.finding is None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON (``ok``, ``index``, ``problem``, ``message``...)."""
+        f = self.finding
+        return {
+            "ok": self.ok,
+            "size": self.size,
+            "root": self.root.hex(),
+            "checkpoints_checked": self.checkpoints_checked,
+            "index": None if f is None else f.index,
+            "problem": None if f is None else f.problem,
+            "message": "ledger intact" if f is None else f.message,
+        }
+
+
+def _unsigned_size(note: str) -> int | None:
+    lines = note.split("\n")
+    return int(lines[1]) if len(lines) > 2 and lines[1].isdigit() else None
+
+
+class _Stop(Exception):
+    def __init__(self, finding: Finding) -> None:
+        self.finding = finding
+
+
+def verify_log(
+    rows: Iterable[Row],
+    checkpoints: Sequence[CheckpointSource],
+    verifier: NoteVerifier,
+    *,
+    stored_leaves: Callable[[int, int], dict[int, bytes]] | None = None,
+    rows_from: Callable[[int, int], Iterable[Row]] | None = None,
+    expected_size: int | None = None,
+) -> VerifyReport:
+    """Verify a whole log. Never raises for tampering: the report names the first finding.
+
+    ``stored_leaves(lo, hi)`` and ``rows_from(lo, hi)``, when given, let the verifier
+    pinpoint an entry rewritten together with its stored leaf hash.
+    """
+    report = VerifyReport()
+    try:
+        opened = _open_all(checkpoints, verifier, report)
+        _stream(rows, opened, report, stored_leaves, rows_from)
+        _check_beyond_end(opened, report)
+        if expected_size is not None and report.size > expected_size:
+            raise _Stop(
+                Finding(expected_size, EXTRA, f"entries from {expected_size} on are extra: the signed head covers {expected_size}")
+            )
+        if expected_size is not None and report.size < expected_size:
+            raise _Stop(Finding(report.size, MISSING, f"entries {report.size}..{expected_size - 1} are missing"))
+    except _Stop as stop:
+        report.finding = stop.finding
+    return report
+
+
+def _open_all(
+    checkpoints: Sequence[CheckpointSource], verifier: NoteVerifier, report: VerifyReport
+) -> list[tuple[Checkpoint, CheckpointSource]]:
+    opened: list[tuple[Checkpoint, CheckpointSource]] = []
+    for source in checkpoints:
+        try:
+            cp = Checkpoint.open(source.note, verifier)
+        except VerificationError as exc:
+            raise _Stop(Finding(_unsigned_size(source.note), BAD_SIGNATURE, f"{source.label}: {exc}")) from exc
+        opened.append((cp, source))
+    opened.sort(key=lambda pair: pair[0].size)
+    by_size: dict[int, tuple[Checkpoint, CheckpointSource]] = {}
+    for cp, source in opened:
+        earlier = by_size.setdefault(cp.size, (cp, source))
+        if earlier[0].root != cp.root:
+            raise _Stop(
+                Finding(
+                    None,
+                    CHANGED,
+                    f"two signed checkpoints of size {cp.size} disagree ({earlier[1].label} and {source.label}): the log forked",
+                )
+            )
+    return opened
+
+
+def _stream(
+    rows: Iterable[Row],
+    opened: list[tuple[Checkpoint, CheckpointSource]],
+    report: VerifyReport,
+    stored_leaves: Callable[[int, int], dict[int, bytes]] | None,
+    rows_from: Callable[[int, int], Iterable[Row]] | None,
+) -> None:
+    sha = hashlib.sha256
+    stack: list[bytes] = []
+    expected = 0
+    pending = [pair for pair in opened if pair[0].size > 0]
+    last_good = 0
+    nxt = pending[0][0].size if pending else -1
+    for index, text, stored in rows:
+        data = text.encode() if isinstance(text, str) else text
+        if index != expected:
+            if index < expected:
+                raise _Stop(Finding(index, EXTRA, f"entry {index} appears twice"))
+            raise _Stop(Finding(expected, MISSING, f"entry {expected} is missing (next stored entry is {index})"))
+        claimed = embedded_index(data)
+        if claimed != index:
+            if claimed is None:
+                raise _Stop(Finding(index, CHANGED, f"entry {index} is not a ledger entry"))
+            if claimed == index - 1:
+                raise _Stop(
+                    Finding(index - 1, EXTRA, f"an extra entry was inserted at {index - 1}: the entries after it are shifted by one")
+                )
+            raise _Stop(Finding(index, OUT_OF_ORDER, f"entry at position {index} says it is entry {claimed}"))
+        h = sha(b"\x00" + data).digest()
+        if stored is not None and h != stored:
+            raise _Stop(Finding(index, CHANGED, f"entry {index} was changed: its text no longer hashes to its leaf hash"))
+        i = expected
+        while i & 1:
+            h = sha(b"\x01" + stack.pop() + h).digest()
+            i >>= 1
+        stack.append(h)
+        expected += 1
+        while expected == nxt:
+            cp, source = pending.pop(0)
+            if fold_frontier(stack) != cp.root:
+                raise _Stop(_locate(last_good, cp.size, source, stored_leaves, rows_from))
+            report.checkpoints_checked += 1
+            report.checked_sizes.append(cp.size)
+            last_good = cp.size
+            nxt = pending[0][0].size if pending else -1
+    report.size = expected
+    report.root = fold_frontier(stack)
+
+
+def _locate(
+    lo: int,
+    hi: int,
+    source: CheckpointSource,
+    stored_leaves: Callable[[int, int], dict[int, bytes]] | None,
+    rows_from: Callable[[int, int], Iterable[Row]] | None,
+) -> Finding:
+    if stored_leaves is not None and rows_from is not None:
+        leaves = stored_leaves(lo, hi)
+        for index, text, _stored in rows_from(lo, hi):
+            data = text.encode() if isinstance(text, str) else text
+            if hashlib.sha256(b"\x00" + data).digest() != leaves.get(index):
+                return Finding(index, CHANGED, f"entry {index} was changed: it disagrees with the signed checkpoint at size {hi} ({source.label})")
+    return Finding(
+        lo,
+        CHANGED,
+        f"entries {lo}..{hi - 1} disagree with the signed checkpoint at size {hi} ({source.label}); the first change is at or after {lo}",
+    )
+
+
+def _check_beyond_end(opened: list[tuple[Checkpoint, CheckpointSource]], report: VerifyReport) -> None:
+    n = report.size
+    beyond = [pair for pair in opened if pair[0].size > n]
+    if not beyond:
+        return
+    internal_max = max((cp.size for cp, src in opened if not src.external), default=0)
+    cp, source = beyond[-1]
+    if source.external and internal_max <= n:
+        raise _Stop(
+            Finding(
+                n,
+                ROLLED_BACK,
+                f"log has {n} entries but {source.label} covers {cp.size}: the database was rolled back or truncated",
+            )
+        )
+    cp, source = next(pair for pair in beyond if not pair[1].external)
+    raise _Stop(Finding(n, MISSING, f"entries {n}..{cp.size - 1} are missing: {source.label} covers {cp.size} entries"))
