@@ -82,9 +82,7 @@ class WorkspaceOptions:
         except ArgumentError as exc:
             raise ConfigError(f"MLWARDEN_DATABASE_URL is not a database URL: {exc}") from exc
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-            raise ConfigError(
-                f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql+psycopg"
-            )
+            raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql+psycopg")
         return cls(paths, url)
 
     @property

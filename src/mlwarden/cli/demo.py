@@ -69,7 +69,9 @@ def _tour(root: Path, count: int) -> None:
 
         _step("5. verify the whole ledger")
         report = ws.log.verify()
-        typer.echo(f"   ok={report.ok}: {report.size} entries recomputed, {report.checkpoints_checked} checkpoint(s) verified")
+        typer.echo(
+            f"   ok={report.ok}: {report.size} entries recomputed, {report.checkpoints_checked} checkpoint(s) verified"
+        )
     finally:
         ws.close()
 
@@ -81,7 +83,7 @@ def _tour(root: Path, count: int) -> None:
         flipped = ('"decision":"allow"', '"decision":"deny"')
         forged = text.replace(*flipped) if flipped[0] in text else text.replace(*reversed(flipped))
         db.execute("UPDATE ledger_entries SET entry = ? WHERE idx = ?", (forged, target))
-    typer.echo("   UPDATE ledger_entries SET entry = <decision flipped> WHERE idx = %d" % target)
+    typer.echo(f"   (entry {target}: its decision flipped, straight in the database file)")
 
     copy = WorkspaceOptions.from_settings(Settings(database_url=None), copy_home)
     tampered = open_workspace(copy, check=False)

@@ -43,7 +43,9 @@ def _read_jsonl(path: Path, principal: str) -> list[PreparedEntry]:
                         if key not in obj:
                             raise InvalidInput(f"missing field {key!r}")
                     prepared.append(
-                        PreparedEntry.build(kind=obj["kind"], subject=obj["subject"], principal=principal, body=obj["body"])
+                        PreparedEntry.build(
+                            kind=obj["kind"], subject=obj["subject"], principal=principal, body=obj["body"]
+                        )
                     )
                 except InvalidInput as exc:
                     raise InvalidInput(f"{path} line {number}: {exc.message}; nothing was recorded") from exc
@@ -151,7 +153,9 @@ def verify(
         list[Path] | None,
         typer.Option("--checkpoint", help="A checkpoint note published earlier; the log must be consistent with it."),
     ] = None,
-    bundle: Annotated[Path | None, typer.Option("--bundle", help="Verify an exported bundle, with no database.")] = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="Verify an exported bundle, with no database.")
+    ] = None,
     public_key: Annotated[
         Path | None, typer.Option("--public-key", help="Pin the verifier key (name+id+key file) for --bundle.")
     ] = None,
@@ -181,7 +185,9 @@ def export(ctx: typer.Context, folder: Annotated[Path, typer.Argument(help="New 
         manifest = export_bundle(ws.log, folder)
     finally:
         ws.close()
-    typer.echo(f"exported {manifest['size']} entries to {folder}; verify with: mlwarden ledger verify --bundle {folder}")
+    typer.echo(
+        f"exported {manifest['size']} entries to {folder}; verify with: mlwarden ledger verify --bundle {folder}"
+    )
 
 
 @app.command()

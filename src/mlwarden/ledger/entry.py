@@ -80,7 +80,8 @@ class PreparedEntry:
         """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
         if not isinstance(kind, str) or not _KIND.match(kind):
             raise InvalidInput(
-                f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', starting with a letter"
+                f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', "
+                "starting with a letter"
             )
         if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
             raise InvalidInput(f"subject must be a non-empty string of at most {MAX_SUBJECT} characters")
@@ -93,9 +94,12 @@ class PreparedEntry:
             raise InvalidInput(f"body is {len(body_json)} bytes; the limit is {MAX_BODY_BYTES}")
         head = b'{"body":' + body_json + b',"index":'
         tail = (
-            b',"kind":' + _canonical_str(kind)
-            + b',"principal":' + _canonical_str(principal)
-            + b',"subject":' + _canonical_str(subject)
+            b',"kind":'
+            + _canonical_str(kind)
+            + b',"principal":'
+            + _canonical_str(principal)
+            + b',"subject":'
+            + _canonical_str(subject)
             + b',"time":'
         )
         return cls(kind, subject, principal, body_json, head, tail)

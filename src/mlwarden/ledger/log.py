@@ -34,7 +34,6 @@ from mlwarden.ledger.entry import Entry, PreparedEntry, utc_now
 from mlwarden.ledger.group_commit import GroupCommit
 from mlwarden.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
 from mlwarden.ledger.notes import Checkpoint, NoteSigner, NoteVerifier
-from mlwarden.ledger.verify import CheckpointSource, Finding, VerifyReport, verify_log
 from mlwarden.ledger.ranges import (
     Frontier,
     Node,
@@ -45,6 +44,7 @@ from mlwarden.ledger.ranges import (
     range_hash,
     root_nodes,
 )
+from mlwarden.ledger.verify import CheckpointSource, Finding, VerifyReport, verify_log
 from mlwarden.store.engine import write_transaction
 from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
 
@@ -182,7 +182,13 @@ class Log:
                     text = item.render(index, time)
                     lh = leaf_hash(text)
                     entry_rows.append(
-                        {"idx": index, "leaf_hash": lh, "kind": item.kind, "subject": item.subject, "entry": text.decode()}
+                        {
+                            "idx": index,
+                            "leaf_hash": lh,
+                            "kind": item.kind,
+                            "subject": item.subject,
+                            "entry": text.decode(),
+                        }
                     )
                     node_rows.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in frontier.append(lh))
                     receipts.append(Receipt(index, lh))
@@ -209,7 +215,9 @@ class Log:
             query = query.with_for_update()
         row = conn.execute(query).first()
         if row is None:
-            raise IntegrityError("ledger head is missing: the database was not initialised or was emptied", index=0, problem="missing")
+            raise IntegrityError(
+                "ledger head is missing: the database was not initialised or was emptied", index=0, problem="missing"
+            )
         return int(row.size), bytes(row.frontier), str(row.note)
 
     def _check_not_rolled_back(self, size: int) -> None:
@@ -242,7 +250,9 @@ class Log:
                     )
                 stored = self._fetch_nodes(conn, set(root_nodes(size)))
                 if [stored[n] for n in root_nodes(size)] != frontier.hashes:
-                    raise IntegrityError("ledger frontier does not match the stored subtrees", index=None, problem="changed")
+                    raise IntegrityError(
+                        "ledger frontier does not match the stored subtrees", index=None, problem="changed"
+                    )
                 for label, cp in self._known_checkpoints(conn):
                     self._check_against(conn, cp, size, label)
         except SQLAlchemyError as exc:
@@ -252,10 +262,15 @@ class Log:
 
     def _known_checkpoints(self, conn: Connection) -> Iterator[tuple[str, Checkpoint]]:
         row = conn.execute(
-            select(ledger_checkpoints.c.size, ledger_checkpoints.c.note).order_by(ledger_checkpoints.c.size.desc()).limit(1)
+            select(ledger_checkpoints.c.size, ledger_checkpoints.c.note)
+            .order_by(ledger_checkpoints.c.size.desc())
+            .limit(1)
         ).first()
         if row is not None:
-            yield f"stored checkpoint at size {row.size}", self._open_note(row.note, f"stored checkpoint at size {row.size}")
+            yield (
+                f"stored checkpoint at size {row.size}",
+                self._open_note(row.note, f"stored checkpoint at size {row.size}"),
+            )
         files = self.published_files()
         newest = [p for p in files if p.name == LATEST_FILE] + [p for p in files if p.name != LATEST_FILE][-1:]
         for path in newest:
@@ -264,7 +279,8 @@ class Log:
     def _check_against(self, conn: Connection, cp: Checkpoint, size: int, label: str) -> None:
         if cp.size > size:
             raise IntegrityError(
-                f"ledger has {size} entries but the {label} covers {cp.size}: entries were removed or the database was rolled back",
+                f"ledger has {size} entries but the {label} covers {cp.size}: "
+                "entries were removed or the database was rolled back",
                 index=size,
                 problem="rolled back",
             )
@@ -394,7 +410,9 @@ class Log:
             raise _db_error("read entries", exc) from exc
         return [StoredEntry(int(r[0]), bytes(r[1]), str(r[2])) for r in reversed(rows)]
 
-    def iter_rows(self, start: int = 0, stop: int | None = None, *, chunk: int = 20_000) -> Iterator[tuple[int, str, bytes]]:
+    def iter_rows(
+        self, start: int = 0, stop: int | None = None, *, chunk: int = 20_000
+    ) -> Iterator[tuple[int, str, bytes]]:
         """Stream ``(index, text, leaf_hash)`` in index order, as stored (for verification and export)."""
         lower = start
         cols = (ledger_entries.c.idx, ledger_entries.c.entry, ledger_entries.c.leaf_hash)
@@ -441,7 +459,9 @@ class Log:
     def checkpoint_sources(self) -> list[CheckpointSource]:
         """Every signed note that vouches for this log: the head, stored and published checkpoints."""
         sources = [CheckpointSource(self.head_note(), "the signed head")]
-        sources += [CheckpointSource(note, f"stored checkpoint at size {size}") for size, note in self.stored_checkpoints()]
+        sources += [
+            CheckpointSource(note, f"stored checkpoint at size {size}") for size, note in self.stored_checkpoints()
+        ]
         for path in self.published_files():
             sources.append(CheckpointSource(_read_note(path), f"published checkpoint {path.name}", external=True))
         return sources
@@ -469,7 +489,9 @@ class Log:
         try:
             with write_transaction(self._engine) as conn:
                 size, _frontier, note = self._read_head(conn, lock=True)
-                exists = conn.execute(select(ledger_checkpoints.c.size).where(ledger_checkpoints.c.size == size)).first()
+                exists = conn.execute(
+                    select(ledger_checkpoints.c.size).where(ledger_checkpoints.c.size == size)
+                ).first()
                 if exists is None:
                     conn.execute(insert(ledger_checkpoints).values(size=size, note=note, created=utc_now()))
         except SQLAlchemyError as exc:

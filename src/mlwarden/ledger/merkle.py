@@ -99,9 +99,7 @@ def _root_from_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[byt
     return r
 
 
-def verify_inclusion(
-    leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
-) -> None:
+def verify_inclusion(leaf_hash: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that ``leaf_hash`` sits at ``index`` in the tree of ``tree_size`` with ``root``.
 
     RFC 9162 section 2.1.3.2. Raises :class:`VerificationError` when it does not.
@@ -118,9 +116,7 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """Check that the tree of ``old_size`` with ``old_root`` is a prefix of the newer tree.
 
     RFC 9162 section 2.1.4.2. Raises :class:`VerificationError` when it is not.
@@ -129,9 +125,7 @@ def verify_consistency(
     _check_hash("new root", new_root)
     _check_proof(proof)
     if not 0 <= old_size <= new_size:
-        raise VerificationError(
-            f"consistency needs 0 <= old <= new, got old={old_size} new={new_size}"
-        )
+        raise VerificationError(f"consistency needs 0 <= old <= new, got old={old_size} new={new_size}")
     if old_size == new_size:
         if proof:
             raise VerificationError("consistency proof between equal sizes must be empty")

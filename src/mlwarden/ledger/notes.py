@@ -187,7 +187,5 @@ class Checkpoint:
         """Verify a signed checkpoint note and parse it; the origin must be the key's name."""
         checkpoint = cls.parse_text(open_note(note, verifier))
         if checkpoint.origin != verifier.name:
-            raise VerificationError(
-                f"checkpoint origin {checkpoint.origin!r} is not this log's {verifier.name!r}"
-            )
+            raise VerificationError(f"checkpoint origin {checkpoint.origin!r} is not this log's {verifier.name!r}")
         return checkpoint

@@ -61,9 +61,7 @@ def consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
     Bottom-up order, as RFC 9162 PROOF(m, D[n]) / SUBPROOF emits them.
     """
     if not 0 <= old_size <= new_size:
-        raise InvalidInput(
-            f"consistency needs 0 <= old <= new, got old={old_size} new={new_size}"
-        )
+        raise InvalidInput(f"consistency needs 0 <= old <= new, got old={old_size} new={new_size}")
     if old_size in (0, new_size):
         return []
     out: list[tuple[int, int]] = []
@@ -154,9 +152,7 @@ class Frontier:
 
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()) -> None:
         if size < 0 or len(hashes) != size.bit_count():
-            raise InvalidInput(
-                f"frontier of size {size} needs {max(size, 0).bit_count()} hashes, got {len(hashes)}"
-            )
+            raise InvalidInput(f"frontier of size {size} needs {max(size, 0).bit_count()} hashes, got {len(hashes)}")
         self.size = size
         self.hashes = list(hashes)
 

@@ -110,7 +110,11 @@ def verify_log(
         _check_beyond_end(opened, report)
         if expected_size is not None and report.size > expected_size:
             raise _Stop(
-                Finding(expected_size, EXTRA, f"entries from {expected_size} on are extra: the signed head covers {expected_size}")
+                Finding(
+                    expected_size,
+                    EXTRA,
+                    f"entries from {expected_size} on are extra: the signed head covers {expected_size}",
+                )
             )
         if expected_size is not None and report.size < expected_size:
             raise _Stop(Finding(report.size, MISSING, f"entries {report.size}..{expected_size - 1} are missing"))
@@ -138,7 +142,8 @@ def _open_all(
                 Finding(
                     None,
                     CHANGED,
-                    f"two signed checkpoints of size {cp.size} disagree ({earlier[1].label} and {source.label}): the log forked",
+                    f"two signed checkpoints of size {cp.size} disagree "
+                    f"({earlier[1].label} and {source.label}): the log forked",
                 )
             )
     return opened
@@ -169,12 +174,18 @@ def _stream(
                 raise _Stop(Finding(index, CHANGED, f"entry {index} is not a ledger entry"))
             if claimed == index - 1:
                 raise _Stop(
-                    Finding(index - 1, EXTRA, f"an extra entry was inserted at {index - 1}: the entries after it are shifted by one")
+                    Finding(
+                        index - 1,
+                        EXTRA,
+                        f"an extra entry was inserted at {index - 1}: the entries after it are shifted by one",
+                    )
                 )
             raise _Stop(Finding(index, OUT_OF_ORDER, f"entry at position {index} says it is entry {claimed}"))
         h = sha(b"\x00" + data).digest()
         if stored is not None and h != stored:
-            raise _Stop(Finding(index, CHANGED, f"entry {index} was changed: its text no longer hashes to its leaf hash"))
+            raise _Stop(
+                Finding(index, CHANGED, f"entry {index} was changed: its text no longer hashes to its leaf hash")
+            )
         i = expected
         while i & 1:
             h = sha(b"\x01" + stack.pop() + h).digest()
@@ -205,11 +216,16 @@ def _locate(
         for index, text, _stored in rows_from(lo, hi):
             data = text.encode() if isinstance(text, str) else text
             if hashlib.sha256(b"\x00" + data).digest() != leaves.get(index):
-                return Finding(index, CHANGED, f"entry {index} was changed: it disagrees with the signed checkpoint at size {hi} ({source.label})")
+                return Finding(
+                    index,
+                    CHANGED,
+                    f"entry {index} was changed: it disagrees with the signed checkpoint at size {hi} ({source.label})",
+                )
     return Finding(
         lo,
         CHANGED,
-        f"entries {lo}..{hi - 1} disagree with the signed checkpoint at size {hi} ({source.label}); the first change is at or after {lo}",
+        f"entries {lo}..{hi - 1} disagree with the signed checkpoint at size {hi} ({source.label}); "
+        f"the first change is at or after {lo}",
     )
 
 

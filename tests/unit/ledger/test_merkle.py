@@ -124,7 +124,9 @@ def test_all_small_proofs_match_reference() -> None:
             assert consistency_proof(d, m) == _ref_subproof(m, d, True)
 
 
-def _corrupted_inclusion(index: int, size: int, proof: list[bytes], root: bytes, leaf: bytes) -> list[tuple[str, int, int, list[bytes], bytes, bytes]]:
+def _corrupted_inclusion(
+    index: int, size: int, proof: list[bytes], root: bytes, leaf: bytes
+) -> list[tuple[str, int, int, list[bytes], bytes, bytes]]:
     some = bytes.fromhex("abacaba000000000000000000000000000000000000000000060061e00123456")
     cases = [
         ("index-1", index - 1, size, proof, root, leaf),
@@ -159,7 +161,7 @@ def test_corrupted_inclusion_vectors_fail(vec: dict[str, object]) -> None:
     for name, i, s, p, r, leaf in _corrupted_inclusion(index, size, proof, ROOTS[size - 1], leaf_hash(LEAVES[index])):
         if (i, s) == (index, size) and p == proof and r == ROOTS[size - 1] and leaf == leaf_hash(LEAVES[index]):
             continue
-        with pytest.raises(VerificationError):
+        with pytest.raises(VerificationError):  # noqa: PT012 - the fail names the corruption that slipped through
             verify_inclusion(leaf, i, s, p, r)
             pytest.fail(f"corruption {name!r} verified")
 

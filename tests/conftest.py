@@ -1,0 +1,78 @@
+"""Shared fixtures: workspaces on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.workspace import Workspace, init_workspace, open_workspace
+from tests.support.postgres import Cluster
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL server: $MLWARDEN_TEST_POSTGRES_URL, else a throwaway cluster."""
+    given = os.environ.get("MLWARDEN_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    try:
+        cluster = Cluster.start()
+    except (FileNotFoundError, OSError) as exc:
+        message = f"PostgreSQL server not available ({exc}); install the distribution's postgresql package"
+        if IN_CI:
+            pytest.fail(f"{message}: in CI a skipped PostgreSQL test is a failure")
+        pytest.skip(message)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
+
+
+def _fresh_database(server_url: str) -> str:
+    name = f"mlw_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Run the test once on SQLite and once on PostgreSQL."""
+    return str(request.param)
+
+
+@pytest.fixture
+def workspace_options(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> WorkspaceOptions:
+    """Options for a fresh workspace on the chosen backend."""
+    url = None
+    if backend == "postgres":
+        url = _fresh_database(request.getfixturevalue("postgres_server"))
+    return WorkspaceOptions.from_settings(Settings(database_url=url), tmp_path / "ws")
+
+
+@pytest.fixture
+def workspace(workspace_options: WorkspaceOptions) -> Iterator[Workspace]:
+    """An initialised, opened workspace."""
+    init_workspace(workspace_options)
+    ws = open_workspace(workspace_options)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+@pytest.fixture
+def sqlite_options(tmp_path: Path) -> WorkspaceOptions:
+    """Options for a fresh SQLite workspace (tests that edit the database file directly)."""
+    return WorkspaceOptions.from_settings(Settings(database_url=None), tmp_path / "ws")

@@ -1,0 +1,152 @@
+"""The stored log on SQLite and PostgreSQL: receipts, proofs from stored hashes, concurrency, checks."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import text, update
+
+from mlwarden.config import WorkspaceOptions
+from mlwarden.errors import IntegrityError, InvalidInput, NotFound
+from mlwarden.ledger import merkle
+from mlwarden.ledger.entry import Entry, PreparedEntry
+from mlwarden.ledger.notes import Checkpoint
+from mlwarden.store.schema import ledger_head
+from mlwarden.workspace import Workspace, init_workspace, open_workspace
+
+
+def _fill(ws: Workspace, n: int, start: int = 0) -> None:
+    ws.log.append_many(
+        [PreparedEntry.build(kind="test.entry", subject=f"s{i}", principal="p", body={"i": i}) for i in range(start, start + n)]
+    )
+
+
+def _texts(ws: Workspace) -> list[bytes]:
+    return [t.encode() for _i, t, _h in ws.log.iter_rows()]
+
+
+def test_append_returns_durable_receipts(workspace: Workspace) -> None:
+    """Receipts count up from 0 and their leaf hash is the hash of the stored canonical text."""
+    receipts = [
+        workspace.log.append(kind="review.approved", subject="model:m:1", body={"n": i}, principal="local:alice")
+        for i in range(5)
+    ]
+    assert [r.index for r in receipts] == list(range(5))
+    for r in receipts:
+        stored = workspace.log.entry(r.index)
+        assert merkle.leaf_hash(stored.text.encode()) == r.leaf_hash == stored.leaf_hash
+        entry = stored.parse()
+        assert entry.index == r.index
+        assert entry.body == {"n": r.index}
+        assert entry.principal == "local:alice"
+
+
+def test_proofs_from_stored_hashes_match_the_rfc_functions(workspace: Workspace) -> None:
+    """Every inclusion and consistency proof the store answers equals the pure RFC 9162 computation."""
+    _fill(workspace, 37)
+    texts = _texts(workspace)
+    for size in (1, 2, 5, 16, 17, 37):
+        root = merkle.merkle_root(texts[:size])
+        for index in range(size):
+            proof = workspace.log.inclusion_proof(index, size)
+            assert proof.root_hash == root
+            assert proof.path == merkle.inclusion_proof(texts[:size], index)
+        for old in range(1, size + 1):
+            cons = workspace.log.consistency_proof(old, size)
+            assert cons.path == merkle.consistency_proof(texts[:size], old)
+            merkle.verify_consistency(old, size, cons.old_root, cons.new_root, cons.path)
+
+
+def test_head_note_is_signed_and_matches_the_root(workspace: Workspace) -> None:
+    """The stored head is a signed checkpoint of the current size and root."""
+    _fill(workspace, 9)
+    cp = Checkpoint.open(workspace.log.head_note(), workspace.log.verifier)
+    assert cp.size == 9
+    assert cp.root == merkle.merkle_root(_texts(workspace))
+
+
+def test_concurrent_appends_get_unique_consecutive_indices(workspace: Workspace) -> None:
+    """32 threads appending at once produce indices 0..n-1 exactly once and a log that verifies."""
+    def one(i: int) -> int:
+        return workspace.log.append(kind="t", subject=f"s{i}", body={"i": i}, principal="p").index
+
+    with ThreadPoolExecutor(32) as pool:
+        indices = list(pool.map(one, range(400)))
+    assert sorted(indices) == list(range(400))
+    report = workspace.log.verify()
+    assert report.ok, report.finding
+    assert report.size == 400
+    bodies = {Entry.parse(t).body["i"] for t in _texts(workspace)}
+    assert bodies == set(range(400))
+
+
+def test_two_processes_worth_of_logs_share_one_tree(workspace_options: WorkspaceOptions) -> None:
+    """Two independently opened logs on one database interleave appends into a single consistent tree."""
+    init_workspace(workspace_options)
+    a, b = open_workspace(workspace_options), open_workspace(workspace_options)
+    try:
+        threads = [
+            threading.Thread(target=lambda ws=ws, tag=tag: [ws.log.append(kind="t", subject=tag, body={"i": i}, principal="p") for i in range(60)])
+            for ws, tag in ((a, "a"), (b, "b"))
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert a.log.size() == b.log.size() == 120
+        report = b.log.verify()
+        assert report.ok, report.finding
+    finally:
+        a.close()
+        b.close()
+
+
+def test_proof_requests_outside_the_log_are_clear_errors(workspace: Workspace) -> None:
+    """Unknown indexes and sizes are reported as such, never as a crash."""
+    _fill(workspace, 3)
+    with pytest.raises(NotFound):
+        workspace.log.inclusion_proof(3)
+    with pytest.raises(InvalidInput):
+        workspace.log.inclusion_proof(0, 10)
+    with pytest.raises(InvalidInput):
+        workspace.log.consistency_proof(3, 2)
+
+
+def test_open_detects_a_tampered_frontier(workspace_options: WorkspaceOptions) -> None:
+    """A frontier edited in the database is caught when the log is opened, before any append."""
+    init_workspace(workspace_options)
+    ws = open_workspace(workspace_options)
+    _fill(ws, 6)
+    with ws.engine.begin() as conn:
+        conn.execute(update(ledger_head).values(frontier=b"\x00" * 64))
+    ws.close()
+    with pytest.raises(IntegrityError):
+        open_workspace(workspace_options)
+
+
+def test_open_detects_a_rollback_against_the_published_checkpoint(workspace_options: WorkspaceOptions) -> None:
+    """Removing entries and forging the head back is caught against the checkpoint published outside the database."""
+    init_workspace(workspace_options)
+    ws = open_workspace(workspace_options)
+    _fill(ws, 4)
+    old_note = ws.log.head_note()
+    _fill(ws, 4, start=4)
+    ws.log.checkpoint()
+    with ws.engine.begin() as conn:
+        conn.execute(text("DELETE FROM ledger_entries WHERE idx >= 4"))
+        conn.execute(text("DELETE FROM ledger_nodes WHERE (idx + 1) * (1 << level) > 4"))
+        conn.execute(text("DELETE FROM ledger_checkpoints"))
+        cp = Checkpoint.open(old_note, ws.log.verifier)
+        frontier = b"".join(
+            conn.execute(text("SELECT hash FROM ledger_nodes WHERE level = 2 AND idx = 0")).scalar_one()
+            for _ in [0]
+        )
+        assert cp.size == 4
+        conn.execute(update(ledger_head).values(size=4, frontier=frontier, note=old_note))
+    ws.close()
+    with pytest.raises(IntegrityError) as caught:
+        open_workspace(workspace_options)
+    assert caught.value.problem == "rolled back"
+    assert caught.value.index == 4
