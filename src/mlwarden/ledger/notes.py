@@ -67,7 +67,7 @@ class NoteVerifier:
     @classmethod
     def parse(cls, vkey: str) -> NoteVerifier:
         """Parse a verifier key string; raise :class:`InvalidInput` when malformed."""
-        parts = vkey.strip().split("+")
+        parts = vkey.strip().split("+", 2)
         if len(parts) != 3:
             raise InvalidInput("verifier key must read name+keyid+key")
         name, hex_id, blob = parts
