@@ -31,8 +31,11 @@ class Workspace:
     log: Log
 
     def close(self) -> None:
-        """Release database connections."""
-        self.engine.dispose()
+        """Publish the newest ledger head outside the database and release connections."""
+        try:
+            self.log.close()
+        finally:
+            self.engine.dispose()
 
 
 def local_principal() -> str:

@@ -61,9 +61,13 @@ class Cluster:
             pw = pwd.getpwnam(user)
             os.chown(root, pw.pw_uid, pw.pw_gid)
         cluster = cls(bindir, datadir, _free_port(), user)
-        cluster._run(str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
+        cluster._run(
+            str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"
+        )
         opts = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -c unix_socket_directories={root} -c fsync=on"
-        cluster._run(str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-w", "-t", "60", "-l", str(root / "log"), "start")
+        cluster._run(
+            str(bindir / "pg_ctl"), "-D", str(datadir), "-o", opts, "-w", "-t", "60", "-l", str(root / "log"), "start"
+        )
         return cluster
 
     def stop(self) -> None:

@@ -8,22 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
-
 from mlwarden.errors import InvalidInput
+from mlwarden.ledger.canonical import canonical_json
 
 _KIND = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 MAX_SUBJECT = 512
 MAX_PRINCIPAL = 512
 MAX_BODY_BYTES = 1 << 20
-
-
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 (JCS) bytes of a JSON value; non-JSON values are an input error."""
-    try:
-        return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"value cannot be canonical JSON: {exc}") from exc
 
 
 def _canonical_str(value: str) -> bytes:

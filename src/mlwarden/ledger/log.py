@@ -12,14 +12,18 @@ Storage layout (see ``mlwarden.store.schema``):
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from time import monotonic as _monotonic
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.errors import (
@@ -32,7 +36,7 @@ from mlwarden.errors import (
 )
 from mlwarden.ledger.entry import Entry, PreparedEntry, utc_now
 from mlwarden.ledger.group_commit import GroupCommit
-from mlwarden.ledger.merkle import leaf_hash, verify_consistency, verify_inclusion
+from mlwarden.ledger.merkle import verify_consistency, verify_inclusion
 from mlwarden.ledger.notes import Checkpoint, NoteSigner, NoteVerifier
 from mlwarden.ledger.ranges import (
     Frontier,
@@ -50,6 +54,8 @@ from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_hea
 
 HEAD_ID = 1
 LATEST_FILE = "latest.txt"
+PUBLISH_INTERVAL_S = 1.0
+"""How often, at most, a writer publishes its newest head to ``checkpoints/latest.txt``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,33 @@ class StoredEntry:
         return Entry.parse(self.text)
 
 
+_INSERTS = {
+    "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
+    "nodes": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
+    "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
+    "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",
+}
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_sql(name: str, qmark: bool) -> str:
+    """The hot-path statements, in the driver's own parameter style (no per-call compiling)."""
+    sql = _INSERTS[name]
+    return sql if qmark else sql.replace("?", "%s")
+
+
+@functools.lru_cache(maxsize=256)
+def _nodes_sql(count: int, qmark: bool) -> str:
+    """One OR of primary-key lookups: SQLite and PostgreSQL both answer it from the index."""
+    mark = "?" if qmark else "%s"
+    where = " OR ".join(f"(level = {mark} AND idx = {mark})" for _ in range(count))
+    return f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}"  # noqa: S608 - only bound parameters vary
+
+
+_HEAD_QUERY = select(ledger_head.c.size, ledger_head.c.frontier, ledger_head.c.note).where(ledger_head.c.id == HEAD_ID)
+_HEAD_QUERY_LOCKED = _HEAD_QUERY.with_for_update()
+
+
 def _db_error(action: str, exc: SQLAlchemyError) -> LedgerUnavailable:
     detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
     return LedgerUnavailable(f"ledger could not {action}: {detail}")
@@ -143,6 +176,11 @@ class Log:
         self._publish_dir = publish_dir
         self._seen_size = 0
         self._seen_lock = threading.Lock()
+        self._published_at = -PUBLISH_INTERVAL_S
+        self._pending_head: tuple[str, int] | None = None
+        self._writer: Any = None
+        self._entry_rows: list[tuple[int, bytes, str, str, str]] = []
+        self._node_rows: list[tuple[int, int, bytes]] = []
         self._committer: GroupCommit[PreparedEntry, Receipt] = GroupCommit(self._write_batch)
 
     @property
@@ -167,52 +205,105 @@ class Log:
             return []
         return self._committer.submit(list(entries))
 
+    def _writer_connection(self) -> Any:
+        """The DBAPI connection the group-commit leader writes with (one leader at a time)."""
+        if self._writer is None:
+            self._writer = self._engine.raw_connection()
+        return self._writer
+
+    def _drop_writer(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            with contextlib.suppress(Exception):  # the connection is being thrown away; its errors do not matter
+                writer.invalidate()
+
     def _write_batch(self, batch: list[PreparedEntry]) -> list[Receipt]:
+        # The hot path talks to the driver directly: no pool checkout, no statement
+        # compiling, one BEGIN ... COMMIT. Everything else goes through SQLAlchemy.
+        dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        qmark = self._engine.dialect.paramstyle == "qmark"
         try:
-            with write_transaction(self._engine) as conn:
-                size, frontier_bytes, _note = self._read_head(conn, lock=True)
-                self._check_not_rolled_back(size)
-                frontier = Frontier.from_bytes(size, frontier_bytes)
-                time = utc_now()
-                entry_rows: list[dict[str, Any]] = []
-                node_rows: list[dict[str, Any]] = []
-                receipts: list[Receipt] = []
-                for item in batch:
-                    index = frontier.size
-                    text = item.render(index, time)
-                    lh = leaf_hash(text)
-                    entry_rows.append(
-                        {
-                            "idx": index,
-                            "leaf_hash": lh,
-                            "kind": item.kind,
-                            "subject": item.subject,
-                            "entry": text.decode(),
-                        }
-                    )
-                    node_rows.extend({"level": lv, "idx": ix, "hash": h} for lv, ix, h in frontier.append(lh))
-                    receipts.append(Receipt(index, lh))
-                note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer)
-                conn.execute(insert(ledger_entries), entry_rows)
-                conn.execute(insert(ledger_nodes), node_rows)
-                conn.execute(
-                    update(ledger_head)
-                    .where(ledger_head.c.id == HEAD_ID)
-                    .values(size=frontier.size, frontier=frontier.to_bytes(), note=note)
-                )
-        except SQLAlchemyError as exc:
-            raise _db_error("record the entry", exc) from exc
+            conn = self._writer_connection()
+            cur = conn.cursor()
+            try:
+                if qmark:
+                    cur.execute("BEGIN IMMEDIATE")
+                cur.execute(_insert_sql("read_head", qmark) + ("" if qmark else " FOR UPDATE"), (HEAD_ID,))
+                head = cur.fetchone()
+                if head is None:
+                    raise IntegrityError("ledger head is missing", index=0, problem="missing")
+                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]))
+                cur.executemany(_insert_sql("entries", qmark), self._entry_rows)
+                cur.executemany(_insert_sql("nodes", qmark), self._node_rows)
+                cur.execute(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
+                conn.commit()
+            except BaseException:
+                try:
+                    conn.rollback()
+                except dbapi_error:
+                    self._drop_writer()
+                raise
+            finally:
+                self._entry_rows, self._node_rows = [], []
+                cur.close()
+        except (dbapi_error, SQLAlchemyError) as exc:
+            self._drop_writer()
+            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            raise LedgerUnavailable(f"ledger could not record the entry: {detail}") from exc
         self._saw_size(frontier.size)
-        self._publish(LATEST_FILE, note, frontier.size)
+        self._maybe_publish_head(note, frontier.size)
         return receipts
+
+    def _stage(
+        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes
+    ) -> tuple[list[Receipt], str, Frontier]:
+        """Assign indices, render, hash and sign; the rows land in ``_entry_rows``/``_node_rows``."""
+        self._check_not_rolled_back(size)
+        frontier = Frontier.from_bytes(size, frontier_bytes)
+        time = utc_now()
+        entry_rows = self._entry_rows
+        node_rows = self._node_rows
+        receipts: list[Receipt] = []
+        sha = hashlib.sha256
+        for item in batch:
+            index = frontier.size
+            text = item.render(index, time)
+            lh = sha(b"\x00" + text).digest()
+            entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
+            node_rows.extend(frontier.append(lh))
+            receipts.append(Receipt(index, lh))
+        note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer)
+        return receipts, note, frontier
+
+    def _maybe_publish_head(self, note: str, size: int) -> None:
+        """Publish the head outside the database, at most every ``PUBLISH_INTERVAL_S`` seconds."""
+        now = _monotonic()
+        with self._seen_lock:
+            self._pending_head = (note, size)
+            if now - self._published_at < PUBLISH_INTERVAL_S:
+                return
+            self._published_at = now
+        self._publish(LATEST_FILE, note, size)
+
+    def close(self) -> None:
+        """Publish the newest head and release the writer connection."""
+        try:
+            self.publish_head()
+        finally:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+
+    def publish_head(self) -> None:
+        """Publish the newest head this process wrote (called when a workspace closes)."""
+        with self._seen_lock:
+            pending, self._pending_head = self._pending_head, None
+        if pending is not None:
+            self._publish(LATEST_FILE, *pending)
 
     # ------------------------------------------------------------------ head and checks
     def _read_head(self, conn: Connection, *, lock: bool = False) -> tuple[int, bytes, str]:
-        query = select(ledger_head.c.size, ledger_head.c.frontier, ledger_head.c.note).where(
-            ledger_head.c.id == HEAD_ID
-        )
-        if lock and conn.dialect.name != "sqlite":
-            query = query.with_for_update()
+        query = _HEAD_QUERY_LOCKED if lock and conn.dialect.name != "sqlite" else _HEAD_QUERY
         row = conn.execute(query).first()
         if row is None:
             raise IntegrityError(
@@ -313,10 +404,9 @@ class Log:
     def _fetch_nodes(self, conn: Connection, needed: set[Node]) -> dict[Node, bytes]:
         if not needed:
             return {}
-        key = tuple_(ledger_nodes.c.level, ledger_nodes.c.idx)
-        rows = conn.execute(
-            select(ledger_nodes.c.level, ledger_nodes.c.idx, ledger_nodes.c.hash).where(key.in_(sorted(needed)))
-        ).all()
+        ordered = sorted(needed)
+        sql = _nodes_sql(len(ordered), conn.dialect.paramstyle == "qmark")
+        rows = conn.exec_driver_sql(sql, tuple(x for node in ordered for x in node)).all()
         found = {(int(r[0]), int(r[1])): bytes(r[2]) for r in rows}
         missing = needed - found.keys()
         if missing:

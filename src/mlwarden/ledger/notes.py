@@ -30,6 +30,7 @@ from mlwarden.ledger.ranges import HASH_SIZE
 ED25519_ALG = 0x01
 _SIG_PREFIX = "\u2014 "
 _NAME = re.compile(r"^[^\s+]+$")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 MAX_NOTE_BYTES = 64 * 1024
 
 
@@ -110,7 +111,7 @@ class NoteSigner:
 def _check_text(text: str) -> None:
     if not text.endswith("\n"):
         raise InvalidInput("note text must end with a newline")
-    if any(ord(c) < 0x20 and c != "\n" for c in text):
+    if _CONTROL.search(text):
         raise InvalidInput("note text contains control characters")
 
 

@@ -67,7 +67,9 @@ def test_init_creates_everything_and_is_idempotent(cli: Cli, home: Path) -> None
 def test_record_prints_one_receipt_line(cli: Cli) -> None:
     """record prints {"index": N, "leaf_hash": hex} and the hash is that of the stored entry."""
     cli("init")
-    result = cli("ledger", "record", "--kind", "review.approved", "--subject", "model:fraud:3", "--body", '{"by": "alice"}')
+    result = cli(
+        "ledger", "record", "--kind", "review.approved", "--subject", "model:fraud:3", "--body", '{"by": "alice"}'
+    )
     assert result.code == 0, result.err
     (receipt,) = result.json_lines()
     assert receipt == {"index": 0, "leaf_hash": receipt["leaf_hash"]}
@@ -186,7 +188,9 @@ def test_altered_checkpoint_signature_is_caught(cli: Cli, filled: Path) -> None:
 def test_inserted_entry_is_named(cli: Cli, filled: Path) -> None:
     """Shifting entries up to make room for a forged one is reported as 'extra' at the forged index."""
     with _db(filled) as db:
-        rows = db.execute("SELECT idx, entry, leaf_hash, kind, subject FROM ledger_entries WHERE idx >= 10 ORDER BY idx DESC").fetchall()
+        rows = db.execute(
+            "SELECT idx, entry, leaf_hash, kind, subject FROM ledger_entries WHERE idx >= 10 ORDER BY idx DESC"
+        ).fetchall()
         for idx, entry, leaf, kind, subject in rows:
             db.execute("DELETE FROM ledger_entries WHERE idx = ?", (idx,))
             db.execute("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?)", (idx + 1, leaf, kind, subject, entry))
@@ -220,7 +224,8 @@ def test_malformed_body_is_one_line_error_and_records_nothing(cli: Cli, home: Pa
     cli("init")
     result = cli("ledger", "record", "--kind", "k", "--subject", "s", "--body", '{"a": ')
     assert result.code == 2
-    assert result.err.count("\n") == 1 and "not valid JSON" in result.err
+    assert result.err.count("\n") == 1
+    assert "not valid JSON" in result.err
     assert "Traceback" not in result.err
     assert cli("ledger", "tail").out == ""
 
@@ -232,7 +237,8 @@ def test_jsonl_with_a_broken_line_records_nothing(cli: Cli, home: Path) -> None:
     path.write_text('{"kind": "a", "subject": "s", "body": {}}\n{"kind": "a", "subject": "s", "body": {]\n')
     result = cli("ledger", "record", "--jsonl", str(path))
     assert result.code == 2
-    assert "line 2" in result.err and "nothing was recorded" in result.err
+    assert "line 2" in result.err
+    assert "nothing was recorded" in result.err
     assert result.err.count("\n") == 1
     assert cli("ledger", "tail").out == ""
 
@@ -241,7 +247,8 @@ def test_unknown_workspace_is_a_clear_error(cli: Cli) -> None:
     """Commands outside a workspace say so in one line and exit non-zero."""
     result = cli("ledger", "tail")
     assert result.code == 2
-    assert "no mlwarden workspace" in result.err and "mlwarden init" in result.err
+    assert "no mlwarden workspace" in result.err
+    assert "mlwarden init" in result.err
     assert result.err.count("\n") == 1
 
 
@@ -253,7 +260,8 @@ def test_corrupted_key_file_is_a_clear_error(cli: Cli, home: Path) -> None:
     os.chmod(key, 0o600)
     result = cli("ledger", "record", "--kind", "k", "--subject", "s", "--body", "{}")
     assert result.code != 0
-    assert "ledger.key" in result.err and "corrupted" in result.err
+    assert "ledger.key" in result.err
+    assert "corrupted" in result.err
     assert result.err.count("\n") == 1
 
 

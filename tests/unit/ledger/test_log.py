@@ -19,7 +19,10 @@ from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 def _fill(ws: Workspace, n: int, start: int = 0) -> None:
     ws.log.append_many(
-        [PreparedEntry.build(kind="test.entry", subject=f"s{i}", principal="p", body={"i": i}) for i in range(start, start + n)]
+        [
+            PreparedEntry.build(kind="test.entry", subject=f"s{i}", principal="p", body={"i": i})
+            for i in range(start, start + n)
+        ]
     )
 
 
@@ -69,6 +72,7 @@ def test_head_note_is_signed_and_matches_the_root(workspace: Workspace) -> None:
 
 def test_concurrent_appends_get_unique_consecutive_indices(workspace: Workspace) -> None:
     """32 threads appending at once produce indices 0..n-1 exactly once and a log that verifies."""
+
     def one(i: int) -> int:
         return workspace.log.append(kind="t", subject=f"s{i}", body={"i": i}, principal="p").index
 
@@ -88,7 +92,11 @@ def test_two_processes_worth_of_logs_share_one_tree(workspace_options: Workspace
     a, b = open_workspace(workspace_options), open_workspace(workspace_options)
     try:
         threads = [
-            threading.Thread(target=lambda ws=ws, tag=tag: [ws.log.append(kind="t", subject=tag, body={"i": i}, principal="p") for i in range(60)])
+            threading.Thread(
+                target=lambda ws=ws, tag=tag: [
+                    ws.log.append(kind="t", subject=tag, body={"i": i}, principal="p") for i in range(60)
+                ]
+            )
             for ws, tag in ((a, "a"), (b, "b"))
         ]
         for t in threads:
@@ -140,8 +148,7 @@ def test_open_detects_a_rollback_against_the_published_checkpoint(workspace_opti
         conn.execute(text("DELETE FROM ledger_checkpoints"))
         cp = Checkpoint.open(old_note, ws.log.verifier)
         frontier = b"".join(
-            conn.execute(text("SELECT hash FROM ledger_nodes WHERE level = 2 AND idx = 0")).scalar_one()
-            for _ in [0]
+            conn.execute(text("SELECT hash FROM ledger_nodes WHERE level = 2 AND idx = 0")).scalar_one() for _ in [0]
         )
         assert cp.size == 4
         conn.execute(update(ledger_head).values(size=4, frontier=frontier, note=old_note))

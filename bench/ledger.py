@@ -1,0 +1,184 @@
+"""Ledger benchmark: durable appends (1 and 64 threads), verification and proofs, against baselines.
+
+Prints one JSON object. Baselines, measured in the same run on the same disk:
+* ``baseline_commit_per_insert_per_s``: plain sqlite3 (WAL, synchronous=FULL), one commit per
+  insert of a row of the same size as a ledger entry;
+* ``baseline_sha256_entries_per_s``: hashlib.sha256 over the same entry bytes, in memory.
+
+Usage: python bench/ledger.py [--quick] [--dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import random
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.workspace import Workspace, init_workspace, open_workspace
+
+BODY: dict[str, Any] = {
+    "request_id": "4f1c2a9e-1d7b-4c1e-9a55-0d6b3f2e8c11",
+    "inputs": {"age": 41, "income": 52000.5, "region": "north", "tenure_months": 17},
+    "outputs": {"label": 1, "score": 0.8125},
+    "model": {"name": "credit-risk", "version": 3},
+}
+
+
+def _workspace(root: Path, name: str) -> Workspace:
+    options = WorkspaceOptions.from_settings(Settings(database_url=None), root / name)
+    init_workspace(options)
+    return open_workspace(options)
+
+
+def _append_rate(ws: Workspace, threads: int, total: int) -> float:
+    per_thread = total // threads
+    barrier = threading.Barrier(threads + 1)
+
+    def worker(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            ws.log.append(
+                kind="prediction", subject=f"model:credit-risk:{t}", body={**BODY, "n": i}, principal="token:svc"
+            )
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(worker, t) for t in range(threads)]
+        barrier.wait()
+        start = time.perf_counter()
+        for f in futures:
+            f.result()
+        elapsed = time.perf_counter() - start
+    return per_thread * threads / elapsed
+
+
+def _baseline_commit_per_insert(root: Path, sample: bytes, total: int) -> float:
+    db = sqlite3.connect(root / "baseline.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE log (idx INTEGER PRIMARY KEY, leaf_hash BLOB NOT NULL, entry TEXT NOT NULL)")
+    text = sample.decode()
+    leaf = hashlib.sha256(sample).digest()
+    start = time.perf_counter()
+    for i in range(total):
+        db.execute("BEGIN")
+        db.execute("INSERT INTO log VALUES (?, ?, ?)", (i, leaf, text))
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    db.close()
+    return total / elapsed
+
+
+def _bulk_fill(ws: Workspace, total: int, chunk: int = 50_000) -> None:
+    done = ws.log.size()
+    while done < total:
+        n = min(chunk, total - done)
+        ws.log.append_many(
+            [
+                PreparedEntry.build(
+                    kind="prediction",
+                    subject="model:credit-risk:3",
+                    principal="token:svc",
+                    body={**BODY, "n": done + i},
+                )
+                for i in range(n)
+            ]
+        )
+        done += n
+        print(f"  filled {done:,}/{total:,}", file=sys.stderr)
+
+
+def _verify_rates(ws: Workspace) -> tuple[float, float, int]:
+    start = time.perf_counter()
+    report = ws.log.verify()
+    verify_s = time.perf_counter() - start
+    if not report.ok:
+        raise SystemExit(f"benchmark log does not verify: {report.finding}")
+    texts = [t.encode() for _i, t, _h in ws.log.iter_rows()]
+    sha = hashlib.sha256
+    start = time.perf_counter()
+    for t in texts:
+        sha(t).digest()
+    sha_s = time.perf_counter() - start
+    return report.size / verify_s, len(texts) / sha_s, report.size
+
+
+def _proof_ms(ws: Workspace, samples: int) -> float:
+    size = ws.log.size()
+    rng = random.Random(7)
+    for _ in range(20):
+        ws.log.inclusion_proof(rng.randrange(size))
+    times = []
+    for _ in range(samples):
+        index = rng.randrange(size)
+        start = time.perf_counter()
+        ws.log.inclusion_proof(index)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller runs; finishes within 60 s on 2 cores")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the benchmark databases")
+    parser.add_argument("--proof-log-size", type=int, default=1_000_000)
+    args = parser.parse_args()
+    c1_n, c64_n, base_n = (300, 12_800, 300) if args.quick else (1_000, 64_000, 1_000)
+    root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-", dir=args.dir))
+    try:
+        ws = _workspace(root, "appends")
+        c1 = _append_rate(ws, 1, c1_n)
+        c64 = _append_rate(ws, 64, c64_n)
+        sample = ws.log.entry(ws.log.size() - 1).text.encode()
+        ws.close()
+        baseline = _baseline_commit_per_insert(root, sample, base_n)
+
+        big = _workspace(root, "million")
+        t0 = time.perf_counter()
+        _bulk_fill(big, args.proof_log_size)
+        fill_s = time.perf_counter() - t0
+        verify_rate, sha_rate, verified = _verify_rates(big)
+        proof_ms = _proof_ms(big, 200)
+        cons_start = time.perf_counter()
+        big.log.consistency_proof(args.proof_log_size // 3, args.proof_log_size)
+        cons_ms = (time.perf_counter() - cons_start) * 1000
+        big.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result = {
+        "appends_per_s_c1": round(c1, 1),
+        "appends_per_s_c64": round(c64, 1),
+        "baseline_commit_per_insert_per_s": round(baseline, 1),
+        "c64_vs_baseline": round(c64 / baseline, 2),
+        "c1_vs_baseline": round(c1 / baseline, 2),
+        "verify_entries_per_s": round(verify_rate, 1),
+        "baseline_sha256_entries_per_s": round(sha_rate, 1),
+        "verify_vs_sha256": round(verify_rate / sha_rate, 3),
+        "verified_entries": verified,
+        "inclusion_proof_ms_1m": round(proof_ms, 4),
+        "consistency_proof_ms_1m": round(cons_ms, 4),
+        "proof_log_size": args.proof_log_size,
+        "bulk_fill_entries_per_s": round(args.proof_log_size / fill_s, 1),
+        "entry_bytes": len(sample),
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version},
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
