@@ -108,7 +108,7 @@ def _verify_rates(ws: Workspace) -> tuple[float, float, int]:
     verify_s = time.perf_counter() - start
     if not report.ok:
         raise SystemExit(f"benchmark log does not verify: {report.finding}")
-    texts = [t.encode() for _i, t, _h in ws.log.iter_rows()]
+    texts = [t for _i, t, _h in ws.log.iter_rows()]
     sha = hashlib.sha256
     start = time.perf_counter()
     for t in texts:

@@ -37,10 +37,10 @@ def export_bundle(log: Log, target: Path) -> dict[str, object]:
         for size, note in log.stored_checkpoints():
             if size <= head.size:
                 (cp_dir / f"checkpoint-{size:012d}.txt").write_text(note, encoding="utf-8")
-        with (target / "entries.jsonl").open("w", encoding="utf-8") as out:
-            for _index, text, _leaf in log.iter_rows(0, head.size):
-                out.write(text)
-                out.write("\n")
+        with (target / "entries.jsonl").open("wb") as out:
+            for _index, data, _leaf in log.iter_rows(0, head.size):
+                out.write(data)
+                out.write(b"\n")
         (target / "ledger.pub").write_text(log.verifier.vkey() + "\n", encoding="utf-8")
         manifest: dict[str, object] = {
             "format": FORMAT,

@@ -38,6 +38,7 @@ from mlwarden.ledger.entry import Entry, PreparedEntry, utc_now
 from mlwarden.ledger.group_commit import GroupCommit
 from mlwarden.ledger.merkle import verify_consistency, verify_inclusion
 from mlwarden.ledger.notes import Checkpoint, NoteSigner, NoteVerifier
+from mlwarden.ledger.parallel import CHUNK, MIN_ENTRIES, parallel_scans, worker_count
 from mlwarden.ledger.ranges import (
     Frontier,
     Node,
@@ -48,8 +49,17 @@ from mlwarden.ledger.ranges import (
     range_hash,
     root_nodes,
 )
-from mlwarden.ledger.verify import CheckpointSource, Finding, VerifyReport, verify_log
+from mlwarden.ledger.verify import (
+    CheckpointSource,
+    Finding,
+    Row,
+    Scanner,
+    VerifyReport,
+    scan_chunk,
+    verify_scanned,
+)
 from mlwarden.store.engine import write_transaction
+from mlwarden.store.rows import DriverTarget, stream_rows
 from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
 
 HEAD_ID = 1
@@ -500,26 +510,13 @@ class Log:
             raise _db_error("read entries", exc) from exc
         return [StoredEntry(int(r[0]), bytes(r[1]), str(r[2])) for r in reversed(rows)]
 
-    def iter_rows(
-        self, start: int = 0, stop: int | None = None, *, chunk: int = 20_000
-    ) -> Iterator[tuple[int, str, bytes]]:
-        """Stream ``(index, text, leaf_hash)`` in index order, as stored (for verification and export)."""
-        lower = start
-        cols = (ledger_entries.c.idx, ledger_entries.c.entry, ledger_entries.c.leaf_hash)
-        while True:
-            query = select(*cols).where(ledger_entries.c.idx >= lower).order_by(ledger_entries.c.idx).limit(chunk)
-            if stop is not None:
-                query = query.where(ledger_entries.c.idx < stop)
-            try:
-                with self._engine.connect() as conn:
-                    rows = conn.execute(query).all()
-            except SQLAlchemyError as exc:
-                raise _db_error("read entries", exc) from exc
-            for r in rows:
-                yield r[0], r[1], r[2]
-            if len(rows) < chunk:
-                return
-            lower = int(rows[-1][0]) + 1
+    def iter_rows(self, start: int = 0, stop: int | None = None, *, chunk: int = 10_000) -> Iterator[Row]:
+        """Stream ``(index, entry bytes, stored leaf hash)`` in index order, as stored.
+
+        Reads through the driver with one streaming cursor and asks the database for the
+        entry's UTF-8 bytes, so verification and export never decode and re-encode text.
+        """
+        yield from stream_rows(self._engine, start, stop, chunk=chunk)
 
     def stored_leaves(self, start: int, stop: int) -> dict[int, bytes]:
         """Level-0 subtree hashes in ``[start, stop)``, to locate a rewritten entry."""
@@ -556,21 +553,37 @@ class Log:
             sources.append(CheckpointSource(_read_note(path), f"published checkpoint {path.name}", external=True))
         return sources
 
-    def verify(self, extra: Sequence[CheckpointSource] = ()) -> VerifyReport:
-        """Recompute the whole log from its entry texts and check it against every checkpoint."""
+    def verify(
+        self, extra: Sequence[CheckpointSource] = (), *, parallel: bool | None = None, chunk: int = CHUNK
+    ) -> VerifyReport:
+        """Recompute the whole log from its entry texts and check it against every checkpoint.
+
+        Large logs are scanned by worker processes in aligned chunks (``parallel=None``
+        decides by size; True or False forces it).
+        """
         try:
             sources = [*self.checkpoint_sources(), *extra]
             head_size = self.size()
         except IntegrityError as exc:
             return VerifyReport(finding=Finding(exc.index, exc.problem, exc.message))
-        return verify_log(
-            self.iter_rows(),
+        workers = worker_count()
+        if parallel is None:
+            parallel = workers > 1 and head_size >= MIN_ENTRIES
+        scanner: Scanner
+        if parallel:
+            target = DriverTarget.from_engine(self._engine)
+            scanner = lambda stops: parallel_scans(target, head_size, stops, workers=workers, chunk=chunk)  # noqa: E731
+        else:
+            scanner = lambda stops: [scan_chunk(self.iter_rows(), 0, None, stops)]  # noqa: E731
+        report = verify_scanned(
+            scanner,
             sources,
             self._verifier,
             stored_leaves=self.stored_leaves,
             rows_from=lambda lo, hi: self.iter_rows(lo, hi),
             expected_size=head_size,
         )
+        return report
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> str:

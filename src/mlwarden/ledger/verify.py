@@ -15,10 +15,12 @@ from typing import Any
 from mlwarden.errors import VerificationError
 from mlwarden.ledger.entry import embedded_index
 from mlwarden.ledger.notes import Checkpoint, NoteVerifier
-from mlwarden.ledger.ranges import fold_frontier
+from mlwarden.ledger.ranges import Frontier, fold_frontier
 
-Row = tuple[int, str | bytes, bytes | None]
-"""``(index, entry text, stored leaf hash or None)``."""
+Row = tuple[int, bytes, bytes | None]
+"""``(index, entry bytes, stored leaf hash or None)``."""
+
+_NO_END = 2**62
 
 CHANGED = "changed"
 MISSING = "missing"
@@ -89,6 +91,80 @@ class _Stop(Exception):
         self.finding = finding
 
 
+@dataclass(slots=True)
+class ChunkScan:
+    """What scanning the rows of ``[lo, hi)`` found; ``hi`` is None for "to the end".
+
+    ``frontier`` holds the perfect subtree hashes of ``[lo, end)`` and ``at[s]`` those of
+    ``[lo, s)`` for each requested stop ``s``. ``lo`` must be a multiple of a power of two
+    at least ``hi - lo``, so that these subtrees are subtrees of the whole tree.
+    """
+
+    lo: int
+    hi: int | None
+    end: int
+    frontier: list[bytes]
+    at: dict[int, list[bytes]]
+    finding: Finding | None = None
+
+
+Scanner = Callable[[Sequence[int]], Iterable[ChunkScan]]
+"""Given every checkpoint size, yields the scans of consecutive chunks, in order."""
+
+
+def scan_chunk(rows: Iterable[Row], lo: int, hi: int | None, stops: Sequence[int]) -> ChunkScan:
+    """Check each row of ``[lo, hi)`` and hash the subtrees; stop at the first finding."""
+    sha = hashlib.sha256
+    stack: list[bytes] = []
+    wanted = sorted(s for s in stops if s > lo and (hi is None or s <= hi))
+    at: dict[int, list[bytes]] = {}
+    nxt = wanted.pop(0) if wanted else -1
+    expected = lo
+    scan = ChunkScan(lo, hi, lo, stack, at)
+    for index, data, stored in rows:
+        if index != expected:
+            scan.finding = _continuity_finding(index, expected)
+            break
+        pos = data.rfind(b',"index":')
+        if pos < 0 or not data.startswith(b',"index":%d,' % index, pos):
+            scan.finding = _index_finding(index, data)
+            break
+        h = sha(b"\x00" + data).digest()
+        if stored is not None and h != stored:
+            scan.finding = Finding(
+                index, CHANGED, f"entry {index} was changed: its text no longer hashes to its leaf hash"
+            )
+            break
+        i = expected - lo
+        while i & 1:
+            h = sha(b"\x01" + stack.pop() + h).digest()
+            i >>= 1
+        stack.append(h)
+        expected += 1
+        if expected == nxt:
+            at[expected] = list(stack)
+            nxt = wanted.pop(0) if wanted else -1
+    scan.end = expected
+    return scan
+
+
+def _continuity_finding(index: int, expected: int) -> Finding:
+    if index < expected:
+        return Finding(index, EXTRA, f"entry {index} appears twice")
+    return Finding(expected, MISSING, f"entry {expected} is missing (next stored entry is {index})")
+
+
+def _index_finding(index: int, data: bytes) -> Finding:
+    claimed = embedded_index(data)
+    if claimed is None:
+        return Finding(index, CHANGED, f"entry {index} is not a ledger entry")
+    if claimed == index - 1:
+        return Finding(
+            index - 1, EXTRA, f"an extra entry was inserted at {index - 1}: the entries after it are shifted by one"
+        )
+    return Finding(index, OUT_OF_ORDER, f"entry at position {index} says it is entry {claimed}")
+
+
 def verify_log(
     rows: Iterable[Row],
     checkpoints: Sequence[CheckpointSource],
@@ -98,15 +174,36 @@ def verify_log(
     rows_from: Callable[[int, int], Iterable[Row]] | None = None,
     expected_size: int | None = None,
 ) -> VerifyReport:
+    """Verify a whole log read in one pass from ``rows``; see :func:`verify_scanned`."""
+    return verify_scanned(
+        lambda stops: [scan_chunk(rows, 0, None, stops)],
+        checkpoints,
+        verifier,
+        stored_leaves=stored_leaves,
+        rows_from=rows_from,
+        expected_size=expected_size,
+    )
+
+
+def verify_scanned(
+    scanner: Scanner,
+    checkpoints: Sequence[CheckpointSource],
+    verifier: NoteVerifier,
+    *,
+    stored_leaves: Callable[[int, int], dict[int, bytes]] | None = None,
+    rows_from: Callable[[int, int], Iterable[Row]] | None = None,
+    expected_size: int | None = None,
+) -> VerifyReport:
     """Verify a whole log. Never raises for tampering: the report names the first finding.
 
+    ``scanner`` reads the rows (in one pass, or in aligned chunks by several processes).
     ``stored_leaves(lo, hi)`` and ``rows_from(lo, hi)``, when given, let the verifier
     pinpoint an entry rewritten together with its stored leaf hash.
     """
     report = VerifyReport()
     try:
         opened = _open_all(checkpoints, verifier, report)
-        _stream(rows, opened, report, stored_leaves, rows_from)
+        _assemble(scanner, opened, report, stored_leaves, rows_from)
         _check_beyond_end(opened, report)
         if expected_size is not None and report.size > expected_size:
             raise _Stop(
@@ -149,59 +246,45 @@ def _open_all(
     return opened
 
 
-def _stream(
-    rows: Iterable[Row],
+def _assemble(
+    scanner: Scanner,
     opened: list[tuple[Checkpoint, CheckpointSource]],
     report: VerifyReport,
     stored_leaves: Callable[[int, int], dict[int, bytes]] | None,
     rows_from: Callable[[int, int], Iterable[Row]] | None,
 ) -> None:
-    sha = hashlib.sha256
-    stack: list[bytes] = []
-    expected = 0
     pending = [pair for pair in opened if pair[0].size > 0]
+    top = Frontier()  # perfect subtrees of [0, lo), one "leaf" per complete chunk
     last_good = 0
-    nxt = pending[0][0].size if pending else -1
-    for index, text, stored in rows:
-        data = text.encode() if isinstance(text, str) else text
-        if index != expected:
-            if index < expected:
-                raise _Stop(Finding(index, EXTRA, f"entry {index} appears twice"))
-            raise _Stop(Finding(expected, MISSING, f"entry {expected} is missing (next stored entry is {index})"))
-        claimed = embedded_index(data)
-        if claimed != index:
-            if claimed is None:
-                raise _Stop(Finding(index, CHANGED, f"entry {index} is not a ledger entry"))
-            if claimed == index - 1:
-                raise _Stop(
-                    Finding(
-                        index - 1,
-                        EXTRA,
-                        f"an extra entry was inserted at {index - 1}: the entries after it are shifted by one",
-                    )
-                )
-            raise _Stop(Finding(index, OUT_OF_ORDER, f"entry at position {index} says it is entry {claimed}"))
-        h = sha(b"\x00" + data).digest()
-        if stored is not None and h != stored:
-            raise _Stop(
-                Finding(index, CHANGED, f"entry {index} was changed: its text no longer hashes to its leaf hash")
-            )
-        i = expected
-        while i & 1:
-            h = sha(b"\x01" + stack.pop() + h).digest()
-            i >>= 1
-        stack.append(h)
-        expected += 1
-        while expected == nxt:
-            cp, source = pending.pop(0)
-            if fold_frontier(stack) != cp.root:
-                raise _Stop(_locate(last_good, cp.size, source, stored_leaves, rows_from))
-            report.checkpoints_checked += 1
-            report.checked_sizes.append(cp.size)
-            last_good = cp.size
-            nxt = pending[0][0].size if pending else -1
-    report.size = expected
-    report.root = fold_frontier(stack)
+    end = 0
+    tail: list[bytes] = []
+    scans = iter(scanner(sorted({cp.size for cp, _ in pending})))
+    try:
+        for scan in scans:
+            if scan.lo != end:  # rows stopped inside an earlier chunk: a gap, or the real end
+                following = next(iter(rows_from(end, _NO_END)), None) if rows_from is not None else None
+                if following is None:
+                    break
+                raise _Stop(_continuity_finding(following[0], end))
+            while pending and pending[0][0].size <= scan.end:
+                cp, source = pending.pop(0)
+                if fold_frontier(top.hashes + scan.at[cp.size]) != cp.root:
+                    raise _Stop(_locate(last_good, cp.size, source, stored_leaves, rows_from))
+                report.checkpoints_checked += 1
+                report.checked_sizes.append(cp.size)
+                last_good = cp.size
+            if scan.finding is not None:
+                raise _Stop(scan.finding)
+            end, tail = scan.end, scan.frontier
+            if scan.hi is not None and scan.end == scan.hi and len(scan.frontier) == 1:
+                top.append(scan.frontier[0])
+                tail = []
+    finally:
+        close = getattr(scans, "close", None)
+        if close is not None:
+            close()  # stop worker processes early when a finding ends the scan
+    report.size = end
+    report.root = fold_frontier(top.hashes + tail)
 
 
 def _locate(
@@ -213,8 +296,7 @@ def _locate(
 ) -> Finding:
     if stored_leaves is not None and rows_from is not None:
         leaves = stored_leaves(lo, hi)
-        for index, text, _stored in rows_from(lo, hi):
-            data = text.encode() if isinstance(text, str) else text
+        for index, data, _stored in rows_from(lo, hi):
             if hashlib.sha256(b"\x00" + data).digest() != leaves.get(index):
                 return Finding(
                     index,

@@ -27,7 +27,7 @@ def _fill(ws: Workspace, n: int, start: int = 0) -> None:
 
 
 def _texts(ws: Workspace) -> list[bytes]:
-    return [t.encode() for _i, t, _h in ws.log.iter_rows()]
+    return [t for _i, t, _h in ws.log.iter_rows()]
 
 
 def test_append_returns_durable_receipts(workspace: Workspace) -> None:
@@ -157,3 +157,35 @@ def test_open_detects_a_rollback_against_the_published_checkpoint(workspace_opti
         open_workspace(workspace_options)
     assert caught.value.problem == "rolled back"
     assert caught.value.index == 4
+
+
+@pytest.mark.parametrize("tamper", ["none", "changed", "deleted", "truncated", "extra-beyond-head"])
+def test_parallel_verification_agrees_with_one_pass(workspace: Workspace, tamper: str) -> None:
+    """Chunked verification in worker processes finds exactly what the one-pass verifier finds."""
+    _fill(workspace, 150)
+    workspace.log.checkpoint()
+    _fill(workspace, 37, start=150)
+    with workspace.engine.begin() as conn:
+        if tamper == "changed":
+            conn.execute(
+                text("UPDATE ledger_entries SET entry = replace(entry, :a, :b) WHERE idx = 77"),
+                {"a": '"i":77', "b": '"i":78'},
+            )
+        elif tamper == "deleted":
+            conn.execute(text("DELETE FROM ledger_entries WHERE idx = 64"))
+        elif tamper == "truncated":
+            conn.execute(text("DELETE FROM ledger_entries WHERE idx >= 170"))
+        elif tamper == "extra-beyond-head":
+            row = conn.execute(text("SELECT leaf_hash, kind, subject, entry FROM ledger_entries WHERE idx = 3")).one()
+            conn.execute(
+                text("INSERT INTO ledger_entries VALUES (187, :h, :k, :s, :e)"),
+                {"h": row[0], "k": row[1], "s": row[2], "e": row[3]},
+            )
+    one_pass = workspace.log.verify(parallel=False)
+    chunked = workspace.log.verify(parallel=True, chunk=16)
+    assert (chunked.ok, chunked.finding) == (one_pass.ok, one_pass.finding)
+    assert one_pass.ok == (tamper == "none")
+    if tamper == "none":
+        assert chunked.to_json() == one_pass.to_json()
+        assert chunked.size == 187
+        assert chunked.root == merkle.merkle_root(_texts(workspace))
