@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text, update
 
 from mlwarden.config import WorkspaceOptions
-from mlwarden.errors import IntegrityError, InvalidInput, NotFound
+from mlwarden.errors import IntegrityError, InvalidInput, LedgerUnavailable, NotFound
 from mlwarden.ledger import merkle
 from mlwarden.ledger.entry import Entry, PreparedEntry
 from mlwarden.ledger.notes import Checkpoint
@@ -189,3 +189,24 @@ def test_parallel_verification_agrees_with_one_pass(workspace: Workspace, tamper
         assert chunked.to_json() == one_pass.to_json()
         assert chunked.size == 187
         assert chunked.root == merkle.merkle_root(_texts(workspace))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_lost_database_connection_fails_closed_then_recovers(workspace: Workspace) -> None:
+    """When the database drops the writer's connection, the append fails with no receipt and nothing half-written; the next one works."""
+    workspace.log.append(kind="t", subject="before", body={}, principal="p")
+    with workspace.engine.connect() as conn:
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+        conn.commit()
+    with pytest.raises(LedgerUnavailable):
+        workspace.log.append(kind="t", subject="lost", body={}, principal="p")
+    receipt = workspace.log.append(kind="t", subject="after", body={}, principal="p")
+    assert receipt.index == 1
+    assert [Entry.parse(t).subject for t in _texts(workspace)] == ["before", "after"]
+    assert workspace.log.verify().ok
