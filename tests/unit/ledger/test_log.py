@@ -194,7 +194,7 @@ def test_parallel_verification_agrees_with_one_pass(workspace: Workspace, tamper
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", ["postgres"])
 def test_lost_database_connection_fails_closed_then_recovers(workspace: Workspace) -> None:
-    """When the database drops the writer's connection, the append fails with no receipt and nothing half-written; the next one works."""
+    """A dropped writer connection fails the append with no receipt and nothing written; the next works."""
     workspace.log.append(kind="t", subject="before", body={}, principal="p")
     with workspace.engine.connect() as conn:
         conn.execute(
