@@ -15,7 +15,7 @@ from mlwarden.config import WorkspaceOptions
 from mlwarden.errors import ConfigError, KeyFileError, StoreError, WorkspaceNotFound
 from mlwarden.ledger.keys import load_signer, write_private_key
 from mlwarden.ledger.log import Log, initialise
-from mlwarden.store.engine import create_db_engine, write_transaction
+from mlwarden.store.engine import create_db_engine, describe_db_error, write_transaction
 from mlwarden.store.migrate import upgrade
 from mlwarden.store.schema import ledger_head, meta
 
@@ -85,7 +85,7 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
             initialise(conn, signer)
         Log(engine, signer, publish_dir=paths.checkpoints).check_head()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot initialise the database {options.display_url}: {exc}") from exc
+        raise StoreError(f"cannot initialise the database {options.display_url}: {describe_db_error(exc)}") from exc
     finally:
         engine.dispose()
     return {
@@ -114,7 +114,7 @@ def open_workspace(options: WorkspaceOptions, *, check: bool = True) -> Workspac
         origin = _read_origin(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the database {options.display_url}: {exc}") from exc
+        raise StoreError(f"cannot open the database {options.display_url}: {describe_db_error(exc)}") from exc
     except WorkspaceNotFound:
         engine.dispose()
         raise

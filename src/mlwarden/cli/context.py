@@ -41,4 +41,4 @@ def state(ctx: typer.Context) -> CliState:
 
 def print_json(value: Any) -> None:
     """One JSON document on one line."""
-    sys.stdout.write(json.dumps(value, separators=(",", ":"), sort_keys=False) + "\n")
+    sys.stdout.write(json.dumps(value) + "\n")

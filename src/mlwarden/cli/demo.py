@@ -13,13 +13,17 @@ import typer
 
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.ledger.merkle import verify_inclusion
+from mlwarden.ledger.notes import Checkpoint
 from mlwarden.workspace import init_workspace, open_workspace
 
 KINDS = ("prediction", "access.denied", "review.approved", "token.created")
 
 
-def _step(title: str) -> None:
+def _step(title: str, command: str = "") -> None:
     typer.secho(f"\n== {title}", bold=True)
+    if command:
+        typer.secho(f"   $ {command}", dim=True)
 
 
 def demo(
@@ -39,13 +43,16 @@ def demo(
 
 def _tour(root: Path, count: int) -> None:
     options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
-    _step(f"1. a fresh workspace at {options.paths.home}")
+    _step(f"1. a fresh workspace at {options.paths.home}", "mlwarden init --home DIR")
     info = init_workspace(options)
     typer.echo(f"   ledger origin {info['ledger_origin']}, signing key {info['signing_key']}")
 
     ws = open_workspace(options)
     try:
-        _step(f"2. recording {count} sample decisions (one durable group-committed transaction)")
+        _step(
+            f"2. recording {count} sample decisions (one durable group-committed transaction)",
+            "mlwarden ledger record --jsonl decisions.jsonl",
+        )
         batch = [
             PreparedEntry.build(
                 kind=KINDS[i % len(KINDS)],
@@ -58,16 +65,18 @@ def _tour(root: Path, count: int) -> None:
         receipts = ws.log.append_many(batch)
         typer.echo(f"   last receipt: {json.dumps(receipts[-1].to_json())}")
 
-        _step("3. a signed checkpoint (C2SP tlog-checkpoint, Ed25519)")
+        _step("3. a signed checkpoint (C2SP tlog-checkpoint, Ed25519)", "mlwarden ledger checkpoint")
         typer.echo("   " + ws.log.checkpoint().replace("\n", "\n   ").rstrip())
 
         target = count // 2
-        _step(f"4. inclusion proof for entry {target}")
-        proof = ws.log.inclusion_proof(target).to_json()
-        typer.echo(f"   tree size {proof['tree_size']}, root {proof['root_hash']}")
-        typer.echo(f"   audit path: {len(proof['proof'])} hashes, first {proof['proof'][0][:16]}...")
+        _step(f"4. inclusion proof for entry {target}", f"mlwarden ledger proof inclusion {target}")
+        proof = ws.log.inclusion_proof(target)
+        checkpoint = Checkpoint.open(ws.log.head_note(), ws.log.verifier)
+        verify_inclusion(proof.leaf_hash, proof.index, proof.tree_size, proof.path, checkpoint.root)
+        typer.echo(f"   audit path of {len(proof.path)} hashes leads from leaf {proof.leaf_hash.hex()[:16]}...")
+        typer.echo(f"   to the signed root {checkpoint.root.hex()[:16]}... of size {checkpoint.size}: verified")
 
-        _step("5. verify the whole ledger")
+        _step("5. verify the whole ledger", "mlwarden ledger verify")
         report = ws.log.verify()
         typer.echo(
             f"   ok={report.ok}: {report.size} entries recomputed, {report.checkpoints_checked} checkpoint(s) verified"
@@ -75,7 +84,7 @@ def _tour(root: Path, count: int) -> None:
     finally:
         ws.close()
 
-    _step(f"6. an operator edits entry {target} in a copy of the database")
+    _step(f"6. an operator edits entry {target} in a copy of the database", "sqlite3 mlwarden.db 'UPDATE ...'")
     copy_home = root / "tampered"
     shutil.copytree(options.paths.home, copy_home)
     with sqlite3.connect(copy_home / "mlwarden.db") as db:
@@ -95,5 +104,6 @@ def _tour(root: Path, count: int) -> None:
     if finding is None:
         typer.secho("   the verifier did not notice: this is a bug", fg="red")
         raise typer.Exit(1)
-    typer.secho(f"   verifier: {finding.problem} at index {finding.index}: {finding.message}", fg="red")
+    typer.secho("   $ mlwarden ledger verify", dim=True)
+    typer.secho(f"   ledger NOT intact: {finding.problem} at index {finding.index}: {finding.message}", fg="red")
     typer.secho("\nThe ledger names the exact entry that was changed. Try `mlwarden --help` next.", bold=True)

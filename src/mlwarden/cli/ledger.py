@@ -137,7 +137,7 @@ def _print_report(report: VerifyReport, as_json: bool) -> None:
         print_json(report.to_json())
     elif report.finding is None:
         typer.echo(
-            f"ledger intact: {report.size} entries, root {report.root.hex()}, "
+            f"ledger intact: {report.size} {'entry' if report.size == 1 else 'entries'}, root {report.root.hex()}, "
             f"{report.checkpoints_checked} signed checkpoint(s) verified"
         )
     else:

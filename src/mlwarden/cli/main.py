@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="mlwarden", standalone_mode=False)
         code = result if isinstance(result, int) else 0
     except MlwardenError as exc:
-        sys.stderr.write(f"error: {exc.message}\n")
+        sys.stderr.write("error: " + " ".join(exc.message.split()) + "\n")  # always one line
         code = exc.exit_code
     except typer.TyperException as exc:
         show = getattr(exc, "show", None)

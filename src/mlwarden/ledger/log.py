@@ -58,7 +58,7 @@ from mlwarden.ledger.verify import (
     scan_chunk,
     verify_scanned,
 )
-from mlwarden.store.engine import write_transaction
+from mlwarden.store.engine import describe_db_error, write_transaction
 from mlwarden.store.rows import DriverTarget, stream_rows
 from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
 
@@ -163,8 +163,7 @@ _HEAD_QUERY_LOCKED = _HEAD_QUERY.with_for_update()
 
 
 def _db_error(action: str, exc: SQLAlchemyError) -> LedgerUnavailable:
-    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-    return LedgerUnavailable(f"ledger could not {action}: {detail}")
+    return LedgerUnavailable(f"ledger could not {action}: {describe_db_error(exc)}")
 
 
 def initialise(conn: Connection, signer: NoteSigner) -> bool:
@@ -258,8 +257,7 @@ class Log:
                 cur.close()
         except (dbapi_error, SQLAlchemyError) as exc:
             self._drop_writer()
-            detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-            raise LedgerUnavailable(f"ledger could not record the entry: {detail}") from exc
+            raise LedgerUnavailable(f"ledger could not record the entry: {describe_db_error(exc)}") from exc
         self._saw_size(frontier.size)
         self._maybe_publish_head(note, frontier.size)
         return receipts

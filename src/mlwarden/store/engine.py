@@ -31,6 +31,13 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def describe_db_error(exc: BaseException) -> str:
+    """One line saying what the database said, without SQLAlchemy's statement dump."""
+    original = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return (lines[0] if lines else type(original).__name__)[:300]
+
+
 def create_db_engine(url: str) -> Engine:
     """An engine for ``url`` with mlwarden's durability settings."""
     parsed = make_url(url)
@@ -47,7 +54,9 @@ def create_db_engine(url: str) -> Engine:
             return engine
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=64)
     except (SQLAlchemyError, ImportError) as exc:
-        raise StoreError(f"cannot use database {parsed.render_as_string(hide_password=True)}: {exc}") from exc
+        raise StoreError(
+            f"cannot use database {parsed.render_as_string(hide_password=True)}: {describe_db_error(exc)}"
+        ) from exc
 
 
 @contextmanager

@@ -1,0 +1,59 @@
+"""init and demo as a new user runs them, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mlwarden.config import WorkspaceOptions
+from tests.unit.cli.conftest import Cli
+
+
+def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
+    """make run's demo records, checkpoints, proves, verifies, and names the edited entry."""
+    result = cli("demo", "--entries", "64", use_home=False)
+    assert result.code == 0, result.err
+    assert "checkpoint" in result.out
+    assert "verified" in result.out
+    assert "changed at index 32" in result.out
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+def test_cli_on_postgresql(cli: Cli, workspace_options: WorkspaceOptions, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLWARDEN_DATABASE_URL selects PostgreSQL for init, record, proofs and verify."""
+    monkeypatch.setenv("MLWARDEN_DATABASE_URL", workspace_options.database_url)
+    home = str(workspace_options.paths.home)
+    info = cli("--home", home, "init", "--json", use_home=False)
+    assert info.code == 0, info.err
+    assert json.loads(info.out)["database"].startswith("postgresql+psycopg://")
+    for i in range(5):
+        result = cli(
+            "--home", home, "ledger", "record", "--kind", "k", "--subject", f"s{i}", "--body", "{}", use_home=False
+        )
+        assert result.json_lines() == [{"index": i, "leaf_hash": result.json_lines()[0]["leaf_hash"]}]
+    assert not (workspace_options.paths.home / "mlwarden.db").exists()
+    proof = cli("--home", home, "ledger", "proof", "inclusion", "2", use_home=False)
+    assert json.loads(proof.out)["tree_size"] == 5
+    verified = cli("--home", home, "ledger", "verify", "--json", use_home=False)
+    assert (verified.code, json.loads(verified.out)["ok"]) == (0, True)
+
+
+def test_unreachable_database_is_one_line_exit_3(cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A database that cannot be reached is reported in one line with exit code 3."""
+    monkeypatch.setenv("MLWARDEN_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = cli("init")
+    assert result.code == 3
+    assert result.err.startswith("error: cannot initialise the database")
+    assert result.err.count("\n") == 1
+
+
+@pytest.mark.parametrize("url", ["mysql://h/db", "not a url"])
+def test_unsupported_database_url_is_a_usage_error(cli: Cli, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Only SQLite and PostgreSQL URLs are accepted."""
+    monkeypatch.setenv("MLWARDEN_DATABASE_URL", url)
+    result = cli("init")
+    assert result.code == 2
+    assert "MLWARDEN_DATABASE_URL" in result.err or "unsupported database" in result.err
