@@ -67,3 +67,24 @@ class NotFound(MlwardenError):
     """A named thing (entry, checkpoint, model...) does not exist."""
 
     exit_code = 2
+
+
+class UnsafeArtifact(MlwardenError):
+    """A model file that could run code when loaded (pickle family, untrusted types)."""
+
+    def __init__(self, message: str, *, found: tuple[str, ...] = (), kind: str = "pickle") -> None:
+        super().__init__(message)
+        self.found = found
+        self.kind = kind
+
+
+class ArtifactIntegrityError(VerificationError):
+    """Stored artifact bytes or their registration signature no longer match."""
+
+
+class ValidationError(InvalidInput):
+    """A prediction request does not match the model's input signature."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

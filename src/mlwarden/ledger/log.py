@@ -175,6 +175,59 @@ def initialise(conn: Connection, signer: NoteSigner) -> bool:
     return True
 
 
+def _render(
+    batch: Sequence[PreparedEntry],
+    frontier: Frontier,
+    time: str,
+    entry_rows: list[tuple[int, bytes, str, str, str]],
+    node_rows: list[tuple[int, int, bytes]],
+) -> list[Receipt]:
+    """Give each entry the next index; append its row and completed subtrees to the lists."""
+    receipts: list[Receipt] = []
+    sha = hashlib.sha256
+    for item in batch:
+        index = frontier.size
+        text = item.render(index, time)
+        lh = sha(b"\x00" + text).digest()
+        entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
+        node_rows.extend(frontier.append(lh))
+        receipts.append(Receipt(index, lh))
+    return receipts
+
+
+class LedgerTransaction:
+    """Ledger appends inside a caller's write transaction (see :meth:`Log.transaction`)."""
+
+    def __init__(self, log: Log, conn: Connection) -> None:
+        self.log = log
+        self.conn = conn
+        self._frontier: Frontier | None = None
+        self._entries: list[tuple[int, bytes, str, str, str]] = []
+        self._nodes: list[tuple[int, int, bytes]] = []
+        self.committed_head: tuple[str, int] | None = None
+
+    def append(self, *, kind: str, subject: str, body: dict[str, Any], principal: str) -> Receipt:
+        """Stage one entry; it commits with the transaction."""
+        prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body)
+        if self._frontier is None:
+            size, frontier_bytes, _note = self.log._read_head(self.conn, lock=True)
+            self.log._check_not_rolled_back(size)
+            self._frontier = Frontier.from_bytes(size, frontier_bytes)
+        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes)[0]
+
+    def flush(self) -> None:
+        """Write the staged entries and the newly signed head (called before COMMIT)."""
+        if self._frontier is None:
+            return
+        qmark = self.conn.dialect.paramstyle == "qmark"
+        frontier = self._frontier
+        note = Checkpoint(self.log.origin, frontier.size, frontier.root()).sign(self.log._signer)
+        self.conn.exec_driver_sql(_insert_sql("entries", qmark), self._entries)
+        self.conn.exec_driver_sql(_insert_sql("nodes", qmark), self._nodes)
+        self.conn.exec_driver_sql(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
+        self.committed_head = (note, frontier.size)
+
+
 class Log:
     """The ledger of one workspace. Thread-safe; many processes may share one database."""
 
@@ -268,20 +321,29 @@ class Log:
         """Assign indices, render, hash and sign; the rows land in ``_entry_rows``/``_node_rows``."""
         self._check_not_rolled_back(size)
         frontier = Frontier.from_bytes(size, frontier_bytes)
-        time = utc_now()
-        entry_rows = self._entry_rows
-        node_rows = self._node_rows
-        receipts: list[Receipt] = []
-        sha = hashlib.sha256
-        for item in batch:
-            index = frontier.size
-            text = item.render(index, time)
-            lh = sha(b"\x00" + text).digest()
-            entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
-            node_rows.extend(frontier.append(lh))
-            receipts.append(Receipt(index, lh))
+        receipts = _render(batch, frontier, utc_now(), self._entry_rows, self._node_rows)
         note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer)
         return receipts, note, frontier
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[LedgerTransaction]:
+        """A database transaction in which state changes and their ledger entries commit together.
+
+        ``with log.transaction() as tx: tx.conn.execute(...); tx.append(...)`` — either the
+        change and its entries are both durable when the block ends, or neither is.
+        """
+        tx: LedgerTransaction | None = None
+        try:
+            with write_transaction(self._engine) as conn:
+                tx = LedgerTransaction(self, conn)
+                yield tx
+                tx.flush()
+        except SQLAlchemyError as exc:
+            raise _db_error("record the change", exc) from exc
+        if tx is not None and tx.committed_head is not None:
+            note, size = tx.committed_head
+            self._saw_size(size)
+            self._maybe_publish_head(note, size)
 
     def _maybe_publish_head(self, note: str, size: int) -> None:
         """Publish the head outside the database, at most every ``PUBLISH_INTERVAL_S`` seconds."""

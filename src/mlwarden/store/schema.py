@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -57,4 +58,42 @@ ledger_checkpoints = Table(
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("note", Text, nullable=False),
     Column("created", String(32), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("sha256", String(64), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("card", Text, nullable=False),
+    Column("card_sha256", String(64), nullable=False),
+    Column("card_meta", Text, nullable=False),
+    Column("input_signature", Text, nullable=True),
+    Column("lineage", Text, nullable=False),
+    Column("registrant", String(512), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("attestation", Text, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
+    UniqueConstraint("name", "sha256", name="uq_model_versions_name_sha256"),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("sha256", String(64), nullable=True, index=True),
+    Column("md5", String(32), nullable=True),
+    Column("source", Text, nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("rows", BigInteger, nullable=True),
+    Column("schema_fingerprint", String(64), nullable=True),
+    Column("profile", Text, nullable=False),
+    Column("registrant", String(512), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("attestation", Text, nullable=False),
+    Column("ledger_index", BigInteger, nullable=False),
 )

@@ -210,3 +210,25 @@ def test_lost_database_connection_fails_closed_then_recovers(workspace: Workspac
     assert receipt.index == 1
     assert [Entry.parse(t).subject for t in _texts(workspace)] == ["before", "after"]
     assert workspace.log.verify().ok
+
+
+def test_transaction_commits_change_and_entry_together(workspace: Workspace) -> None:
+    """A state change and its ledger entry land together, or (on error) neither does."""
+    with workspace.log.transaction() as tx:
+        tx.conn.execute(text("INSERT INTO meta (key, value) VALUES ('probe', 'one')"))
+        receipt = tx.append(kind="t.change", subject="probe", body={"v": 1}, principal="p")
+    assert receipt.index == 0
+    assert workspace.log.entry(0).leaf_hash == receipt.leaf_hash
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), workspace.log.transaction() as tx:
+        tx.conn.execute(text("INSERT INTO meta (key, value) VALUES ('probe2', 'two')"))
+        tx.append(kind="t.change", subject="probe2", body={"v": 2}, principal="p")
+        raise Boom
+    assert workspace.log.size() == 1
+    with workspace.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM meta WHERE key = 'probe2'")).scalar() == 0
+    assert workspace.log.append(kind="t", subject="after", body={}, principal="p").index == 1
+    assert workspace.log.verify().ok

@@ -1,0 +1,126 @@
+"""Static pickle analysis: walk the opcodes, never execute them, and name the imports.
+
+A pickle runs code through the callables it imports (GLOBAL, STACK_GLOBAL, INST) and then
+calls (REDUCE, BUILD, NEWOBJ...). This module lists every import a pickle makes, marks
+the ones known to reach the operating system or the interpreter, and never calls
+``pickle.load``. It follows fickling's and picklescan's opcode walk, in ~100 lines.
+"""
+
+from __future__ import annotations
+
+import io
+import pickletools
+from dataclasses import dataclass, field
+
+# Whole modules whose callables reach the OS, the network, the interpreter or other code.
+_DANGEROUS_MODULES = frozenset(
+    {
+        "os", "posix", "nt", "subprocess", "sys", "socket", "shutil", "runpy", "webbrowser", "pty",
+        "commands", "importlib", "ctypes", "code", "codeop", "multiprocessing", "asyncio", "pickle",
+        "_pickle", "dill", "marshal", "types", "pip", "setuptools", "requests", "urllib", "http",
+        "ftplib", "telnetlib", "smtplib", "platform", "signal", "threading", "_thread", "ssl",
+        "pdb", "bdb", "timeit", "cProfile", "profile", "trace", "tempfile", "glob", "pathlib",
+        "io", "_io", "zipimport", "site", "sysconfig", "distutils", "venv", "ensurepip", "builtins.open",
+        "torch.hub", "torch.load", "joblib", "numpy.testing", "numpy.f2py", "numpy.distutils",
+    }
+)  # fmt: skip
+# builtins that are plain data constructors; every other builtin is treated as dangerous.
+_SAFE_BUILTINS = frozenset(
+    {"set", "frozenset", "slice", "range", "complex", "bytearray", "bytes", "dict", "list", "tuple",
+     "int", "float", "str", "bool", "object", "True", "False", "None"}
+)  # fmt: skip
+# Callables that call other callables, so they turn any import into code execution.
+_DANGEROUS_NAMES = frozenset(
+    {"operator.attrgetter", "operator.methodcaller", "operator.itemgetter", "functools.partial",
+     "functools.reduce", "_operator.attrgetter", "_operator.methodcaller", "numpy.load", "numpy.lib.npyio.load"}
+)  # fmt: skip
+
+MAX_OPCODES = 5_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PickleScan:
+    """Every ``module.name`` a pickle imports, and which of them are dangerous."""
+
+    imports: tuple[str, ...] = ()
+    dangerous: tuple[str, ...] = ()
+    complete: bool = True
+    notes: tuple[str, ...] = field(default=())
+
+
+def is_dangerous(qualified: str) -> bool:
+    """Whether importing ``module.name`` lets a pickle run code or touch the system."""
+    module, _, name = qualified.rpartition(".")
+    if module in ("builtins", "__builtin__", "__builtins__"):
+        return name not in _SAFE_BUILTINS
+    if qualified in _DANGEROUS_NAMES:
+        return True
+    parts = module.split(".")
+    return any(".".join(parts[: i + 1]) in _DANGEROUS_MODULES for i in range(len(parts))) or qualified in _DANGEROUS_MODULES
+
+
+def scan_pickle(data: bytes) -> PickleScan:
+    """Walk every pickle stream in ``data`` (joblib and torch write several back to back)."""
+    imports: list[str] = []
+    notes: list[str] = []
+    pos = 0
+    complete = True
+    while pos < len(data):
+        try:
+            found, pos = _scan_one(data, pos)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            complete = False
+            notes.append(f"opcode walk stopped at byte {pos}: {exc}")
+            break
+        imports.extend(found)
+        if not data[pos:].startswith((b"\x80", b"(", b"c", b"}", b"]")):
+            break  # trailing non-pickle bytes (e.g. raw array buffers)
+    unique = tuple(dict.fromkeys(imports))
+    return PickleScan(unique, tuple(i for i in unique if is_dangerous(i)), complete, tuple(notes))
+
+
+def _scan_one(data: bytes, start: int) -> tuple[list[str], int]:
+    found: list[str] = []
+    strings: list[str | None] = []
+    memo: dict[int, str | None] = {}
+    end = start
+    stream = io.BytesIO(data)
+    stream.seek(start)
+    for count, (op, arg, offset) in enumerate(pickletools.genops(stream)):
+        if count > MAX_OPCODES:
+            raise ValueError("too many opcodes")
+        name = op.name
+        if name in ("GLOBAL", "INST"):
+            module, _, attr = str(arg).partition(" ")
+            found.append(f"{module}.{attr}")
+        elif name == "STACK_GLOBAL":
+            attr = strings.pop() if strings else None
+            module = strings.pop() if strings else None
+            found.append(f"{module or '?'}.{attr or '?'}")
+        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"):
+            strings.append(str(arg))
+        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
+            memo[int(arg)] = strings[-1] if strings else None
+        elif name == "MEMOIZE":
+            memo[len(memo)] = strings[-1] if strings else None
+        elif name in ("GET", "BINGET", "LONG_BINGET"):
+            strings.append(memo.get(int(arg)))
+        if name == "STOP":
+            end = (offset or 0) + 1  # offsets are absolute positions in the stream
+            break
+    else:
+        raise ValueError("pickle has no STOP opcode")
+    return found, end
+
+
+def is_pickle(data: bytes) -> bool:
+    """Whether ``data`` parses as a pickle stream from its first byte to a STOP opcode."""
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return True
+    if not data or data[:1] not in (b"(", b"c", b"}", b"]", b"\x80", b"I", b"F", b"S", b"V", b"N", b"L", b"K", b"J", b"X", b"i", b"U", b"T", b"q"):
+        return False
+    try:
+        _scan_one(data[: 16 * 1024 * 1024], 0)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    return True
