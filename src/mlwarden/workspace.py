@@ -15,6 +15,7 @@ from mlwarden.config import WorkspaceOptions
 from mlwarden.errors import ConfigError, KeyFileError, StoreError, WorkspaceNotFound
 from mlwarden.ledger.keys import load_signer, write_private_key
 from mlwarden.ledger.log import Log, initialise
+from mlwarden.ledger.notes import NoteSigner
 from mlwarden.store.engine import create_db_engine, describe_db_error, write_transaction
 from mlwarden.store.migrate import upgrade
 from mlwarden.store.schema import ledger_head, meta
@@ -29,6 +30,7 @@ class Workspace:
     options: WorkspaceOptions
     engine: Engine
     log: Log
+    signer: NoteSigner
 
     def close(self) -> None:
         """Publish the newest ledger head outside the database and release connections."""
@@ -129,4 +131,4 @@ def open_workspace(options: WorkspaceOptions, *, check: bool = True) -> Workspac
         except BaseException:
             engine.dispose()
             raise
-    return Workspace(options, engine, log)
+    return Workspace(options, engine, log, signer)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import demo, ledger, workspace
+from mlwarden.cli import demo, ledger, model, workspace
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
@@ -29,6 +29,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(ledger.app, name="ledger")
+app.add_typer(model.app, name="model")
+app.add_typer(model.dataset_app, name="dataset")
 app.command("init")(workspace.init)
 app.command("demo")(demo.demo)
 

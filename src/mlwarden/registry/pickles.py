@@ -56,7 +56,10 @@ def is_dangerous(qualified: str) -> bool:
     if qualified in _DANGEROUS_NAMES:
         return True
     parts = module.split(".")
-    return any(".".join(parts[: i + 1]) in _DANGEROUS_MODULES for i in range(len(parts))) or qualified in _DANGEROUS_MODULES
+    return (
+        any(".".join(parts[: i + 1]) in _DANGEROUS_MODULES for i in range(len(parts)))
+        or qualified in _DANGEROUS_MODULES
+    )
 
 
 def scan_pickle(data: bytes) -> PickleScan:
@@ -94,17 +97,25 @@ def _scan_one(data: bytes, start: int) -> tuple[list[str], int]:
             module, _, attr = str(arg).partition(" ")
             found.append(f"{module}.{attr}")
         elif name == "STACK_GLOBAL":
-            attr = strings.pop() if strings else None
-            module = strings.pop() if strings else None
-            found.append(f"{module or '?'}.{attr or '?'}")
-        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"):
+            top = strings.pop() if strings else None
+            below = strings.pop() if strings else None
+            found.append(f"{below or '?'}.{top or '?'}")
+        elif name in (
+            "SHORT_BINUNICODE",
+            "BINUNICODE",
+            "BINUNICODE8",
+            "UNICODE",
+            "SHORT_BINSTRING",
+            "BINSTRING",
+            "STRING",
+        ):
             strings.append(str(arg))
         elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[int(arg)] = strings[-1] if strings else None
+            memo[int(str(arg))] = strings[-1] if strings else None
         elif name == "MEMOIZE":
             memo[len(memo)] = strings[-1] if strings else None
         elif name in ("GET", "BINGET", "LONG_BINGET"):
-            strings.append(memo.get(int(arg)))
+            strings.append(memo.get(int(str(arg))))
         if name == "STOP":
             end = (offset or 0) + 1  # offsets are absolute positions in the stream
             break
@@ -117,7 +128,26 @@ def is_pickle(data: bytes) -> bool:
     """Whether ``data`` parses as a pickle stream from its first byte to a STOP opcode."""
     if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
         return True
-    if not data or data[:1] not in (b"(", b"c", b"}", b"]", b"\x80", b"I", b"F", b"S", b"V", b"N", b"L", b"K", b"J", b"X", b"i", b"U", b"T", b"q"):
+    if not data or data[:1] not in (
+        b"(",
+        b"c",
+        b"}",
+        b"]",
+        b"\x80",
+        b"I",
+        b"F",
+        b"S",
+        b"V",
+        b"N",
+        b"L",
+        b"K",
+        b"J",
+        b"X",
+        b"i",
+        b"U",
+        b"T",
+        b"q",
+    ):
         return False
     try:
         _scan_one(data[: 16 * 1024 * 1024], 0)

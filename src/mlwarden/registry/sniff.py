@@ -153,7 +153,7 @@ def _is_safetensors(data: bytes) -> bool:
 
 
 def _is_onnx(data: bytes) -> bool:
-    import onnx  # noqa: PLC0415 - heavy; only needed once the cheap checks have passed
+    import onnx
 
     try:
         model = onnx.load_model_from_string(data)
@@ -177,6 +177,4 @@ def detect_format(data: bytes, filename: str) -> ArtifactFormat:
         return ArtifactFormat(SAFETENSORS, False, "weights (recorded, not served)")
     if _is_onnx(data):
         return ArtifactFormat(ONNX, True)
-    raise InvalidInput(
-        f"{where} is not a format mlwarden can register: expected ONNX, skops or safetensors"
-    )
+    raise InvalidInput(f"{where} is not a format mlwarden can register: expected ONNX, skops or safetensors")

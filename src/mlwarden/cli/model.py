@@ -1,0 +1,151 @@
+"""``mlwarden model`` and ``mlwarden dataset``: register, inspect, trace and run models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlwarden.cli.context import print_json, state
+from mlwarden.errors import InvalidInput
+from mlwarden.registry.dataset_versions import get_dataset, register_dataset
+from mlwarden.registry.models import describe, get_version, lineage, list_models, parse_ref, register_model
+from mlwarden.runtime.predict import predict as run_predict
+from mlwarden.workspace import local_principal
+
+app = typer.Typer(
+    help="Register models by content hash, inspect their cards and lineage, predict.", no_args_is_help=True
+)
+dataset_app = typer.Typer(help="Register datasets by content hash with a column profile.", no_args_is_help=True)
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    path: Annotated[Path, typer.Argument(help="Model file (.onnx, .skops; .safetensors recorded only).")],
+    card: Annotated[Path, typer.Option("--card", help="Model card (Markdown with YAML front matter).")],
+    dataset: Annotated[list[str] | None, typer.Option("--dataset", help="Training data, NAME@sha256:HEX.")] = None,
+    code_commit: Annotated[str | None, typer.Option("--code-commit", help="Git commit of the training code.")] = None,
+    parent: Annotated[str | None, typer.Option("--parent", help="Parent model, NAME:VERSION.")] = None,
+    signature: Annotated[Path | None, typer.Option("--signature", help="Signature file narrowing the inputs.")] = None,
+) -> None:
+    """Register the next version of NAME (stage candidate); print name, version and sha256."""
+    ws = state(ctx).open()
+    try:
+        result = register_model(
+            ws, name=name, path=path, card_path=card, principal=local_principal(), datasets=dataset or [],
+            code_commit=code_commit, parent=parent, signature_path=signature,
+        )  # fmt: skip
+    finally:
+        ws.close()
+    print_json(result.to_json())
+
+
+@app.command("list")
+def list_(ctx: typer.Context) -> None:
+    """Every registered version, one JSON object per line."""
+    ws = state(ctx).open()
+    try:
+        for row in list_models(ws):
+            print_json(row)
+    finally:
+        ws.close()
+
+
+@app.command()
+def show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")]) -> None:
+    """Card, signature, lineage, stage and hashes of a version."""
+    ws = state(ctx).open()
+    try:
+        print_json(describe(get_version(ws, *parse_ref(ref, default_version=True))))
+    finally:
+        ws.close()
+
+
+def _tree(node: dict[str, Any], indent: str = "") -> list[str]:
+    lines = [f"{indent}{node['model']}  sha256:{node['sha256'][:16]}…"]
+    for ds in node["datasets"]:
+        lines.append(f"{indent}├── dataset {ds['name']}:{ds['version']}  sha256:{ds['sha256'][:16]}…")
+    if node["code_commit"]:
+        lines.append(f"{indent}├── code {node['code_commit']}")
+    for parent in node["parents"]:
+        lines.append(f"{indent}└── parent")
+        lines.extend(_tree(parent, indent + "    "))
+    return lines
+
+
+@app.command("lineage")
+def lineage_(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the tree as JSON.")] = False,
+) -> None:
+    """The lineage tree: datasets by hash, code commit, parent versions."""
+    name, version = parse_ref(ref)
+    ws = state(ctx).open()
+    try:
+        tree = lineage(ws, name, version or 1)
+    finally:
+        ws.close()
+    if as_json:
+        print_json(tree)
+    else:
+        typer.echo("\n".join(_tree(tree)))
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")],
+    input_file: Annotated[Path, typer.Option("--input", help="JSON list of rows (objects or lists).")],
+) -> None:
+    """Validate rows, predict locally, record the decision in the ledger; print the result."""
+    try:
+        text = input_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {input_file}: {exc}") from exc
+    try:
+        rows = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{input_file} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    name, version = parse_ref(ref, default_version=True)
+    ws = state(ctx).open()
+    try:
+        print_json(run_predict(ws, name, version, rows, local_principal()))
+    finally:
+        ws.close()
+
+
+def _reject_constant(name: str) -> Any:
+    raise InvalidInput(f"input contains {name}, which JSON cannot carry")
+
+
+@dataset_app.command("register")
+def dataset_register(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Dataset name.")],
+    path: Annotated[Path | None, typer.Argument(help="CSV, Parquet or JSON lines file.")] = None,
+    from_dvc: Annotated[
+        Path | None, typer.Option("--from-dvc", help="Record a DVC-tracked file by its .dvc md5.")
+    ] = None,
+) -> None:
+    """Register a dataset version: sha256, rows, schema fingerprint, column profile."""
+    ws = state(ctx).open()
+    try:
+        print_json(register_dataset(ws, name=name, path=path, principal=local_principal(), dvc=from_dvc))
+    finally:
+        ws.close()
+
+
+@dataset_app.command("show")
+def dataset_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")]) -> None:
+    """A dataset version with its profile."""
+    name, version = parse_ref(ref, default_version=True)
+    ws = state(ctx).open()
+    try:
+        print_json(get_dataset(ws, name, version))
+    finally:
+        ws.close()

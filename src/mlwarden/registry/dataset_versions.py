@@ -1,0 +1,112 @@
+"""Dataset registration: content hash (or DVC md5), row count, schema fingerprint, profile."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.ledger.entry import utc_now
+from mlwarden.registry.artifacts import sha256_file
+from mlwarden.registry.attest import sign_claims
+from mlwarden.registry.datasets import data_format, profile, read_dvc
+from mlwarden.registry.models import check_name
+from mlwarden.store.schema import dataset_versions
+from mlwarden.workspace import Workspace
+
+
+def dataset_claims(
+    name: str, version: int, sha256: str | None, md5: str | None, fingerprint: str | None
+) -> dict[str, Any]:
+    """What a dataset version's attestation signs."""
+    return {"kind": "dataset", "name": name, "version": version, "sha256": sha256, "md5": md5, "schema": fingerprint}
+
+
+def register_dataset(
+    ws: Workspace, *, name: str, path: Path | None, principal: str, dvc: Path | None = None
+) -> dict[str, Any]:
+    """Register a dataset file (profiled), or a DVC-tracked file by its ``.dvc`` md5 and path."""
+    check_name(name, "dataset")
+    md5: str | None = None
+    sha: str | None = None
+    prof: dict[str, Any] = {}
+    rows: int | None = None
+    fingerprint: str | None = None
+    if dvc is not None:
+        out = read_dvc(dvc)
+        md5, source, fmt = out.md5, out.path, "dvc"
+        local = (dvc.parent / out.path) if path is None else path
+        if local.is_file():
+            actual = hashlib.md5(local.read_bytes(), usedforsecurity=False).hexdigest()
+            if actual != out.md5.removesuffix(".dir"):
+                raise InvalidInput(f"{local} does not match its .dvc md5 ({out.md5}); it has {actual}")
+            sha = sha256_file(local)
+            fmt = data_format(local)
+            p = profile(local, fmt)
+            prof, rows, fingerprint = p.to_json(), p.rows, p.schema_fingerprint
+    else:
+        if path is None:
+            raise InvalidInput("give a dataset PATH or --from-dvc FILE.dvc")
+        if not path.is_file():
+            raise InvalidInput(f"dataset file {path} does not exist")
+        fmt = data_format(path)
+        p = profile(path, fmt)
+        sha, source = sha256_file(path), path.name
+        prof, rows, fingerprint = p.to_json(), p.rows, p.schema_fingerprint
+    with ws.log.transaction() as tx:
+        if sha is not None:
+            existing = tx.conn.execute(
+                select(dataset_versions.c.version).where(
+                    dataset_versions.c.name == name, dataset_versions.c.sha256 == sha
+                )
+            ).first()
+            if existing is not None:
+                return {
+                    "name": name,
+                    "version": int(existing[0]),
+                    "sha256": sha,
+                    "md5": md5,
+                    "rows": rows,
+                    "created": False,
+                }
+        latest = tx.conn.execute(
+            select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == name)
+        ).scalar()
+        version = int(latest or 0) + 1
+        receipt = tx.append(
+            kind="dataset.registered", subject=f"dataset:{name}:{version}",
+            body={"sha256": sha, "md5": md5, "source": source, "rows": rows, "schema_fingerprint": fingerprint},
+            principal=principal,
+        )  # fmt: skip
+        tx.conn.execute(
+            insert(dataset_versions).values(
+                name=name, version=version, sha256=sha, md5=md5, source=source, format=fmt, rows=rows,
+                schema_fingerprint=fingerprint, profile=json.dumps(prof), registrant=principal, created=utc_now(),
+                attestation=sign_claims(ws.signer, dataset_claims(name, version, sha, md5, fingerprint)),
+                ledger_index=receipt.index,
+            )
+        )  # fmt: skip
+    return {"name": name, "version": version, "sha256": sha, "md5": md5, "rows": rows,
+            "schema_fingerprint": fingerprint, "created": True}  # fmt: skip
+
+
+def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[str, Any]:
+    """One dataset version (newest when ``version`` is None), with its profile."""
+    query = select(dataset_versions).where(dataset_versions.c.name == name)
+    query = (
+        query.where(dataset_versions.c.version == version)
+        if version
+        else query.order_by(dataset_versions.c.version.desc())
+    )
+    with ws.engine.connect() as conn:
+        row = conn.execute(query.limit(1)).mappings().first()
+    if row is None:
+        raise NotFound(f"dataset {name}{':' + str(version) if version else ''} is not registered")
+    out = dict(row)
+    out["profile"] = json.loads(out["profile"])
+    out.pop("attestation", None)
+    return out

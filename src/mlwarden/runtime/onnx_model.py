@@ -1,0 +1,61 @@
+"""ONNX models through onnxruntime: the signature comes from the graph's inputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from mlwarden.errors import InvalidInput
+from mlwarden.runtime.interface import rows_from_outputs
+from mlwarden.runtime.signature import Feature, InputSignature
+
+_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(double)": "float64",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(string)": "string",
+    "tensor(bool)": "bool",
+}
+
+
+class OnnxModel:
+    """An ONNX graph in an onnxruntime session (CPU, one intra-op thread per request)."""
+
+    def __init__(self, data: bytes) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
+            raise InvalidInput(f"onnxruntime cannot load this model: {str(exc).splitlines()[0][:200]}") from exc
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.signature = self._signature()
+
+    def _signature(self) -> InputSignature:
+        inputs = self.session.get_inputs()
+        if len(inputs) == 1:
+            only = inputs[0]
+            dtype = _TYPES.get(only.type)
+            shape = only.shape
+            width = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+            if dtype is None or width is None:
+                raise InvalidInput(f"unsupported ONNX input {only.name}: {only.type} {shape}; expected (rows, n)")
+            features = tuple(Feature(f"x{i}", dtype) for i in range(width))
+            return InputSignature(features, "tensor", only.name)
+        columns: list[Feature] = []
+        for item in inputs:
+            dtype = _TYPES.get(item.type)
+            if dtype is None:
+                raise InvalidInput(f"unsupported ONNX input {item.name}: {item.type}")
+            columns.append(Feature(item.name, dtype))
+        return InputSignature(tuple(columns), "columns", "")
+
+    def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, Any]]:
+        feed = {self.signature.input_name: inputs} if isinstance(inputs, np.ndarray) else inputs
+        count = len(next(iter(feed.values())))
+        outputs = self.session.run(self.output_names, feed)
+        return rows_from_outputs(self.output_names, list(outputs), count)

@@ -1,0 +1,40 @@
+"""Validated, recorded predictions: the decision is in the ledger before anyone sees it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from mlwarden.registry.models import load_model
+from mlwarden.workspace import Workspace
+
+
+def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal: str) -> dict[str, Any]:
+    """Validate ``rows`` against the version's signature, predict, record, then return."""
+    row, model = load_model(ws, name, version, principal)
+    inputs = model.signature.validate(rows)
+    started = time.perf_counter()
+    outputs = model.predict(inputs)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    decisions = [str(uuid.uuid4()) for _ in outputs]
+    receipt = ws.log.append(
+        kind="prediction",
+        subject=f"model:{row['name']}:{row['version']}",
+        body={
+            "sha256": row["sha256"],
+            "decision_ids": decisions,
+            "inputs": rows if isinstance(rows, list) else inputs.tolist() if hasattr(inputs, "tolist") else None,
+            "outputs": outputs,
+            "latency_ms": round(elapsed_ms, 3),
+        },
+        principal=principal,
+    )
+    return {
+        "model": row["name"],
+        "version": row["version"],
+        "sha256": row["sha256"],
+        "predictions": outputs,
+        "decision_ids": decisions,
+        "ledger_index": receipt.index,
+    }
