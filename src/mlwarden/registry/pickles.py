@@ -8,6 +8,7 @@ the ones known to reach the operating system or the interpreter, and never calls
 
 from __future__ import annotations
 
+import _compat_pickle
 import io
 import pickletools
 from dataclasses import dataclass, field
@@ -82,6 +83,13 @@ def scan_pickle(data: bytes) -> PickleScan:
     return PickleScan(unique, tuple(i for i in unique if is_dangerous(i)), complete, tuple(notes))
 
 
+def _resolve(module: str, name: str) -> str:
+    """The import an unpickler would really perform (Python 2 names mapped as pickle maps them)."""
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return f"{module}.{name}"
+
+
 def _scan_one(data: bytes, start: int) -> tuple[list[str], int]:
     found: list[str] = []
     strings: list[str | None] = []
@@ -95,11 +103,11 @@ def _scan_one(data: bytes, start: int) -> tuple[list[str], int]:
         name = op.name
         if name in ("GLOBAL", "INST"):
             module, _, attr = str(arg).partition(" ")
-            found.append(f"{module}.{attr}")
+            found.append(_resolve(module, attr))
         elif name == "STACK_GLOBAL":
             top = strings.pop() if strings else None
             below = strings.pop() if strings else None
-            found.append(f"{below or '?'}.{top or '?'}")
+            found.append(_resolve(below or "?", top or "?"))
         elif name in (
             "SHORT_BINUNICODE",
             "BINUNICODE",

@@ -45,7 +45,7 @@ class OnnxModel:
             if dtype is None or width is None:
                 raise InvalidInput(f"unsupported ONNX input {only.name}: {only.type} {shape}; expected (rows, n)")
             features = tuple(Feature(f"x{i}", dtype) for i in range(width))
-            return InputSignature(features, "tensor", only.name)
+            return InputSignature(features, "tensor", only.name, dtype)
         columns: list[Feature] = []
         for item in inputs:
             dtype = _TYPES.get(item.type)

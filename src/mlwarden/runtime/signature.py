@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -48,13 +49,19 @@ class InputSignature:
     features: tuple[Feature, ...]
     layout: str = "tensor"
     input_name: str = "X"
+    tensor_dtype: str = "float32"
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
 
     def to_json(self) -> dict[str, Any]:
-        return {"layout": self.layout, "input": self.input_name, "features": [f.to_json() for f in self.features]}
+        return {
+            "layout": self.layout,
+            "input": self.input_name,
+            "tensor_dtype": self.tensor_dtype,
+            "features": [f.to_json() for f in self.features],
+        }
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> InputSignature:
@@ -70,7 +77,9 @@ class InputSignature:
             )
             for f in obj["features"]
         )
-        return cls(feats, str(obj.get("layout", "tensor")), str(obj.get("input", "X")))
+        return cls(
+            feats, str(obj.get("layout", "tensor")), str(obj.get("input", "X")), str(obj.get("tensor_dtype", "float32"))
+        )
 
     def narrow(self, spec: dict[str, Any]) -> InputSignature:
         """Apply a signature file: rename features and add ranges, allowed values, requiredness.
@@ -181,8 +190,7 @@ class InputSignature:
 
     def _shape(self, matrix: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
         if self.layout == "tensor":
-            dtype = NUMERIC.get(self.features[0].dtype, np.float32)
-            return np.ascontiguousarray(matrix, dtype=dtype)
+            return np.ascontiguousarray(matrix, dtype=NUMERIC.get(self.tensor_dtype, np.float32))
         return {
             f.name: matrix[:, j].astype(NUMERIC.get(f.dtype, np.float32)).reshape(-1, 1)
             for j, f in enumerate(self.features)

@@ -88,7 +88,7 @@ class SkopsModel:
             raise InvalidInput("the estimator does not say how many features it takes (n_features_in_)")
         feature_names = getattr(self.estimator, "feature_names_in_", None)
         labels = [str(n) for n in feature_names] if feature_names is not None else [f"x{i}" for i in range(count)]
-        self.signature = InputSignature(tuple(Feature(n, "float64") for n in labels), "tensor", "X")
+        self.signature = InputSignature(tuple(Feature(n, "float64") for n in labels), "tensor", "X", "float64")
 
     def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, Any]]:
         matrix = inputs if isinstance(inputs, np.ndarray) else np.column_stack(list(inputs.values()))
