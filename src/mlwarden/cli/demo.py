@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.errors import MlwardenError
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.ledger.merkle import verify_inclusion
 from mlwarden.ledger.notes import Checkpoint
@@ -34,6 +35,7 @@ def demo(
     root = Path(tempfile.mkdtemp(prefix="mlwarden-demo-"))
     try:
         _tour(root, entries)
+        _registry_tour(root)
         if keep:
             typer.echo(f"\nworkspace kept at {root}")
     finally:
@@ -106,4 +108,73 @@ def _tour(root: Path, count: int) -> None:
         raise typer.Exit(1)
     typer.secho("   $ mlwarden ledger verify", dim=True)
     typer.secho(f"   ledger NOT intact: {finding.problem} at index {finding.index}: {finding.message}", fg="red")
-    typer.secho("\nThe ledger names the exact entry that was changed. Try `mlwarden --help` next.", bold=True)
+    typer.secho("   The ledger names the exact entry that was changed.", bold=True)
+
+
+def _registry_tour(root: Path) -> None:
+    import json
+
+    from mlwarden.errors import UnsafeArtifact
+    from mlwarden.registry.dataset_versions import register_dataset
+    from mlwarden.registry.models import lineage, register_model
+    from mlwarden.runtime.predict import predict
+    from mlwarden.samples import breast_cancer_model
+
+    options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
+    ws = open_workspace(options)
+    try:
+        _step("7. train a small model on scikit-learn's bundled breast-cancer data (ONNX via skl2onnx)")
+        sample = breast_cancer_model(root / "artifacts")
+        typer.echo(f"   random forest, held-out accuracy {sample.accuracy:.3f}; card {sample.card.name}")
+
+        _step("8. register the training data and the model by content hash", "mlwarden dataset register ...")
+        ds = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="local:demo")
+        typer.echo(f"   dataset breast-cancer-train:{ds['version']}  {ds['rows']} rows  sha256:{ds['sha256'][:16]}...")
+        reg = register_model(
+            ws, name="breast-cancer", path=sample.onnx, card_path=sample.card, principal="local:demo",
+            datasets=[f"breast-cancer-train@sha256:{ds['sha256']}"], code_commit="4f1c2a9e",
+            signature_path=sample.signature,
+        )  # fmt: skip
+        typer.echo(f"   model {reg.name}:{reg.version} ({reg.format}, stage {reg.stage})  sha256:{reg.sha256[:16]}...")
+
+        _step("9. its lineage", f"mlwarden model lineage {reg.name}:{reg.version}")
+        tree = lineage(ws, reg.name, reg.version)
+        for d in tree["datasets"]:
+            typer.echo(f"   {tree['model']} <- dataset {d['name']}:{d['version']} sha256:{d['sha256'][:16]}...")
+        typer.echo(f"   {tree['model']} <- code {tree['code_commit']}")
+
+        _step(
+            "10. predict two held-out rows (validated, then recorded)",
+            f"mlwarden model predict {reg.name} --input rows.json",
+        )
+        header, *lines = sample.eval_csv.read_text().splitlines()
+        names = header.split(",")[:-1]
+        rows = [dict(zip(names, map(float, line.split(",")[:-1]), strict=True)) for line in lines[:2]]
+        result = predict(ws, reg.name, reg.version, rows, "local:demo")
+        for decision, p in zip(result["decision_ids"], result["predictions"], strict=True):
+            typer.echo(f"   decision {decision}: label {p['label']}  p={max(p['probabilities']):.3f}")
+        typer.echo(f"   recorded at ledger index {result['ledger_index']}")
+        bad = dict(rows[0], mean_radius=-3.0)
+        try:
+            predict(ws, reg.name, reg.version, [bad], "local:demo")
+        except MlwardenError as exc:
+            typer.secho(f"   a row with mean_radius=-3 is refused: {exc.message}", fg="yellow")
+
+        _step("11. someone uploads a 'model.onnx' that is really a pickle", "mlwarden model register evil model.onnx")
+        evil = root / "model.onnx"
+        evil.write_bytes(_malicious_pickle(root / "PWNED"))
+        try:
+            register_model(ws, name="evil", path=evil, card_path=sample.card, principal="local:mallory")
+        except UnsafeArtifact as exc:
+            typer.secho(f"   {exc.message}", fg="red")
+        typer.echo(f"   payload ran: {(root / 'PWNED').exists()}; the refusal is in the ledger:")
+        typer.echo("   " + json.dumps(ws.log.tail(1)[0].parse().body)[:160])
+    finally:
+        ws.close()
+    typer.secho("\nEvery step above is in the ledger. Try `mlwarden --help` next.", bold=True)
+
+
+def _malicious_pickle(marker: Path) -> bytes:
+    """A protocol-2 pickle whose __reduce__ would run `touch MARKER` (written by hand, never loaded)."""
+    command = f"touch {marker}".encode()
+    return b"\x80\x02cposix\nsystem\nq\x00X" + len(command).to_bytes(4, "little") + command + b"q\x01\x85q\x02Rq\x03."

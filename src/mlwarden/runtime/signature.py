@@ -250,11 +250,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _has_bools(rows: Sequence[list[Any]]) -> bool:
-    return (
-        any(type(v) is bool for row in rows[:1000] for v in row)
-        if len(rows) <= 1000
-        else any(type(v) is bool for row in rows for v in row)
-    )
+    """JSON true/false would silently become 1.0/0.0 in a float matrix; such rows take the slow path."""
+    return bool in set(map(type, itertools.chain.from_iterable(rows)))
 
 
 def _coerce(feature: Feature, value: Any, row: int) -> Any:

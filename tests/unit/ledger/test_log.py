@@ -223,7 +223,7 @@ def test_transaction_commits_change_and_entry_together(workspace: Workspace) -> 
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom), workspace.log.transaction() as tx:
+    with pytest.raises(Boom), workspace.log.transaction() as tx:  # noqa: PT012 - the block is the transaction under test
         tx.conn.execute(text("INSERT INTO meta (key, value) VALUES ('probe2', 'two')"))
         tx.append(kind="t.change", subject="probe2", body={"v": 2}, principal="p")
         raise Boom

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text, update
@@ -25,10 +26,10 @@ def _kinds(ws: Workspace) -> list[str]:
     return [Entry.parse(t).kind for _i, t, _h in ws.log.iter_rows()]
 
 
-def _register(ws: Workspace, sample: SampleModel, path: Path | None = None, **kw: object) -> dict[str, object]:
+def _register(ws: Workspace, sample: SampleModel, path: Path | None = None, **kw: Any) -> dict[str, Any]:
     return register_model(
         ws, name="bc", path=path or sample.onnx, card_path=sample.card, principal="alice", **kw
-    ).to_json()  # type: ignore[arg-type]
+    ).to_json()
 
 
 def test_register_versions_by_content(workspace: Workspace, sample: SampleModel) -> None:
@@ -86,7 +87,7 @@ def test_malicious_model_is_refused_and_recorded(workspace: Workspace, tmp_path:
     bad.write_bytes(pickle.dumps(Evil()))
     card = tmp_path / "card.md"
     card.write_text("# card\n")
-    with pytest.raises(UnsafeArtifact, match="posix.system"):
+    with pytest.raises(UnsafeArtifact, match=r"posix\.system"):
         register_model(workspace, name="evil", path=bad, card_path=card, principal="mallory")
     entries = [Entry.parse(t) for _i, t, _h in workspace.log.iter_rows()]
     assert [e.kind for e in entries] == ["model.refused"]

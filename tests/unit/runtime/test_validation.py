@@ -26,7 +26,8 @@ def test_list_and_object_rows_give_the_same_matrix() -> None:
     """A row keyed by feature name and the same row in signature order are one input."""
     a = SIG.validate([[41, 52000.5, 2]])
     b = SIG.validate([{"age": 41, "income": 52000.5, "children": 2}])
-    assert isinstance(a, np.ndarray) and isinstance(b, np.ndarray)
+    assert isinstance(a, np.ndarray)
+    assert isinstance(b, np.ndarray)
     assert a.dtype == np.float32
     assert np.array_equal(a, b)
     assert a.shape == (1, 3)
@@ -73,7 +74,8 @@ def test_allowed_values_and_optional_features() -> None:
         (Feature("grade", "int64", allowed=(1, 2, 3)), Feature("score", required=False, allow_nan=True))
     )
     out = sig.validate([{"grade": 2}])
-    assert isinstance(out, np.ndarray) and math.isnan(float(out[0, 1]))
+    assert isinstance(out, np.ndarray)
+    assert math.isnan(float(out[0, 1]))
     with pytest.raises(ValidationError, match="not one of the allowed values"):
         sig.validate([{"grade": 4, "score": 1.0}])
 
