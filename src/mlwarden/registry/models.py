@@ -18,6 +18,7 @@ from mlwarden.registry.cards import parse_card
 from mlwarden.registry.sniff import ONNX, SKOPS, ArtifactFormat, detect_format
 from mlwarden.runtime.interface import LoadedModel
 from mlwarden.runtime.signature import InputSignature
+from mlwarden.runtime.validator import Validator
 from mlwarden.store.schema import dataset_versions, model_versions
 from mlwarden.workspace import Workspace
 
@@ -242,7 +243,16 @@ def lineage(ws: Workspace, name: str, version: int, _seen: frozenset[tuple[str, 
     return node
 
 
-def load_model(ws: Workspace, name: str, version: int | None, principal: str) -> tuple[dict[str, Any], LoadedModel]:
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    """A loaded version with its registry row and its compiled validator."""
+
+    row: dict[str, Any]
+    model: LoadedModel
+    validator: Validator
+
+
+def load_model(ws: Workspace, name: str, version: int | None, principal: str) -> ServedModel:
     """Load a version for serving: re-hash the bytes, check the attestation, re-scan, instantiate.
 
     Any integrity failure is recorded in the ledger and the model is not loaded.
@@ -269,4 +279,4 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
     model = instantiate(fmt.name, data)
     if row["input_signature"]:
         model.signature = InputSignature.from_json(json.loads(row["input_signature"]))
-    return row, model
+    return ServedModel(row, model, Validator(model.signature))

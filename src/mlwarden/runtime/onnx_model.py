@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import onnxruntime as ort
 
 from mlwarden.errors import InvalidInput
-from mlwarden.runtime.interface import rows_from_outputs
+from mlwarden.runtime.interface import Outputs
 from mlwarden.runtime.signature import Feature, InputSignature
 
 _TYPES = {
@@ -54,8 +52,7 @@ class OnnxModel:
             columns.append(Feature(item.name, dtype))
         return InputSignature(tuple(columns), "columns", "")
 
-    def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> Outputs:
         feed = {self.signature.input_name: inputs} if isinstance(inputs, np.ndarray) else inputs
         count = len(next(iter(feed.values())))
-        outputs = self.session.run(self.output_names, feed)
-        return rows_from_outputs(self.output_names, list(outputs), count)
+        return Outputs(self.output_names, self.session.run(self.output_names, feed), count)

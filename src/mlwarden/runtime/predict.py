@@ -12,10 +12,11 @@ from mlwarden.workspace import Workspace
 
 def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal: str) -> dict[str, Any]:
     """Validate ``rows`` against the version's signature, predict, record, then return."""
-    row, model = load_model(ws, name, version, principal)
-    inputs = model.signature.validate(rows)
+    served = load_model(ws, name, version, principal)
+    row = served.row
+    inputs = served.validator.validate(rows)
     started = time.perf_counter()
-    outputs = model.predict(inputs)
+    outputs = served.model.predict(inputs).rows()
     elapsed_ms = (time.perf_counter() - started) * 1000
     decisions = [str(uuid.uuid4()) for _ in outputs]
     receipt = ws.log.append(

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from mlwarden.errors import InvalidInput, UnsafeArtifact
-from mlwarden.runtime.interface import rows_from_outputs
+from mlwarden.runtime.interface import Outputs
 from mlwarden.runtime.signature import Feature, InputSignature
 
 # The explicit allow-list: containers and numpy scalars skops writes, and scikit-learn
@@ -90,11 +90,11 @@ class SkopsModel:
         labels = [str(n) for n in feature_names] if feature_names is not None else [f"x{i}" for i in range(count)]
         self.signature = InputSignature(tuple(Feature(n, "float64") for n in labels), "tensor", "X", "float64")
 
-    def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> Outputs:
         matrix = inputs if isinstance(inputs, np.ndarray) else np.column_stack(list(inputs.values()))
         outputs: list[Any] = [np.asarray(self.estimator.predict(matrix))]
         names = ["label"]
         if hasattr(self.estimator, "predict_proba"):
             outputs.append(np.asarray(self.estimator.predict_proba(matrix)))
             names.append("probabilities")
-        return rows_from_outputs(names, outputs, len(matrix))
+        return Outputs(names, outputs, len(matrix))

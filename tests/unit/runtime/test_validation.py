@@ -101,3 +101,22 @@ def test_property_valid_rows_pass_unchanged(rows: list[tuple[float, float, int]]
     assert isinstance(out, np.ndarray)
     assert np.array_equal(out, np.asarray(as_lists, dtype=np.float32))
     assert np.array_equal(out, SIG.validate(as_dicts))  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    low=st.floats(-1e6, 1e6),
+    width=st.floats(0, 1e6),
+    value=st.floats(width=32, allow_nan=True, allow_infinity=True),
+)
+def test_property_float32_fast_path_agrees_with_float64_bounds(low: float, width: float, value: float) -> None:
+    """A float32 batch is accepted exactly when its value lies within the (float64) bounds."""
+    high = low + width
+    sig = InputSignature((Feature("v", "float32", minimum=low, maximum=high),))
+    inside = math.isfinite(value) and low <= value <= high
+    batch = np.array([[value]], dtype=np.float32)
+    if inside:
+        assert sig.validate(batch)[0, 0] == np.float32(value)  # type: ignore[index]
+    else:
+        with pytest.raises(ValidationError):
+            sig.validate(batch)

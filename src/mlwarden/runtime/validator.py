@@ -1,0 +1,238 @@
+"""Request validation compiled once per model: a few whole-matrix NumPy checks per request.
+
+The fast path checks every cell of a numeric batch in about four array operations (ranges,
+NaN/Inf, integrality); only when something fails does it walk the columns to name the row
+and feature. Rows given as JSON objects, or anything unusual, take a row-by-row path that
+names exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from mlwarden.errors import ValidationError
+from mlwarden.runtime.signature import MAX_ROWS, NUMERIC, Feature, InputSignature, is_number
+
+_BIG = float(np.finfo(np.float64).max)
+
+
+class Validator:
+    """Validation for one signature; build it once, call :meth:`validate` per request."""
+
+    def __init__(self, signature: InputSignature) -> None:
+        self.signature = signature
+        feats = signature.features
+        self.width = len(feats)
+        self.names = [f.name for f in feats]
+        self.index = {n: j for j, n in enumerate(self.names)}
+        self.numeric = all(f.dtype in NUMERIC for f in feats)
+        self.lo = np.array([_BIG * -1 if f.minimum is None else f.minimum for f in feats], dtype=np.float64)
+        self.hi = np.array([_BIG if f.maximum is None else f.maximum for f in feats], dtype=np.float64)
+        self.nan_ok = np.array([f.allow_nan for f in feats], dtype=bool)
+        self.any_nan_ok = bool(self.nan_ok.any())
+        self.int_cols = np.array([j for j, f in enumerate(feats) if f.dtype in ("int64", "int32")], dtype=np.intp)
+        self.allowed = [(j, f) for j, f in enumerate(feats) if f.allowed is not None]
+        self.tensor_dtype = NUMERIC.get(signature.tensor_dtype, np.float32)
+        # The same bounds in float32, rounded inwards, so float32 batches compare without upcasting.
+        self.lo32 = _inward(self.lo, up=True)
+        self.hi32 = _inward(self.hi, up=False)
+
+    def validate(self, rows: Any) -> np.ndarray | dict[str, np.ndarray]:
+        """Model input for ``rows``, or :class:`ValidationError` naming the row and the field."""
+        if isinstance(rows, np.ndarray):
+            return self._check_matrix(rows)
+        if not isinstance(rows, list) or not rows:
+            raise ValidationError("inputs must be a non-empty list of rows", field="inputs")
+        if len(rows) > MAX_ROWS:
+            raise ValidationError(f"at most {MAX_ROWS} rows per request, got {len(rows)}", field="inputs")
+        if self.numeric and self.signature.layout == "tensor" and all(type(r) is list for r in rows):
+            try:
+                matrix = np.asarray(rows, dtype=np.float64)
+            except (ValueError, TypeError):
+                matrix = None
+            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == self.width and not _has_bools(rows):
+                return self._check_matrix(matrix)
+        return self._slow(rows)
+
+    # ------------------------------------------------------------------ matrices
+    def _check_matrix(self, matrix: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        if matrix.ndim != 2 or matrix.shape[1] != self.width:
+            raise ValidationError(f"inputs must have shape (rows, {self.width}), got {matrix.shape}", field="inputs")
+        if matrix.dtype.kind not in "fiu":
+            raise ValidationError(f"inputs must be numbers, got {matrix.dtype}", field="inputs")
+        lo, hi = (self.lo32, self.hi32) if matrix.dtype == np.float32 else (self.lo, self.hi)
+        ok = (matrix >= lo) & (matrix <= hi)  # NaN and ±Inf fail both comparisons
+        if self.any_nan_ok and matrix.dtype.kind == "f":
+            ok |= np.isnan(matrix) & self.nan_ok
+        if not ok.all():
+            self._explain(matrix)
+        if self.int_cols.size:
+            part = matrix[:, self.int_cols]
+            with np.errstate(invalid="ignore"):
+                fractional = (part != np.floor(part)) & ~np.isnan(part)
+            if fractional.any():
+                row, col = np.argwhere(fractional)[0]
+                name = self.names[int(self.int_cols[col])]
+                raise ValidationError(f"row {int(row)}: feature {name!r} must be an integer", field=name)
+        for j, feature in self.allowed:
+            _check_allowed(feature, matrix[:, j])
+        return self._shape(matrix)
+
+    def _explain(self, matrix: np.ndarray) -> None:
+        """Name the first failing cell (column order, then row)."""
+        for j, feature in enumerate(self.signature.features):
+            column = matrix[:, j].astype(np.float64)
+            bad = ~np.isfinite(column)
+            if feature.allow_nan:
+                bad &= ~np.isnan(column)
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ValidationError(f"row {row}: feature {feature.name!r} is NaN or infinite", field=feature.name)
+            _check_range(feature, column)
+        raise ValidationError("inputs are out of range", field="inputs")  # pragma: no cover - _explain always finds it
+
+    def _shape(self, matrix: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
+        if self.signature.layout == "tensor":
+            if matrix.dtype == self.tensor_dtype and matrix.flags.c_contiguous:
+                return matrix
+            return np.ascontiguousarray(matrix, dtype=self.tensor_dtype)
+        return {
+            f.name: matrix[:, j].astype(NUMERIC.get(f.dtype, np.float32)).reshape(-1, 1)
+            for j, f in enumerate(self.signature.features)
+        }
+
+    # ------------------------------------------------------------------ rows, one by one
+    def _slow(self, rows: list[Any]) -> np.ndarray | dict[str, np.ndarray]:
+        features = self.signature.features
+        columns: list[list[Any]] = [[] for _ in features]
+        for r, row in enumerate(rows):
+            values = self._row_values(r, row)
+            for j, (feature, value) in enumerate(zip(features, values, strict=True)):
+                columns[j].append(_coerce(feature, value, r))
+        if all(f.dtype in NUMERIC or f.dtype == "bool" for f in features):
+            return self._check_matrix(np.array(columns, dtype=np.float64).T)
+        if self.signature.layout == "tensor":
+            raise ValidationError("mixed string and numeric features need a per-column model input", field="inputs")
+        out: dict[str, np.ndarray] = {}
+        for feature, column in zip(features, columns, strict=True):
+            if feature.dtype == "string":
+                array = np.array(column, dtype=object)
+                if feature.allowed is not None:
+                    _check_allowed(feature, array)
+            else:
+                array = np.array(column, dtype=np.float64)
+                _check_range(feature, array)
+                if feature.allowed is not None:
+                    _check_allowed(feature, array)
+                array = array.astype(NUMERIC.get(feature.dtype, np.float32))
+            out[feature.name] = array.reshape(-1, 1)
+        return out
+
+    def _row_values(self, r: int, row: Any) -> Sequence[Any]:
+        if isinstance(row, dict):
+            for key in row:
+                if key not in self.index:
+                    raise ValidationError(f"row {r}: unknown feature {key!r}", field=str(key))
+            values: list[Any] = []
+            for feature in self.signature.features:
+                if feature.name in row:
+                    values.append(row[feature.name])
+                elif feature.required:
+                    raise ValidationError(f"row {r}: missing feature {feature.name!r}", field=feature.name)
+                else:
+                    values.append(None)
+            return values
+        if isinstance(row, list):
+            if len(row) != self.width:
+                raise ValidationError(
+                    f"row {r}: expected {self.width} values in signature order, got {len(row)}", field="inputs"
+                )
+            return row
+        raise ValidationError(f"row {r}: must be an object keyed by feature name or a list", field="inputs")
+
+
+def _inward(bounds: np.ndarray, *, up: bool) -> np.ndarray:
+    """float32 bounds such that, for float32 x, ``x >= lo32`` iff ``x >= lo`` (and likewise for hi)."""
+    big = np.float32(np.finfo(np.float32).max)
+    clipped = np.clip(bounds, -float(big), float(big))
+    narrow = clipped.astype(np.float32)
+    if up:
+        narrow = np.where(narrow.astype(np.float64) < clipped, np.nextafter(narrow, np.float32(np.inf)), narrow)
+    else:
+        narrow = np.where(narrow.astype(np.float64) > clipped, np.nextafter(narrow, np.float32(-np.inf)), narrow)
+    result: np.ndarray = narrow.astype(np.float32)
+    return result
+
+
+def _check_range(feature: Feature, column: np.ndarray) -> None:
+    if feature.minimum is not None:
+        low = column < feature.minimum
+        if low.any():
+            row = int(np.argmax(low))
+            raise ValidationError(
+                f"row {row}: feature {feature.name!r} is {column[row]:g}, below the minimum {feature.minimum:g}",
+                field=feature.name,
+            )
+    if feature.maximum is not None:
+        high = column > feature.maximum
+        if high.any():
+            row = int(np.argmax(high))
+            raise ValidationError(
+                f"row {row}: feature {feature.name!r} is {column[row]:g}, above the maximum {feature.maximum:g}",
+                field=feature.name,
+            )
+
+
+def _check_allowed(feature: Feature, column: np.ndarray) -> None:
+    allowed = feature.allowed or ()
+    if column.dtype == object:
+        for row, value in enumerate(column):
+            if value not in allowed:
+                raise ValidationError(
+                    f"row {row}: feature {feature.name!r} value {value!r} is not one of the allowed values",
+                    field=feature.name,
+                )
+        return
+    ok = np.isin(column, np.asarray(allowed, dtype=np.float64))
+    if feature.allow_nan:
+        ok |= np.isnan(column)
+    if not ok.all():
+        row = int(np.argmin(ok))
+        raise ValidationError(
+            f"row {row}: feature {feature.name!r} value {column[row]:g} is not one of the allowed values",
+            field=feature.name,
+        )
+
+
+def _has_bools(rows: Sequence[list[Any]]) -> bool:
+    """JSON true/false would silently become 1.0/0.0 in a float matrix; such rows take the slow path."""
+    return bool in set(map(type, itertools.chain.from_iterable(rows)))
+
+
+def _coerce(feature: Feature, value: Any, row: int) -> Any:
+    if value is None:
+        if feature.required and not feature.allow_nan:
+            raise ValidationError(f"row {row}: feature {feature.name!r} is null", field=feature.name)
+        return math.nan
+    if feature.dtype == "string":
+        if not isinstance(value, str):
+            raise ValidationError(
+                f"row {row}: feature {feature.name!r} must be a string, got {type(value).__name__}", field=feature.name
+            )
+        return value
+    if feature.dtype == "bool":
+        if not isinstance(value, bool):
+            raise ValidationError(f"row {row}: feature {feature.name!r} must be true or false", field=feature.name)
+        return float(value)
+    if not is_number(value):
+        raise ValidationError(
+            f"row {row}: feature {feature.name!r} must be a number, got {type(value).__name__}", field=feature.name
+        )
+    if isinstance(value, float) and not math.isfinite(value) and not feature.allow_nan:
+        raise ValidationError(f"row {row}: feature {feature.name!r} is NaN or infinite", field=feature.name)
+    return float(value)
