@@ -216,6 +216,8 @@ def describe(row: dict[str, Any]) -> dict[str, Any]:
         "signature": json.loads(row["input_signature"]) if row["input_signature"] else None,
         "lineage": json.loads(row["lineage"]), "registrant": row["registrant"], "created": row["created"],
         "ledger_index": row["ledger_index"],
+        "registration_signature": {"alg": "ed25519", "signed": ["name", "version", "sha256", "card_sha256"],
+                                   "value": row["attestation"]},
     }  # fmt: skip
 
 

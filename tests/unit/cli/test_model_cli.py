@@ -95,3 +95,20 @@ def test_bad_prediction_input_is_one_line(cli: Cli, sample: SampleModel, tmp_pat
         assert result.code == 2, (name, result.err)
         assert result.err.count("\n") == 1, result.err
     assert cli("model", "predict", "ghost", "--input", str(path)).code == 2
+
+
+def test_tampered_artifact_is_refused_by_predict(cli: Cli, sample: SampleModel, home: Path, tmp_path: Path) -> None:
+    """Bytes changed on disk after registration: predict fails in one line, and the ledger records it."""
+    cli("init")
+    sha = json.loads(cli("model", "register", "bc", str(sample.onnx), "--card", str(sample.card)).out)["sha256"]
+    blob = home / "artifacts" / "sha256" / sha[:2] / sha[2:]
+    os.chmod(blob, 0o600)
+    data = blob.read_bytes()
+    blob.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    result = cli("model", "predict", "bc", "--input", str(_rows(sample, tmp_path, named=False)))
+    assert result.code == 1
+    assert "changed on disk" in result.err
+    assert result.err.count("\n") == 1
+    assert cli("ledger", "tail", "-n", "1").json_lines()[0]["kind"] == "model.integrity_failed"
+    shown = json.loads(cli("model", "show", "bc").out)
+    assert shown["registration_signature"]["alg"] == "ed25519"
