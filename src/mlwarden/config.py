@@ -21,6 +21,11 @@ class Settings(BaseSettings):
 
     home: Path = DEFAULT_HOME
     database_url: str | None = None
+    max_body_bytes: int = 1 << 20
+    max_rows: int = 1000
+    rate_limit: float = 100.0
+    rate_burst: float = 200.0
+    auth_cache_seconds: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

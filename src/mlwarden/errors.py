@@ -88,3 +88,23 @@ class ValidationError(InvalidInput):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class Unauthenticated(MlwardenError):
+    """No usable credentials were presented (missing, malformed, unknown, expired, revoked)."""
+
+
+class PolicyDenied(MlwardenError):
+    """The policy decision point said no."""
+
+
+class RateLimited(MlwardenError):
+    """Too many requests from one principal; ``retry_after`` is in seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(InvalidInput):
+    """A request body or batch beyond the configured limit."""

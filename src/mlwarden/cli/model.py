@@ -11,7 +11,16 @@ import typer
 from mlwarden.cli.context import print_json, state
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.dataset_versions import get_dataset, register_dataset
-from mlwarden.registry.models import describe, get_version, lineage, list_models, parse_ref, register_model
+from mlwarden.registry.models import (
+    STAGES,
+    describe,
+    get_version,
+    lineage,
+    list_models,
+    parse_ref,
+    promote_model,
+    register_model,
+)
 from mlwarden.runtime.predict import predict as run_predict
 from mlwarden.workspace import local_principal
 
@@ -115,6 +124,21 @@ def predict(
     ws = state(ctx).open()
     try:
         print_json(run_predict(ws, name, version, rows, local_principal()))
+    finally:
+        ws.close()
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version to move.", min=1)],
+    to: Annotated[str, typer.Option("--to", help=f"Target stage: {', '.join(STAGES)}.")],
+) -> None:
+    """Move a version to a stage; the gateway serves the production version."""
+    ws = state(ctx).open()
+    try:
+        print_json(promote_model(ws, name, version, to, local_principal()))
     finally:
         ws.close()
 

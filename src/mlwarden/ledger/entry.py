@@ -65,9 +65,12 @@ class PreparedEntry:
     body_json: bytes
     _head: bytes
     _tail: bytes
+    refs: tuple[str, ...] = ()
 
     @classmethod
-    def build(cls, *, kind: str, subject: str, principal: str, body: dict[str, Any]) -> PreparedEntry:
+    def build(
+        cls, *, kind: str, subject: str, principal: str, body: dict[str, Any], refs: tuple[str, ...] = ()
+    ) -> PreparedEntry:
         """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
         if not isinstance(kind, str) or not _KIND.match(kind):
             raise InvalidInput(
@@ -93,7 +96,10 @@ class PreparedEntry:
             + _canonical_str(subject)
             + b',"time":'
         )
-        return cls(kind, subject, principal, body_json, head, tail)
+        for ref in refs:
+            if not isinstance(ref, str) or not 0 < len(ref) <= 64:
+                raise InvalidInput("entry references must be strings of 1-64 characters")
+        return cls(kind, subject, principal, body_json, head, tail, tuple(refs))
 
     def render(self, index: int, time: str) -> bytes:
         """The canonical entry bytes at ``index`` and ``time`` (keys in RFC 8785 order)."""

@@ -60,7 +60,7 @@ from mlwarden.ledger.verify import (
 )
 from mlwarden.store.engine import describe_db_error, write_transaction
 from mlwarden.store.rows import DriverTarget, stream_rows
-from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes
+from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes, ledger_refs
 
 HEAD_ID = 1
 LATEST_FILE = "latest.txt"
@@ -138,6 +138,7 @@ class StoredEntry:
 _INSERTS = {
     "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
     "nodes": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
+    "refs": "INSERT INTO ledger_refs (ref, idx) VALUES (?, ?)",
     "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
     "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",
 }
@@ -181,6 +182,7 @@ def _render(
     time: str,
     entry_rows: list[tuple[int, bytes, str, str, str]],
     node_rows: list[tuple[int, int, bytes]],
+    ref_rows: list[tuple[str, int]],
 ) -> list[Receipt]:
     """Give each entry the next index; append its row and completed subtrees to the lists."""
     receipts: list[Receipt] = []
@@ -191,6 +193,7 @@ def _render(
         lh = sha(b"\x00" + text).digest()
         entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
         node_rows.extend(frontier.append(lh))
+        ref_rows.extend((ref, index) for ref in item.refs)
         receipts.append(Receipt(index, lh))
     return receipts
 
@@ -204,6 +207,7 @@ class LedgerTransaction:
         self._frontier: Frontier | None = None
         self._entries: list[tuple[int, bytes, str, str, str]] = []
         self._nodes: list[tuple[int, int, bytes]] = []
+        self._refs: list[tuple[str, int]] = []
         self.committed_head: tuple[str, int] | None = None
 
     def append(self, *, kind: str, subject: str, body: dict[str, Any], principal: str) -> Receipt:
@@ -213,7 +217,7 @@ class LedgerTransaction:
             size, frontier_bytes, _note = self.log._read_head(self.conn, lock=True)
             self.log._check_not_rolled_back(size)
             self._frontier = Frontier.from_bytes(size, frontier_bytes)
-        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes)[0]
+        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes, self._refs)[0]
 
     def flush(self) -> None:
         """Write the staged entries and the newly signed head (called before COMMIT)."""
@@ -224,6 +228,8 @@ class LedgerTransaction:
         note = Checkpoint(self.log.origin, frontier.size, frontier.root()).sign(self.log._signer)
         self.conn.exec_driver_sql(_insert_sql("entries", qmark), self._entries)
         self.conn.exec_driver_sql(_insert_sql("nodes", qmark), self._nodes)
+        if self._refs:
+            self.conn.exec_driver_sql(_insert_sql("refs", qmark), self._refs)
         self.conn.exec_driver_sql(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
         self.committed_head = (note, frontier.size)
 
@@ -243,6 +249,7 @@ class Log:
         self._writer: Any = None
         self._entry_rows: list[tuple[int, bytes, str, str, str]] = []
         self._node_rows: list[tuple[int, int, bytes]] = []
+        self._ref_rows: list[tuple[str, int]] = []
         self._committer: GroupCommit[PreparedEntry, Receipt] = GroupCommit(self._write_batch)
 
     @property
@@ -256,10 +263,21 @@ class Log:
         return self._verifier
 
     # ------------------------------------------------------------------ appends
-    def append(self, *, kind: str, subject: str, body: dict[str, Any], principal: str) -> Receipt:
-        """Record one entry; returns once it is durable."""
-        prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body)
+    def append(
+        self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
+    ) -> Receipt:
+        """Record one entry; returns once it is durable. ``refs`` (e.g. decision ids) find it later."""
+        prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body, refs=refs)
         return self._committer.submit([prepared])[0]
+
+    def find_ref(self, ref: str) -> int | None:
+        """The index of the entry recorded with reference ``ref``."""
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(select(ledger_refs.c.idx).where(ledger_refs.c.ref == ref)).first()
+        except SQLAlchemyError as exc:
+            raise _db_error("look up the reference", exc) from exc
+        return None if row is None else int(row[0])
 
     def append_many(self, entries: Sequence[PreparedEntry]) -> list[Receipt]:
         """Record several entries atomically: all are durable, or none is written."""
@@ -297,6 +315,8 @@ class Log:
                 receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]))
                 cur.executemany(_insert_sql("entries", qmark), self._entry_rows)
                 cur.executemany(_insert_sql("nodes", qmark), self._node_rows)
+                if self._ref_rows:
+                    cur.executemany(_insert_sql("refs", qmark), self._ref_rows)
                 cur.execute(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
                 conn.commit()
             except BaseException:
@@ -306,7 +326,7 @@ class Log:
                     self._drop_writer()
                 raise
             finally:
-                self._entry_rows, self._node_rows = [], []
+                self._entry_rows, self._node_rows, self._ref_rows = [], [], []
                 cur.close()
         except (dbapi_error, SQLAlchemyError) as exc:
             self._drop_writer()
@@ -321,7 +341,7 @@ class Log:
         """Assign indices, render, hash and sign; the rows land in ``_entry_rows``/``_node_rows``."""
         self._check_not_rolled_back(size)
         frontier = Frontier.from_bytes(size, frontier_bytes)
-        receipts = _render(batch, frontier, utc_now(), self._entry_rows, self._node_rows)
+        receipts = _render(batch, frontier, utc_now(), self._entry_rows, self._node_rows, self._ref_rows)
         note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer)
         return receipts, note, frontier
 
@@ -554,6 +574,21 @@ class Log:
         if row is None:
             raise NotFound(f"ledger entry {index} does not exist")
         return StoredEntry(int(row[0]), bytes(row[1]), str(row[2]))
+
+    def find(self, kind: str, subject_prefix: str, *, limit: int = 100) -> list[StoredEntry]:
+        """Entries of ``kind`` whose subject starts with ``subject_prefix``, newest first."""
+        escaped = subject_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(
+                    select(ledger_entries.c.idx, ledger_entries.c.leaf_hash, ledger_entries.c.entry)
+                    .where(ledger_entries.c.kind == kind, ledger_entries.c.subject.like(escaped + "%", escape="\\"))
+                    .order_by(ledger_entries.c.idx.desc())
+                    .limit(limit)
+                ).all()
+        except SQLAlchemyError as exc:
+            raise _db_error("read entries", exc) from exc
+        return [StoredEntry(int(r[0]), bytes(r[1]), str(r[2])) for r in rows]
 
     def tail(self, count: int) -> list[StoredEntry]:
         """The latest ``count`` entries, oldest first."""

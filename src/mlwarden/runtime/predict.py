@@ -30,6 +30,7 @@ def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal:
             "latency_ms": round(elapsed_ms, 3),
         },
         principal=principal,
+        refs=tuple(decisions),
     )
     return {
         "model": row["name"],

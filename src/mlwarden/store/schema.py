@@ -97,3 +97,24 @@ dataset_versions = Table(
     Column("attestation", Text, nullable=False),
     Column("ledger_index", BigInteger, nullable=False),
 )
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("models", Text, nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("expires", String(32), nullable=True),
+    Column("revoked", String(32), nullable=True),
+    Column("created_by", String(512), nullable=False),
+)
+
+ledger_refs = Table(
+    "ledger_refs",
+    metadata,
+    Column("ref", String(64), primary_key=True),
+    Column("idx", BigInteger, nullable=False),
+)

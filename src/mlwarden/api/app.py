@@ -1,0 +1,283 @@
+"""The FastAPI application: thin routes over :class:`mlwarden.api.gateway.Gateway`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+import structlog
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette import types as asgi
+
+from mlwarden import __version__
+from mlwarden.api import problems
+from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway, who_failed
+from mlwarden.api.metrics import GatewayMetrics
+from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.errors import (
+    InvalidInput,
+    LedgerUnavailable,
+    MlwardenError,
+    PayloadTooLarge,
+    RateLimited,
+    StoreError,
+    Unauthenticated,
+)
+from mlwarden.identity.policy import Principal
+from mlwarden.identity.ratelimit import TokenBuckets
+from mlwarden.identity.scopes import Scope
+from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
+from mlwarden.ledger.notes import Checkpoint
+from mlwarden.workspace import open_workspace
+
+log = structlog.get_logger("mlwarden.api")
+
+
+class PredictBody(BaseModel):
+    inputs: list[Any] = Field(
+        min_length=1, description="Rows: objects keyed by feature name, or lists in signature order."
+    )
+
+
+class FeedbackBody(BaseModel):
+    decision_id: str = Field(min_length=1, max_length=64)
+    kind: Literal["incorrect", "suspicious", "other"]
+    expected: Any = None
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class TokenBody(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    scopes: list[str] = Field(min_length=1, max_length=16)
+    models: list[str] | None = Field(default=None, max_length=256)
+    expires: str | None = Field(default=None, max_length=16)
+
+
+class BodyLimit:
+    """Refuse bodies over the limit: early from Content-Length, or while streaming."""
+
+    def __init__(self, app: asgi.ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for key, value in scope.get("headers", []):
+            if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
+                response = problems.problem(413, "payload-too-large", f"request body is over {self.limit} bytes")
+                await response(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> asgi.Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise PayloadTooLarge(f"request body is over {self.limit} bytes")
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _principal(request: Request) -> Principal:
+    gateway: Gateway = request.app.state.gateway
+    spiffe = request.scope.get("extensions", {}).get("mlwarden.spiffe_id")
+    if spiffe:
+        return gateway.principal_from_spiffe(spiffe)
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthenticated("missing credentials: send 'Authorization: Bearer mlw_…' or a client certificate")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthenticated("authorization header must be 'Bearer <token>'")
+    return gateway.principal_from_token(value.strip())
+
+
+def authenticated(request: Request) -> Principal:
+    """Dependency: the caller, after authentication and the rate limit (both recorded when they fail)."""
+    gateway: Gateway = request.app.state.gateway
+    metrics: GatewayMetrics = request.app.state.metrics
+    try:
+        principal = _principal(request)
+    except Unauthenticated as exc:
+        metrics.denials.labels(reason="unauthenticated").inc()
+        gateway.record_rejection(who_failed(exc), request.url.path, exc.message, 401)
+        raise
+    try:
+        gateway.take(principal)
+    except RateLimited as exc:
+        metrics.denials.labels(reason="rate_limited").inc()
+        gateway.record_rejection(principal.id, request.url.path, exc.message, 429)
+        raise
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticated)]
+
+
+def _authorize(request: Request, principal: Principal, scope: Scope, resource: str, model: str | None = None) -> Any:
+    gateway: Gateway = request.app.state.gateway
+    try:
+        return gateway.authorize(principal, scope, resource, model)
+    except MlwardenError:
+        request.app.state.metrics.denials.labels(reason="policy").inc()
+        raise
+
+
+def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> FastAPI:
+    """The gateway for one workspace."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ws = open_workspace(options)
+        app.state.gateway = Gateway(ws, settings, TokenBuckets(settings.rate_limit, settings.rate_burst))
+        app.state.gateway.current_policy()
+        log.info("gateway_started", workspace=str(options.paths.home), ledger_size=ws.log.size())
+        try:
+            yield
+        finally:
+            ws.close()
+
+    app = FastAPI(title="mlwarden gateway", version=__version__, lifespan=lifespan)
+    app.state.metrics = GatewayMetrics()
+    problems.install(app)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        label = getattr(route, "path", "unmatched")
+        metrics: GatewayMetrics = request.app.state.metrics
+        metrics.requests.labels(route=label, status=str(response.status_code)).inc()
+        metrics.latency.labels(route=label).observe(time.perf_counter() - started)
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+    @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")
+    def predict(name: str, body: PredictBody, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        decision = _authorize(request, principal, Scope.INFERENCE_READ, f"model:{name}", name)
+        try:
+            result = gateway.predict(principal, name, body.inputs, decision)
+        except (LedgerUnavailable, StoreError):
+            request.app.state.metrics.ledger_outages.inc()
+            raise
+        except MlwardenError as exc:
+            gateway.record_rejection(principal.id, f"model:{name}", exc.message, problems.from_error(exc).status_code)
+            raise
+        request.app.state.metrics.predictions.labels(model=name).inc(len(result["decision_ids"]))
+        return result
+
+    @app.post("/v1/feedback", summary="Flag a decision (scope feedback:write)")
+    def feedback(body: FeedbackBody, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        decision = _authorize(request, principal, Scope.FEEDBACK_WRITE, f"decision:{body.decision_id}")
+        if body.kind not in FEEDBACK_KINDS:  # pragma: no cover - pydantic's Literal already refuses it
+            raise InvalidInput("kind must be incorrect, suspicious or other")
+        return gateway.feedback(principal, body.decision_id, body.kind, body.expected, body.comment, decision)
+
+    @app.get("/v1/models/{name}/feedback", summary="Feedback on a model's decisions (scope audit:read)")
+    def model_feedback(
+        name: str, request: Request, principal: Caller, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, f"model:{name}", name))
+        entries = [e.parse().to_json() for e in gateway.ws.log.find("feedback", f"model:{name}:", limit=limit)]
+        return {"model": name, "feedback": entries}
+
+    @app.get("/v1/decisions/{decision_id}", summary="A decision's ledger entry and inclusion proof (scope audit:read)")
+    def get_decision(decision_id: str, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, f"decision:{decision_id}"))
+        index, entry = gateway.decision_entry(decision_id)
+        note = gateway.ws.log.head_note()
+        checkpoint = Checkpoint.open(note, gateway.ws.log.verifier)
+        proof = gateway.ws.log.inclusion_proof(index, checkpoint.size)
+        return {"decision_id": decision_id, "entry": entry, "inclusion_proof": proof.to_json(), "checkpoint": note}
+
+    @app.get("/v1/ledger/checkpoint", summary="The latest signed checkpoint (scope audit:read)")
+    def checkpoint(request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, "ledger"))
+        note = gateway.ws.log.head_note()
+        cp = Checkpoint.open(note, gateway.ws.log.verifier)
+        return {"note": note, "size": cp.size, "root_hash": cp.root.hex(), "origin": cp.origin,
+                "public_key": gateway.ws.log.verifier.vkey()}  # fmt: skip
+
+    @app.get("/v1/ledger/proofs/inclusion/{index}", summary="Inclusion proof (scope audit:read)")
+    def inclusion(
+        request: Request, principal: Caller, index: int, size: Annotated[int | None, Query(ge=1)] = None
+    ) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, "ledger"))
+        if index < 0:
+            raise InvalidInput("index must be zero or more")
+        return gateway.ws.log.inclusion_proof(index, size).to_json()
+
+    @app.get("/v1/ledger/proofs/consistency", summary="Consistency proof (scope audit:read)")
+    def consistency(
+        request: Request, principal: Caller, old: Annotated[int, Query(ge=0)], new: Annotated[int, Query(ge=0)]
+    ) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, "ledger"))
+        return gateway.ws.log.consistency_proof(old, new).to_json()
+
+    @app.post("/v1/admin/tokens", status_code=201, summary="Create a token; the secret is shown once (scope admin)")
+    def admin_create(body: TokenBody, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.ADMIN, "tokens")
+        token, record = create_token(
+            gateway.ws,
+            name=body.name,
+            scopes=body.scopes,
+            principal=principal.id,
+            models=body.models,
+            expires=body.expires,
+        )
+        return {"token": token, **record.to_json()}
+
+    @app.get("/v1/admin/tokens", summary="List tokens, never secrets (scope admin)")
+    def admin_list(request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        gateway.record_allow(_authorize(request, principal, Scope.ADMIN, "tokens"))
+        return {"tokens": [t.to_json() for t in list_tokens(gateway.ws)]}
+
+    @app.delete("/v1/admin/tokens/{token_id}", summary="Revoke a token (scope admin)")
+    def admin_revoke(token_id: str, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.ADMIN, f"token:{token_id}")
+        return revoke_token(gateway.ws, token_id, principal.id).to_json()
+
+    @app.get("/healthz", summary="Liveness")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: the ledger answers")
+    def readyz(request: Request) -> JSONResponse:
+        try:
+            size = request.app.state.gateway.ws.log.size()
+        except MlwardenError as exc:
+            return problems.problem(503, "not-ready", exc.message)
+        return JSONResponse({"status": "ready", "ledger_size": size})
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    def metrics(request: Request) -> PlainTextResponse:
+        metrics_: GatewayMetrics = request.app.state.metrics
+        try:
+            metrics_.ledger_size.set(request.app.state.gateway.ws.log.size())
+        except MlwardenError:
+            metrics_.ledger_outages.inc()
+        return PlainTextResponse(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

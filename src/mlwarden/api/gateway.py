@@ -1,0 +1,209 @@
+"""The gateway's state and the governed operations its routes call (no HTTP types in here)."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from mlwarden.config import Settings
+from mlwarden.errors import LedgerUnavailable, NotFound, PayloadTooLarge, PolicyDenied, Unauthenticated
+from mlwarden.identity.policy import EMPTY, Decision, PolicyFile, Principal, decide, load_policy
+from mlwarden.identity.ratelimit import TokenBuckets
+from mlwarden.identity.scopes import Scope
+from mlwarden.identity.tokens import TokenRecord, authenticate
+from mlwarden.registry.models import ServedModel, load_model, production_version
+from mlwarden.workspace import Workspace
+
+log = structlog.get_logger("mlwarden.gateway")
+FEEDBACK_KINDS = ("incorrect", "suspicious", "other")
+
+
+@dataclass
+class Gateway:
+    """Everything a gateway process holds: the workspace, caches, limits and metrics."""
+
+    ws: Workspace
+    settings: Settings
+    buckets: TokenBuckets
+    policy: PolicyFile = EMPTY
+    _models: dict[tuple[str, int, str], ServedModel] = field(default_factory=dict)
+    _production: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    _tokens: dict[str, tuple[float, TokenRecord | None, str]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _policy_checked: float = 0.0
+
+    # ------------------------------------------------------------------ identity
+    def principal_from_token(self, value: str) -> Principal:
+        """The principal behind a bearer token (cached for ``auth_cache_seconds``)."""
+        now = time.monotonic()
+        cached = self._tokens.get(value)
+        if cached is None or now - cached[0] > self.settings.auth_cache_seconds:
+            record, reason = authenticate(self.ws, value)
+            cached = (now, record, reason)
+            with self._lock:
+                if len(self._tokens) > 10_000:
+                    self._tokens.clear()
+                self._tokens[value] = cached
+        _, record, reason = cached
+        if reason or record is None:
+            who = f"token:{record.token_id}" if record else "anonymous"
+            raise Unauthenticated(
+                reason or "token is not valid",
+            ) from _Who(who)
+        models = frozenset(record.models) if record.models is not None else None
+        return Principal(f"token:{record.token_id}", "token", frozenset(record.scopes), models, record.name)
+
+    def principal_from_spiffe(self, spiffe_id: str) -> Principal:
+        """The principal for a verified client certificate's SPIFFE ID, per the policy file."""
+        principal = self.current_policy().principal_for(spiffe_id)
+        if principal is None:
+            raise Unauthenticated(f"SPIFFE ID {spiffe_id} is not in the policy") from _Who(spiffe_id)
+        return principal
+
+    def current_policy(self) -> PolicyFile:
+        """The policy file, re-read at most once a second; a change is recorded in the ledger."""
+        now = time.monotonic()
+        if now - self._policy_checked < 1.0:
+            return self.policy
+        self._policy_checked = now
+        fresh = load_policy(self.ws.options.paths.policy)
+        if fresh.sha256 != self.policy.sha256:
+            self.ws.log.append(
+                kind="policy.loaded", subject="policy", body={"sha256": fresh.sha256, "bindings": len(fresh.bindings)},
+                principal="system:gateway",
+            )  # fmt: skip
+            self.policy = fresh
+        return self.policy
+
+    # ------------------------------------------------------------------ decisions
+    def authorize(
+        self, principal: Principal | None, action: Scope, resource: str, model: str | None = None
+    ) -> Decision:
+        """Ask the PDP; a denial is recorded and raised, an allow is returned for the caller to record."""
+        decision = decide(principal, action, resource, model)
+        if not decision.allow:
+            self.record_denial(decision)
+            raise PolicyDenied(f"{decision.reason} (action {action.value} on {resource})")
+        return decision
+
+    def record_denial(self, decision: Decision) -> None:
+        """Every rejection is a ledger entry."""
+        self.ws.log.append(
+            kind="access.denied", subject=decision.resource, body=decision.to_json(), principal=decision.principal
+        )
+
+    def record_rejection(self, principal: str, resource: str, reason: str, status: int) -> None:
+        """Rejections before a decision (authentication, limits, bad input) are recorded too."""
+        try:
+            self.ws.log.append(
+                kind="request.rejected",
+                subject=resource,
+                body={"reason": reason, "status": status},
+                principal=principal,
+            )
+        except LedgerUnavailable:
+            log.warning("rejection_not_recorded", status=status)
+
+    def record_allow(self, decision: Decision) -> int:
+        """Record an allowed read (proofs, decisions, checkpoints, admin)."""
+        return self.ws.log.append(
+            kind="access.allowed", subject=decision.resource, body=decision.to_json(), principal=decision.principal
+        ).index
+
+    def take(self, principal: Principal) -> None:
+        """Spend from the principal's rate bucket."""
+        self.buckets.take(principal.id)
+
+    # ------------------------------------------------------------------ models
+    def served(self, name: str) -> ServedModel:
+        """The production version of ``name``, loaded once per (version, sha); re-checked every second."""
+        now = time.monotonic()
+        cached = self._production.get(name)
+        if cached is None or now - cached[0] > 1.0:
+            current = production_version(self.ws, name)
+            cached = (now, current)
+            self._production[name] = cached
+        current = cached[1]
+        key = (name, current["version"], current["sha256"])
+        model = self._models.get(key)
+        if model is None:
+            with self._lock:
+                model = self._models.get(key)
+                if model is None:
+                    model = load_model(self.ws, name, current["version"], "system:gateway")
+                    self._models = {k: v for k, v in self._models.items() if k[0] != name}
+                    self._models[key] = model
+        return model
+
+    def predict(self, principal: Principal, name: str, rows: Any, decision: Decision) -> dict[str, Any]:
+        """Validate, predict, record durably, then answer (fail closed if the ledger cannot record)."""
+        if isinstance(rows, list) and len(rows) > self.settings.max_rows:
+            raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
+        served = self.served(name)
+        inputs = served.validator.validate(rows)
+        outputs = served.model.predict(inputs).rows()
+        decisions = [str(uuid.uuid4()) for _ in outputs]
+        row = served.row
+        receipt = self.ws.log.append(
+            kind="prediction",
+            subject=f"model:{row['name']}:{row['version']}",
+            body={
+                "sha256": row["sha256"],
+                "decision_ids": decisions,
+                "inputs": rows,
+                "outputs": outputs,
+                "access": decision.to_json(),
+            },
+            principal=principal.id,
+            refs=tuple(decisions),
+        )
+        return {"model": row["name"], "version": row["version"], "sha256": row["sha256"], "predictions": outputs,
+                "decision_ids": decisions, "ledger_index": receipt.index}  # fmt: skip
+
+    # ------------------------------------------------------------------ feedback and audit
+    def decision_entry(self, decision_id: str) -> tuple[int, dict[str, Any]]:
+        """The ledger index and entry that recorded ``decision_id``."""
+        index = self.ws.log.find_ref(decision_id)
+        if index is None:
+            raise NotFound(f"decision {decision_id} is not in the ledger")
+        return index, self.ws.log.entry(index).parse().to_json()
+
+    def feedback(self, principal: Principal, decision_id: str, kind: str, expected: Any, comment: str | None,
+                 decision: Decision) -> dict[str, Any]:  # fmt: skip
+        """Record feedback on a decision; unknown decisions are NotFound."""
+        index, entry = self.decision_entry(decision_id)
+        feedback_id = str(uuid.uuid4())
+        receipt = self.ws.log.append(
+            kind="feedback",
+            subject=entry["subject"],
+            body={
+                "decision_id": decision_id,
+                "decision_index": index,
+                "kind": kind,
+                "expected": expected,
+                "comment": comment,
+                "access": decision.to_json(),
+            },
+            principal=principal.id,
+            refs=(feedback_id,),
+        )
+        return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": receipt.index}
+
+
+class _Who(Exception):
+    """Carries the (non-secret) principal id of a failed authentication to the recorder."""
+
+    def __init__(self, who: str) -> None:
+        super().__init__(who)
+        self.who = who
+
+
+def who_failed(exc: BaseException) -> str:
+    """The principal id attached to an authentication failure, or ``anonymous``."""
+    cause = exc.__cause__
+    return cause.who if isinstance(cause, _Who) else "anonymous"

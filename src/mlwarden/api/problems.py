@@ -1,0 +1,93 @@
+"""Every error leaves as ``application/problem+json`` (RFC 9457); this module is the only mapping."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlwarden.errors import (
+    ArtifactIntegrityError,
+    InvalidInput,
+    MlwardenError,
+    NotFound,
+    PayloadTooLarge,
+    PolicyDenied,
+    RateLimited,
+    StoreError,
+    Unauthenticated,
+    UnsafeArtifact,
+    ValidationError,
+)
+
+PROBLEM = "application/problem+json"
+log = structlog.get_logger("mlwarden.api")
+
+_STATUS: list[tuple[type[MlwardenError], int, str]] = [
+    (Unauthenticated, 401, "unauthenticated"),
+    (PolicyDenied, 403, "forbidden"),
+    (NotFound, 404, "not-found"),
+    (PayloadTooLarge, 413, "payload-too-large"),
+    (ValidationError, 422, "invalid-input"),
+    (InvalidInput, 400, "bad-request"),
+    (RateLimited, 429, "rate-limited"),
+    (StoreError, 503, "ledger-unavailable"),
+    (ArtifactIntegrityError, 503, "model-unavailable"),
+    (UnsafeArtifact, 503, "model-unavailable"),
+]
+
+
+def problem(status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
+    """A problem+json response."""
+    body = {"type": f"urn:mlwarden:problem:{slug}", "title": slug.replace("-", " "), "status": status,
+            "detail": detail, **extra}  # fmt: skip
+    headers = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="mlwarden"'
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def from_error(exc: MlwardenError) -> JSONResponse:
+    """Map one of our errors to its status."""
+    for kind, status, slug in _STATUS:
+        if isinstance(exc, kind):
+            extra: dict[str, Any] = {}
+            if isinstance(exc, ValidationError) and exc.field:
+                extra["field"] = exc.field
+            response = problem(status, slug, exc.message, **extra)
+            if isinstance(exc, RateLimited):
+                response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+            return response
+    return problem(400, "bad-request", exc.message)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers: ours, FastAPI's validation, HTTP errors, and a last resort."""
+
+    @app.exception_handler(MlwardenError)
+    async def _ours(request: Request, exc: MlwardenError) -> JSONResponse:
+        return from_error(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        if first.get("type") == "json_invalid":
+            return problem(400, "malformed-json", f"request body is not valid JSON: {first.get('msg', '')}")
+        return problem(422, "invalid-input", f"{where}: {first.get('msg', 'invalid')}", field=where)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        return problem(exc.status_code, slug, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _last_resort(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled_error", error=type(exc).__name__, path=request.url.path)
+        return problem(500, "internal-error", "the server failed; the request was not served")

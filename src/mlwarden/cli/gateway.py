@@ -1,0 +1,138 @@
+"""``mlwarden serve``, ``token``, ``certs`` and ``policy``: the gateway and the identities it trusts."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlwarden.cli.context import print_json, state
+from mlwarden.errors import ConfigError
+from mlwarden.identity.certs import init_ca, issue
+from mlwarden.identity.policy import istio_policy, load_policy
+from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
+from mlwarden.workspace import local_principal
+
+token_app = typer.Typer(help="API tokens: mlw_<id>_<secret>, scoped, hashed at rest.", no_args_is_help=True)
+certs_app = typer.Typer(help="A development CA and SPIFFE client certificates for mTLS.", no_args_is_help=True)
+policy_app = typer.Typer(help="The workspace policy (SPIFFE bindings).", no_args_is_help=True)
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", help="Who or what the token is for.")],
+    scope: Annotated[list[str], typer.Option("--scope", help="inference:read, feedback:write, audit:read, admin, …")],
+    model: Annotated[list[str] | None, typer.Option("--model", help="Limit to these models (repeatable).")] = None,
+    expires: Annotated[str | None, typer.Option("--expires", help="Lifetime, e.g. 30d, 12h.")] = None,
+) -> None:
+    """Create a token; it is printed once and only its hash is kept."""
+    ws = state(ctx).open()
+    try:
+        token, record = create_token(
+            ws, name=name, scopes=scope, principal=local_principal(), models=model, expires=expires
+        )
+    finally:
+        ws.close()
+    print_json({"token": token, **record.to_json()})
+    sys.stderr.write("store this token now: it cannot be shown again\n")
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context) -> None:
+    """Every token with its state; never a secret."""
+    ws = state(ctx).open()
+    try:
+        for record in list_tokens(ws):
+            print_json(record.to_json())
+    finally:
+        ws.close()
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context, token_id: Annotated[str, typer.Argument(help="The <id> part of mlw_<id>_…")]
+) -> None:
+    """Revoke a token by id."""
+    ws = state(ctx).open()
+    try:
+        print_json(revoke_token(ws, token_id, local_principal()).to_json())
+    finally:
+        ws.close()
+
+
+@certs_app.command("init")
+def certs_init(ctx: typer.Context) -> None:
+    """Create the development CA and a localhost server certificate in the workspace's keys/."""
+    print_json(init_ca(state(ctx).options().paths.keys))
+
+
+@certs_app.command("issue")
+def certs_issue(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="File name stem for NAME.pem / NAME.key.")],
+    spiffe_id: Annotated[str, typer.Option("--spiffe-id", help="spiffe://DOMAIN/PATH")],
+    out: Annotated[Path, typer.Option("--out", help="Folder to write to.")] = Path(),
+) -> None:
+    """Issue a client certificate whose identity is SPIFFE_ID."""
+    paths = issue(state(ctx).options().paths.keys, name, out=out, spiffe_id=spiffe_id)
+    print_json({"cert": str(paths.cert), "key": str(paths.key), "spiffe_id": spiffe_id})
+
+
+@policy_app.command("export")
+def policy_export(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="Only 'istio' for now.")],
+    namespace: Annotated[str, typer.Option("--namespace")] = "mlwarden",
+) -> None:
+    """Write the policy's SPIFFE bindings as an Istio AuthorizationPolicy."""
+    if target != "istio":
+        raise ConfigError(f"unknown export target {target!r}: use istio")
+    sys.stdout.write(istio_policy(load_policy(state(ctx).options().paths.policy), namespace=namespace))
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64)] = 1,
+    tls_cert: Annotated[Path | None, typer.Option("--tls-cert", help="Server certificate (PEM).")] = None,
+    tls_key: Annotated[Path | None, typer.Option("--tls-key", help="Server key (PEM).")] = None,
+    client_ca: Annotated[
+        Path | None, typer.Option("--client-ca", help="Require client certificates from this CA.")
+    ] = None,
+) -> None:
+    """Run the gateway (FastAPI + uvicorn) for this workspace."""
+    import structlog
+    import uvicorn
+
+    from mlwarden.api.tls import SpiffeH11Protocol
+
+    cli_state = state(ctx)
+    options = cli_state.options()
+    cli_state.open().close()  # migrate, set WAL and check the ledger once, before any worker starts
+    os.environ["MLWARDEN_HOME"] = str(options.paths.home)
+    if cli_state.settings.database_url:
+        os.environ["MLWARDEN_DATABASE_URL"] = cli_state.settings.database_url
+    if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
+        raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ]
+    )
+    kwargs: dict[str, object] = {}
+    if tls_cert is not None:
+        kwargs |= {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
+    if client_ca is not None:
+        kwargs |= {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED, "http": SpiffeH11Protocol}
+    uvicorn.run(
+        "mlwarden.api.factory:app", factory=True, host=host, port=port, workers=workers, access_log=False,
+        log_level="warning", **kwargs,  # type: ignore[arg-type]
+    )  # fmt: skip

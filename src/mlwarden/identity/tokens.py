@@ -1,0 +1,179 @@
+"""API tokens ``mlw_<id>_<secret>``: 256-bit secrets, stored only as a hash, compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.identity.scopes import Scope, parse_scopes
+from mlwarden.ledger.entry import utc_now
+from mlwarden.store.schema import tokens
+from mlwarden.workspace import Workspace
+
+PREFIX = "mlw"
+_ID = re.compile(r"^[0-9a-f]{16}$")
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
+_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class MalformedToken(InvalidInput):
+    """A bearer value that is not an mlwarden token."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedToken:
+    """The two parts of ``mlw_<id>_<secret>``."""
+
+    token_id: str
+    secret: str
+
+
+def parse_token(value: str) -> ParsedToken:
+    """Split a token; anything not exactly ``mlw_<16 hex>_<43 base64url>`` is malformed."""
+    if not isinstance(value, str) or len(value) != len(PREFIX) + 1 + 16 + 1 + 43:
+        raise MalformedToken("token is malformed")
+    prefix, _, rest = value.partition("_")
+    token_id, _, secret = rest.partition("_")
+    if prefix != PREFIX or not _ID.match(token_id) or not _SECRET.match(secret):
+        raise MalformedToken("token is malformed")
+    return ParsedToken(token_id, secret)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a 256-bit random secret (no salt or stretching needed at that entropy)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
+    match = _DURATION.match(text.strip())
+    if not match or int(match[1]) == 0:
+        raise InvalidInput(f"duration {text!r} must look like 30d, 12h, 90m, 2w or 45s")
+    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A stored token, without its secret."""
+
+    token_id: str
+    name: str
+    scopes: tuple[Scope, ...]
+    models: tuple[str, ...] | None
+    created: str
+    expires: str | None
+    revoked: str | None
+    created_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.token_id, "name": self.name, "scopes": [s.value for s in self.scopes],
+            "models": list(self.models) if self.models is not None else None, "created": self.created,
+            "expires": self.expires, "revoked": self.revoked, "created_by": self.created_by,
+            "state": self.state(),
+        }  # fmt: skip
+
+    def state(self, now: datetime | None = None) -> str:
+        if self.revoked:
+            return "revoked"
+        if self.expires and _parse_time(self.expires) <= (now or datetime.now(UTC)):
+            return "expired"
+        return "active"
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _record(row: Any) -> TokenRecord:
+    models = json.loads(row.models)
+    scopes = tuple(Scope(s) for s in json.loads(row.scopes))
+    limited = tuple(models) if models is not None else None
+    return TokenRecord(row.id, row.name, scopes, limited, row.created, row.expires, row.revoked, row.created_by)
+
+
+def create_token(
+    ws: Workspace,
+    *,
+    name: str,
+    scopes: list[str],
+    principal: str,
+    models: list[str] | None = None,
+    expires: str | None = None,
+) -> tuple[str, TokenRecord]:
+    """Create a token; return the full token (shown once) and its record. Recorded in the ledger."""
+    if not name or len(name) > 128:
+        raise InvalidInput("token name must be 1-128 characters")
+    parsed_scopes = parse_scopes(scopes)
+    expiry = (datetime.now(UTC) + parse_duration(expires)).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if expires else None
+    token_id = secrets.token_hex(8)
+    secret = secrets.token_urlsafe(32)
+    record = TokenRecord(
+        token_id, name, parsed_scopes, tuple(models) if models else None, utc_now(), expiry, None, principal
+    )
+    with ws.log.transaction() as tx:
+        tx.conn.execute(
+            insert(tokens).values(
+                id=token_id,
+                name=name,
+                secret_hash=hash_secret(secret),
+                scopes=json.dumps([s.value for s in parsed_scopes]),
+                models=json.dumps(list(models) if models else None),
+                created=record.created,
+                expires=expiry,
+                revoked=None,
+                created_by=principal,
+            )
+        )
+        tx.append(kind="token.created", subject=f"token:{token_id}", body=record.to_json(), principal=principal)
+    return f"{PREFIX}_{token_id}_{secret}", record
+
+
+def list_tokens(ws: Workspace) -> list[TokenRecord]:
+    """Every token, never a secret."""
+    with ws.engine.connect() as conn:
+        return [_record(r) for r in conn.execute(select(tokens).order_by(tokens.c.created))]
+
+
+def revoke_token(ws: Workspace, token_id: str, principal: str) -> TokenRecord:
+    """Revoke by id; recorded. Revoking twice is harmless."""
+    if not _ID.match(token_id):
+        raise InvalidInput(f"token id {token_id!r} is not 16 hex characters")
+    with ws.log.transaction() as tx:
+        row = tx.conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+        if row is None:
+            raise NotFound(f"token {token_id} does not exist")
+        if row.revoked is None:
+            tx.conn.execute(update(tokens).where(tokens.c.id == token_id).values(revoked=utc_now()))
+            tx.append(kind="token.revoked", subject=f"token:{token_id}", body={"name": row.name}, principal=principal)
+        row = tx.conn.execute(select(tokens).where(tokens.c.id == token_id)).first()
+    return _record(row)
+
+
+def authenticate(ws: Workspace, value: str) -> tuple[TokenRecord | None, str]:
+    """Check a presented token. Returns (record, "") when valid, else (record or None, reason)."""
+    try:
+        parsed = parse_token(value)
+    except MalformedToken:
+        return None, "token is malformed"
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(tokens).where(tokens.c.id == parsed.token_id)).first()
+    expected = row.secret_hash if row is not None else hash_secret("x" * 43)  # same work when unknown
+    matches = hmac.compare_digest(hash_secret(parsed.secret), expected)
+    if row is None or not matches:
+        return None, "token is not valid"
+    record = _record(row)
+    state = record.state()
+    if state != "active":
+        return record, f"token is {state}"
+    return record, ""
