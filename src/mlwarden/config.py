@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     rate_limit: float = 100.0
     rate_burst: float = 200.0
     auth_cache_seconds: float = 1.0
+    model_refresh_seconds: float = 1.0
+    db_lock_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,7 @@ class WorkspaceOptions:
 
     paths: WorkspacePaths
     database_url: str
+    lock_timeout_seconds: float = 30.0
 
     @classmethod
     def from_settings(cls, settings: Settings, home: Path | None = None) -> WorkspaceOptions:
@@ -88,7 +91,7 @@ class WorkspaceOptions:
             raise ConfigError(f"MLWARDEN_DATABASE_URL is not a database URL: {exc}") from exc
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql+psycopg")
-        return cls(paths, url)
+        return cls(paths, url, settings.db_lock_timeout_seconds)
 
     @property
     def display_url(self) -> str:

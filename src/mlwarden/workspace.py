@@ -109,7 +109,7 @@ def open_workspace(options: WorkspaceOptions, *, check: bool = True) -> Workspac
         raise WorkspaceNotFound(f"no mlwarden workspace at {paths.home}: {hint}")
     if options.is_sqlite and not Path(paths.database).exists():
         raise WorkspaceNotFound(f"no mlwarden database at {paths.database}: {hint}")
-    engine = create_db_engine(options.database_url)
+    engine = create_db_engine(options.database_url, options.lock_timeout_seconds)
     try:
         if not inspect(engine).has_table("ledger_head"):
             raise WorkspaceNotFound(f"database {options.display_url} holds no mlwarden ledger: {hint}")

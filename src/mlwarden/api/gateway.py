@@ -124,7 +124,7 @@ class Gateway:
         """The production version of ``name``, loaded once per (version, sha); re-checked every second."""
         now = time.monotonic()
         cached = self._production.get(name)
-        if cached is None or now - cached[0] > 1.0:
+        if cached is None or now - cached[0] > self.settings.model_refresh_seconds:
             current = production_version(self.ws, name)
             cached = (now, current)
             self._production[name] = cached

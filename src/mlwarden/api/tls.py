@@ -19,7 +19,7 @@ from mlwarden.identity.certs import spiffe_id_of
 class SpiffeH11Protocol(H11Protocol):
     """h11 protocol that tags requests with the client's SPIFFE ID."""
 
-    def connection_made(self, transport: asyncio.Transport) -> None:
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
