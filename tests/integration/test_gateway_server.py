@@ -55,10 +55,10 @@ class Server:
 
     def start(self, scheme: str = "http", **client: object) -> None:
         env = {**os.environ, "MLWARDEN_RATE_LIMIT": "0"}
+        command = [sys.executable, "-m", "mlwarden.cli", "--home", str(self.home), "serve", "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlwarden.cli", "--home", str(self.home), "serve", "--port", str(self.port), *self.extra],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+            [*command, *self.extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
