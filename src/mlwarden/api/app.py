@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import structlog
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -32,6 +32,7 @@ from mlwarden.identity.policy import Principal
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
+from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.workspace import open_workspace
 
@@ -87,6 +88,34 @@ class BodyLimit:
         await self.app(scope, limited, send)
 
 
+class Measure:
+    """Count requests by route and status and time them (plain ASGI: no per-request task overhead)."""
+
+    def __init__(self, app: asgi.ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def record(message: asgi.Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route=route, status=str(status)).inc()
+            self.metrics.latency.labels(route=route).observe(time.perf_counter() - started)
+
+
 def _principal(request: Request) -> Principal:
     gateway: Gateway = request.app.state.gateway
     spiffe = request.scope.get("extensions", {}).get("mlwarden.spiffe_id")
@@ -101,7 +130,7 @@ def _principal(request: Request) -> Principal:
     return gateway.principal_from_token(value.strip())
 
 
-def authenticated(request: Request) -> Principal:
+async def authenticated(request: Request) -> Principal:
     """Dependency: the caller, after authentication and the rate limit (both recorded when they fail)."""
     gateway: Gateway = request.app.state.gateway
     metrics: GatewayMetrics = request.app.state.metrics
@@ -109,13 +138,13 @@ def authenticated(request: Request) -> Principal:
         principal = _principal(request)
     except Unauthenticated as exc:
         metrics.denials.labels(reason="unauthenticated").inc()
-        gateway.record_rejection(who_failed(exc), request.url.path, exc.message, 401)
+        await gateway.reject_async(who_failed(exc), request.url.path, exc.message, 401)
         raise
     try:
         gateway.take(principal)
     except RateLimited as exc:
         metrics.denials.labels(reason="rate_limited").inc()
-        gateway.record_rejection(principal.id, request.url.path, exc.message, 429)
+        await gateway.reject_async(principal.id, request.url.path, exc.message, 429)
         raise
     return principal
 
@@ -139,45 +168,44 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ws = open_workspace(options)
-        app.state.gateway = Gateway(ws, settings, TokenBuckets(settings.rate_limit, settings.rate_burst))
-        app.state.gateway.current_policy()
+        gateway = Gateway(ws, settings, TokenBuckets(settings.rate_limit, settings.rate_burst))
+        ws.log.checkpoint_wal_in_background()
+        gateway.appender = AsyncAppender(ws.log)
+        app.state.gateway = gateway
+        gateway.current_policy()
         log.info("gateway_started", workspace=str(options.paths.home), ledger_size=ws.log.size())
         try:
             yield
         finally:
+            gateway.appender.close()
             ws.close()
 
     app = FastAPI(title="mlwarden gateway", version=__version__, lifespan=lifespan)
     app.state.metrics = GatewayMetrics()
     problems.install(app)
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        label = getattr(route, "path", "unmatched")
-        metrics: GatewayMetrics = request.app.state.metrics
-        metrics.requests.labels(route=label, status=str(response.status_code)).inc()
-        metrics.latency.labels(route=label).observe(time.perf_counter() - started)
-        return response
-
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Measure, metrics=app.state.metrics)
 
     @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")
-    def predict(name: str, body: PredictBody, request: Request, principal: Caller) -> dict[str, Any]:
+    async def predict(name: str, body: PredictBody, request: Request, principal: Caller) -> JSONResponse:
         gateway: Gateway = request.app.state.gateway
-        decision = _authorize(request, principal, Scope.INFERENCE_READ, f"model:{name}", name)
+        metrics: GatewayMetrics = request.app.state.metrics
         try:
-            result = gateway.predict(principal, name, body.inputs, decision)
+            decision = await gateway.authorize_async(principal, Scope.INFERENCE_READ, f"model:{name}", name)
+        except MlwardenError:
+            metrics.denials.labels(reason="policy").inc()
+            raise
+        try:
+            result = await gateway.predict_async(principal, name, body.inputs, decision)
         except (LedgerUnavailable, StoreError):
-            request.app.state.metrics.ledger_outages.inc()
+            metrics.ledger_outages.inc()
             raise
         except MlwardenError as exc:
-            gateway.record_rejection(principal.id, f"model:{name}", exc.message, problems.from_error(exc).status_code)
+            await gateway.reject_async(principal.id, f"model:{name}", exc.message, problems.from_error(exc).status_code)
             raise
-        request.app.state.metrics.predictions.labels(model=name).inc(len(result["decision_ids"]))
-        return result
+        metrics.predictions.labels(model=name).inc(len(result["decision_ids"]))
+        return JSONResponse(result)
 
     @app.post("/v1/feedback", summary="Flag a decision (scope feedback:write)")
     def feedback(body: FeedbackBody, request: Request, principal: Caller) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from mlwarden.identity.policy import EMPTY, Decision, PolicyFile, Principal, dec
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
+from mlwarden.ledger.async_append import AsyncAppender
+from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.models import ServedModel, load_model, production_version
 from mlwarden.workspace import Workspace
 
@@ -36,6 +38,7 @@ class Gateway:
     _tokens: dict[str, tuple[float, TokenRecord | None, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_checked: float = 0.0
+    appender: AsyncAppender | None = None
 
     # ------------------------------------------------------------------ identity
     def principal_from_token(self, value: str) -> Principal:
@@ -81,6 +84,70 @@ class Gateway:
         return self.policy
 
     # ------------------------------------------------------------------ decisions
+    async def record(
+        self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
+    ) -> int:
+        """Durably record from the event loop (through the async appender); returns the index."""
+        entry = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body, refs=refs)
+        if self.appender is None:
+            return self.ws.log.append_many([entry])[0].index
+        return (await self.appender.append(entry)).index
+
+    async def authorize_async(
+        self, principal: Principal | None, action: Scope, resource: str, model: str | None = None
+    ) -> Decision:
+        """As :meth:`authorize`, without blocking the event loop."""
+        decision = decide(principal, action, resource, model)
+        if not decision.allow:
+            await self.record(
+                kind="access.denied", subject=decision.resource, body=decision.to_json(), principal=decision.principal
+            )
+            raise PolicyDenied(f"{decision.reason} (action {action.value} on {resource})")
+        return decision
+
+    async def reject_async(self, principal: str, resource: str, reason: str, status: int) -> None:
+        """Record a rejection from the event loop (best effort when the ledger is down)."""
+        try:
+            await self.record(
+                kind="request.rejected",
+                subject=resource,
+                body={"reason": reason, "status": status},
+                principal=principal,
+            )
+        except LedgerUnavailable:
+            log.warning("rejection_not_recorded", status=status)
+
+    async def predict_async(self, principal: Principal, name: str, rows: Any, decision: Decision) -> dict[str, Any]:
+        """:meth:`predict` for the event loop: inference inline, the ledger record awaited."""
+        if isinstance(rows, list) and len(rows) > self.settings.max_rows:
+            raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
+        served = self.served(name)
+        inputs = served.validator.validate(rows)
+        outputs = served.model.predict(inputs).rows()
+        decisions = [str(uuid.uuid4()) for _ in outputs]
+        row = served.row
+        index = await self.record(
+            kind="prediction",
+            subject=f"model:{row['name']}:{row['version']}",
+            body={
+                "sha256": row["sha256"],
+                "decision_ids": decisions,
+                "inputs": rows,
+                "outputs": outputs,
+                "access": decision.to_json(),
+            },
+            principal=principal.id,
+            refs=tuple(decisions),
+        )
+        return {
+            "model": row["name"],
+            "version": row["version"],
+            "sha256": row["sha256"],
+            "predictions": outputs,
+            "decision_ids": decisions,
+            "ledger_index": index,
+        }
+
     def authorize(
         self, principal: Principal | None, action: Scope, resource: str, model: str | None = None
     ) -> Decision:

@@ -17,6 +17,7 @@ import functools
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,7 @@ from mlwarden.ledger.verify import (
 from mlwarden.store.engine import describe_db_error, write_transaction
 from mlwarden.store.rows import DriverTarget, stream_rows
 from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes, ledger_refs
+from mlwarden.store.writelock import WriterLock
 
 HEAD_ID = 1
 LATEST_FILE = "latest.txt"
@@ -247,6 +249,9 @@ class Log:
         self._published_at = -PUBLISH_INTERVAL_S
         self._pending_head: tuple[str, int] | None = None
         self._writer: Any = None
+        self._write_lock = WriterLock.for_engine(engine)
+        self._wal_autocheckpoint = True
+        self._checkpointer: threading.Thread | None = None
         self._entry_rows: list[tuple[int, bytes, str, str, str]] = []
         self._node_rows: list[tuple[int, int, bytes]] = []
         self._ref_rows: list[tuple[str, int]] = []
@@ -289,7 +294,36 @@ class Log:
         """The DBAPI connection the group-commit leader writes with (one leader at a time)."""
         if self._writer is None:
             self._writer = self._engine.raw_connection()
+            if not self._wal_autocheckpoint and self._engine.dialect.name == "sqlite":
+                self._writer.driver_connection.execute("PRAGMA wal_autocheckpoint=0")
         return self._writer
+
+    def checkpoint_wal_in_background(self, interval: float = 0.5) -> None:
+        """Move SQLite WAL checkpoints off the commit path (a long-running writer calls this once).
+
+        By default the committing connection checkpoints every 1,000 WAL pages, which stalls
+        that commit for the whole write-back; here a daemon thread runs PASSIVE checkpoints,
+        which never block writers.
+        """
+        if self._engine.dialect.name != "sqlite" or self._checkpointer is not None:
+            return
+        self._wal_autocheckpoint = False
+        self._drop_writer()
+
+        def run() -> None:
+            while True:
+                time.sleep(interval)
+                try:
+                    conn: Any = self._engine.raw_connection()
+                    try:
+                        conn.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    finally:
+                        conn.close()
+                except Exception:  # noqa: S112 - a missed checkpoint is retried next round
+                    continue
+
+        self._checkpointer = threading.Thread(target=run, name="mlwarden-wal-checkpoint", daemon=True)
+        self._checkpointer.start()
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -302,6 +336,10 @@ class Log:
         # compiling, one BEGIN ... COMMIT. Everything else goes through SQLAlchemy.
         dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
         qmark = self._engine.dialect.paramstyle == "qmark"
+        try:
+            self._write_lock.__enter__()
+        except OSError as exc:
+            raise LedgerUnavailable(f"ledger could not take its write lock: {exc.strerror}") from exc
         try:
             conn = self._writer_connection()
             cur = conn.cursor()
@@ -331,6 +369,8 @@ class Log:
         except (dbapi_error, SQLAlchemyError) as exc:
             self._drop_writer()
             raise LedgerUnavailable(f"ledger could not record the entry: {describe_db_error(exc)}") from exc
+        finally:
+            self._write_lock.__exit__(None, None, None)
         self._saw_size(frontier.size)
         self._maybe_publish_head(note, frontier.size)
         return receipts
@@ -354,7 +394,7 @@ class Log:
         """
         tx: LedgerTransaction | None = None
         try:
-            with write_transaction(self._engine) as conn:
+            with self._write_lock, write_transaction(self._engine) as conn:
                 tx = LedgerTransaction(self, conn)
                 yield tx
                 tx.flush()

@@ -1,0 +1,167 @@
+"""Gateway benchmark: the governed gateway against a bare FastAPI + onnxruntime endpoint.
+
+Both serve the same skl2onnx model (random forest on scikit-learn's breast-cancer data) on
+this machine; `wrk` (Debian package, installed if missing and root) drives each with the
+same one-row POST from a separate process, at concurrency 1 and 32, then with 2 and 4
+uvicorn workers sharing one workspace. The governed path authenticates a scoped token,
+asks the policy decision point, rate-limits, validates, predicts and commits a durable
+ledger record before answering. Prints one JSON object.
+
+Usage: python bench/gateway.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.identity.tokens import create_token
+from mlwarden.registry.models import promote_model, register_model
+from mlwarden.samples import breast_cancer_model
+from mlwarden.workspace import init_workspace, open_workspace
+
+HERE = Path(__file__).resolve().parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit("server exited before listening") from None
+            time.sleep(0.1)
+    raise SystemExit("server did not start")
+
+
+def _ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
+        found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    return found
+
+
+def _wrk(wrk: str, url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(
+        [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "non_2xx": float(errors.group(1)) if errors else 0.0}
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait(port, proc)
+    time.sleep(0.5 if "--workers" not in command else 2.0)
+    return proc
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s per run instead of 8")
+    args = parser.parse_args()
+    seconds = 3 if args.quick else 8
+    wrk = _ensure_wrk()
+    root = Path(tempfile.mkdtemp(prefix="mlwarden-gw-bench-"))
+    result: dict[str, Any] = {}
+    try:
+        sample = breast_cancer_model(root / "art", trees=50)
+        options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "ws")
+        init_workspace(options)
+        ws = open_workspace(options)
+        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench")
+        promote_model(ws, "bc", 1, "production", "bench")
+        token, _ = create_token(ws, name="bench", scopes=["inference:read"], principal="bench")
+        ws.close()
+        row = [float(v) for v in sample.eval_csv.read_text().splitlines()[1].split(",")[:-1]]
+        body = json.dumps({"inputs": [row]})
+        script = root / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\n'
+            f"wrk.body = {json.dumps(body)}\n"
+            'wrk.headers["Content-Type"] = "application/json"\n'
+            f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        )
+        env = {**os.environ, "BARE_MODEL": str(sample.onnx), "MLWARDEN_RATE_LIMIT": "0", "PYTHONPATH": str(HERE)}
+        for workers in (1, 2, 4):
+            port = _free_port()
+            bare_cmd = [sys.executable, "-m", "uvicorn", "bare_server:app", "--factory", "--port", str(port),
+                        "--log-level", "warning", "--no-access-log", "--workers", str(workers)]  # fmt: skip
+            gov_port = _free_port()
+            gov_cmd = [sys.executable, "-m", "mlwarden.cli", "--home", str(options.paths.home), "serve",
+                       "--port", str(gov_port), "--workers", str(workers)]  # fmt: skip
+            levels = (1, 32) if workers == 1 else (32,)
+            suffix = "" if workers == 1 else f"_w{workers}"
+            for label, command, url_port, path in (("bare", bare_cmd, port, "/predict"),
+                                                   ("governed", gov_cmd, gov_port, "/v1/models/bc/predict")):  # fmt: skip
+                proc = _start(command, env, url_port)
+                try:
+                    _wrk(wrk, f"http://127.0.0.1:{url_port}{path}", script, 4, 1)  # warm up
+                    for c in levels:
+                        m = _wrk(wrk, f"http://127.0.0.1:{url_port}{path}", script, c, seconds)
+                        key = f"c{c}{suffix}"
+                        result[f"rps_{label}_{key}"] = round(m["rps"], 1)
+                        result[f"p50_ms_{label}_{key}"] = round(m["p50_ms"], 3)
+                        result[f"p99_ms_{label}_{key}"] = round(m["p99_ms"], 3)
+                        result[f"non_2xx_{label}_{key}"] = int(m["non_2xx"])
+                finally:
+                    _stop(proc)
+            for c in levels:
+                key = f"c{c}{suffix}"
+                result[f"rps_ratio_{key}"] = round(result[f"rps_governed_{key}"] / result[f"rps_bare_{key}"], 3)
+                result[f"p99_ratio_{key}"] = round(result[f"p99_ms_governed_{key}"] / result[f"p99_ms_bare_{key}"], 3)
+        check = open_workspace(options)
+        result["ledger_entries_after"] = check.log.size()
+        result["ledger_verifies"] = check.log.verify().ok
+        check.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    result["seconds_per_run"] = seconds
+    result["machine"] = {"cpus": os.cpu_count(), "load_generator": "wrk (separate process, same machine)"}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
