@@ -25,6 +25,10 @@ def app() -> FastAPI:
     @api.post("/predict")
     def predict(body: Body) -> dict[str, Any]:
         labels, probabilities = session.run(None, {name: np.asarray(body.inputs, dtype=np.float32)})
-        return {"predictions": [{"label": int(l), "probabilities": p.tolist()} for l, p in zip(labels, probabilities, strict=True)]}
+        return {
+            "predictions": [
+                {"label": int(l), "probabilities": p.tolist()} for l, p in zip(labels, probabilities, strict=True)
+            ]
+        }
 
     return api

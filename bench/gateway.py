@@ -83,7 +83,9 @@ def _ms(value: str, unit: str) -> float:
 
 
 def _start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     _wait(port, proc)
     time.sleep(0.5 if "--workers" not in command else 2.0)
     return proc
@@ -134,8 +136,8 @@ def main() -> None:
                        "--port", str(gov_port), "--workers", str(workers)]  # fmt: skip
             levels = (1, 32) if workers == 1 else (32,)
             suffix = "" if workers == 1 else f"_w{workers}"
-            for label, command, url_port, path in (("bare", bare_cmd, port, "/predict"),
-                                                   ("governed", gov_cmd, gov_port, "/v1/models/bc/predict")):  # fmt: skip
+            targets = (("bare", bare_cmd, port, "/predict"), ("governed", gov_cmd, gov_port, "/v1/models/bc/predict"))
+            for label, command, url_port, path in targets:
                 proc = _start(command, env, url_port)
                 try:
                     _wrk(wrk, f"http://127.0.0.1:{url_port}{path}", script, 4, 1)  # warm up

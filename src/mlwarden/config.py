@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 1.0
     model_refresh_seconds: float = 1.0
     db_lock_timeout_seconds: float = 30.0
+    gc_freeze: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,4 +72,5 @@ def make_env(home: Path, sample: SampleModel, settings: Settings) -> Iterator[En
 
 @pytest.fixture
 def env(tmp_path: Path, api_sample: SampleModel) -> Iterator[Env]:
-    yield from make_env(tmp_path / "ws", api_sample, Settings(database_url=None, auth_cache_seconds=0, rate_limit=0))
+    settings = Settings(database_url=None, auth_cache_seconds=0, rate_limit=0, gc_freeze=False)
+    yield from make_env(tmp_path / "ws", api_sample, settings)

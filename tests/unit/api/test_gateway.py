@@ -131,7 +131,7 @@ def test_new_production_version_is_served_without_restart(env: Env) -> None:
 @pytest.fixture
 def limited(tmp_path: Path, api_sample: SampleModel) -> Iterator[Env]:
     settings = Settings(database_url=None, rate_limit=1, rate_burst=3, max_body_bytes=4096, max_rows=5,
-                        db_lock_timeout_seconds=0.3)  # fmt: skip
+                        db_lock_timeout_seconds=0.3, gc_freeze=False)  # fmt: skip
     yield from make_env(tmp_path / "ws", api_sample, settings)
 
 

@@ -19,7 +19,9 @@ from tests.unit.api.conftest import Env, make_env
 @pytest.fixture(scope="module")
 def fuzz_env(tmp_path_factory: pytest.TempPathFactory, api_sample: SampleModel) -> Iterator[Env]:
     home: Path = tmp_path_factory.mktemp("fuzz") / "ws"
-    yield from make_env(home, api_sample, Settings(database_url=None, auth_cache_seconds=0, rate_limit=0))
+    yield from make_env(
+        home, api_sample, Settings(database_url=None, auth_cache_seconds=0, rate_limit=0, gc_freeze=False)
+    )
 
 
 def _token_for(env: Env, path: str, method: str) -> str:
