@@ -25,10 +25,7 @@ def app() -> FastAPI:
     @api.post("/predict")
     def predict(body: Body) -> dict[str, Any]:
         labels, probabilities = session.run(None, {name: np.asarray(body.inputs, dtype=np.float32)})
-        return {
-            "predictions": [
-                {"label": int(l), "probabilities": p.tolist()} for l, p in zip(labels, probabilities, strict=True)
-            ]
-        }
+        rows = zip(labels, probabilities, strict=True)
+        return {"predictions": [{"label": int(label), "probabilities": p.tolist()} for label, p in rows]}
 
     return api
