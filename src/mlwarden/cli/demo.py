@@ -7,13 +7,14 @@ import shutil
 import sqlite3
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import MlwardenError
 from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.ledger.merkle import leaf_hash as merkle_leaf
 from mlwarden.ledger.merkle import verify_inclusion
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.workspace import init_workspace, open_workspace
@@ -36,6 +37,7 @@ def demo(
     try:
         _tour(root, entries)
         _registry_tour(root)
+        _gateway_tour(root)
         if keep:
             typer.echo(f"\nworkspace kept at {root}")
     finally:
@@ -171,6 +173,99 @@ def _registry_tour(root: Path) -> None:
         typer.echo("   " + json.dumps(ws.log.tail(1)[0].parse().body)[:160])
     finally:
         ws.close()
+
+
+def _gateway_tour(root: Path) -> None:
+    import socket
+    import threading
+    import time
+
+    import httpx
+    import uvicorn
+
+    from mlwarden.api.app import create_app
+    from mlwarden.identity.tokens import create_token
+    from mlwarden.registry.models import promote_model
+
+    settings = Settings(database_url=None, rate_limit=2, rate_burst=4, gc_freeze=False)
+    options = WorkspaceOptions.from_settings(settings, root / "workspace")
+    ws = open_workspace(options)
+    try:
+        _step("12. promote the model to production", "mlwarden model promote breast-cancer 1 --to production")
+        promote_model(ws, "breast-cancer", 1, "production", "local:demo")
+        scorer, _ = create_token(ws, name="scoring-service", scopes=["inference:read"], principal="local:demo",
+                                 models=["breast-cancer"], expires="1d")  # fmt: skip
+        auditor, _ = create_token(ws, name="auditor", scopes=["feedback:write", "audit:read"], principal="local:demo")
+        typer.echo(f"   token for scoring-service (inference:read, breast-cancer only): {scorer[:24]}… (shown once)")
+    finally:
+        ws.close()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(create_app(options, settings), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    try:
+        _http_tour(httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10), root, scorer, auditor)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
+    import time
+
+    first_row = (root / "artifacts" / "eval.csv").read_text().splitlines()[1]
+    row = [float(v) for v in first_row.split(",")[:-1]]
+    _step(
+        "13. the gateway: a prediction with a scoped token",
+        "curl -H 'Authorization: Bearer mlw_…' POST /v1/models/breast-cancer/predict",
+    )
+    with http:
+        ok = http.post(
+            "/v1/models/breast-cancer/predict", json={"inputs": [row]}, headers={"Authorization": f"Bearer {scorer}"}
+        )
+        body = ok.json()
+        decision = body["decision_ids"][0]
+        label = body["predictions"][0]["label"]
+        typer.echo(f"   {ok.status_code}: label {label}, decision {decision}, ledger index {body['ledger_index']}")
+
+        _step("14. the same token asks for the audit log (wrong scope)")
+        denied = http.get("/v1/ledger/checkpoint", headers={"Authorization": f"Bearer {scorer}"})
+        typer.secho(f"   {denied.status_code} {denied.headers['content-type']}: {denied.json()['detail']}", fg="yellow")
+
+        _step("15. a burst beyond the rate limit (2/s, burst 4)")
+        codes = [http.post("/v1/models/breast-cancer/predict", json={"inputs": [row]},
+                           headers={"Authorization": f"Bearer {scorer}"}) for _ in range(6)]  # fmt: skip
+        limited = next((r for r in codes if r.status_code == 429), None)
+        typer.echo(f"   statuses: {[r.status_code for r in codes]}")
+        if limited is not None:
+            typer.secho(
+                f"   429 Retry-After {limited.headers['retry-after']}s: {limited.json()['detail']}", fg="yellow"
+            )
+        time.sleep(1.5)
+
+        _step("16. someone flags the first decision as incorrect", "POST /v1/feedback")
+        flag = {"decision_id": decision, "kind": "incorrect", "expected": 0, "comment": "pathology says benign"}
+        fb = http.post("/v1/feedback", json=flag, headers={"Authorization": f"Bearer {auditor}"})
+        typer.echo(f"   {fb.status_code}: feedback recorded at ledger index {fb.json()['ledger_index']}")
+
+        _step("17. an auditor proves the decision is in the ledger, over HTTP", f"GET /v1/decisions/{decision}")
+        proof = http.get(f"/v1/decisions/{decision}", headers={"Authorization": f"Bearer {auditor}"}).json()
+    checkpoint_note = proof["checkpoint"]
+    inclusion = proof["inclusion_proof"]
+    from mlwarden.ledger.canonical import canonical_json
+
+    leaf = merkle_leaf(canonical_json(proof["entry"]))
+    root_hash = bytes.fromhex(inclusion["root_hash"])
+    verify_inclusion(
+        leaf, inclusion["index"], inclusion["tree_size"], [bytes.fromhex(h) for h in inclusion["proof"]], root_hash
+    )
+    typer.echo(f"   entry {inclusion['index']} re-hashed from its JSON, {len(inclusion['proof'])}-hash audit path, "
+               f"root {inclusion['root_hash'][:16]}… of size {inclusion['tree_size']}: verified")  # fmt: skip
+    typer.echo("   signed checkpoint: " + checkpoint_note.splitlines()[-1][:60] + "…")
     typer.secho("\nEvery step above is in the ledger. Try `mlwarden --help` next.", bold=True)
 
 

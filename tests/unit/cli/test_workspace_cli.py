@@ -18,6 +18,10 @@ def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
     assert "checkpoint" in result.out
     assert "verified" in result.out
     assert "changed at index 32" in result.out
+    assert "dangerous imports posix.system" in result.out
+    assert "403 application/problem+json" in result.out
+    assert "429 Retry-After" in result.out
+    assert "size" in result.out and ": verified" in result.out.split("17.")[1]
 
 
 @pytest.mark.postgres
