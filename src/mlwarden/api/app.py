@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
@@ -63,9 +63,10 @@ class TokenBody(BaseModel):
 class BodyLimit:
     """Refuse bodies over the limit: early from Content-Length, or while streaming."""
 
-    def __init__(self, app: asgi.ASGIApp, limit: int) -> None:
+    def __init__(self, app: asgi.ASGIApp, limit: int, on_reject: Callable[[str, str], Awaitable[None]]) -> None:
         self.app = app
         self.limit = limit
+        self.on_reject = on_reject
 
     async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
         if scope["type"] != "http":
@@ -73,8 +74,9 @@ class BodyLimit:
             return
         for key, value in scope.get("headers", []):
             if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                response = problems.problem(413, "payload-too-large", f"request body is over {self.limit} bytes")
-                await response(scope, receive, send)
+                detail = f"request body is over {self.limit} bytes"
+                await self.on_reject(str(scope.get("path", "")), detail)
+                await problems.problem(413, "payload-too-large", detail)(scope, receive, send)
                 return
         seen = 0
 
@@ -192,7 +194,12 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     app.state.metrics = GatewayMetrics()
     problems.install(app)
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    async def reject_oversized(path: str, detail: str) -> None:
+        gateway: Gateway | None = getattr(app.state, "gateway", None)
+        if gateway is not None:
+            await gateway.reject_async("anonymous", path, detail, 413)
+
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, on_reject=reject_oversized)
     app.add_middleware(Measure, metrics=app.state.metrics)
 
     @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")

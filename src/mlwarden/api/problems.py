@@ -79,8 +79,15 @@ def install(app: FastAPI) -> None:
         first = errors[0] if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         if first.get("type") == "json_invalid":
-            return problem(400, "malformed-json", f"request body is not valid JSON: {first.get('msg', '')}")
-        return problem(422, "invalid-input", f"{where}: {first.get('msg', 'invalid')}", field=where)
+            response = problem(400, "malformed-json", f"request body is not valid JSON: {first.get('msg', '')}")
+        else:
+            response = problem(422, "invalid-input", f"{where}: {first.get('msg', 'invalid')}", field=where)
+        gateway = getattr(request.app.state, "gateway", None)
+        if gateway is not None:  # every rejection is recorded, also those FastAPI makes before a route runs
+            await gateway.reject_async(
+                "unidentified", request.url.path, f"{where}: invalid request", response.status_code
+            )
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -220,3 +220,18 @@ def test_tokens_are_stored_hashed(env: Env) -> None:
     secret = token.rsplit("_", 1)[1]
     dump = "\n".join(sqlite3.connect(env.ws.options.paths.database).iterdump())
     assert secret not in dump
+
+
+def test_rejections_before_a_route_runs_are_recorded(limited: Env) -> None:
+    """Oversized bodies and bodies FastAPI refuses are in the ledger too."""
+    headers = limited.headers(limited.tokens["inference:read"])
+    before = limited.ws.log.size()
+    limited.client.post(
+        "/v1/models/bc/predict",
+        content=b"{" + b" " * 5000 + b"}",
+        headers={**headers, "content-type": "application/json"},
+    )
+    limited.client.post("/v1/models/bc/predict", json={"rows": []}, headers=headers)
+    statuses = [Entry.parse(t).body.get("status") for i, t, _h in limited.ws.log.iter_rows(before)]
+    assert 413 in statuses
+    assert 422 in statuses

@@ -21,7 +21,8 @@ def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
     assert "dangerous imports posix.system" in result.out
     assert "403 application/problem+json" in result.out
     assert "429 Retry-After" in result.out
-    assert "size" in result.out and ": verified" in result.out.split("17.")[1]
+    assert "size" in result.out
+    assert ": verified" in result.out.split("17.")[1]
 
 
 @pytest.mark.postgres
@@ -61,3 +62,37 @@ def test_unsupported_database_url_is_a_usage_error(cli: Cli, monkeypatch: pytest
     result = cli("init")
     assert result.code == 2
     assert "MLWARDEN_DATABASE_URL" in result.err or "unsupported database" in result.err
+
+
+def test_token_certs_and_policy_commands(cli: Cli, home: Path, tmp_path: Path) -> None:
+    """token create/list/revoke, certs init/issue and policy export istio from the command line."""
+    import yaml
+
+    cli("init")
+    made = cli("token", "create", "--name", "svc", "--scope", "inference:read", "--model", "bc", "--expires", "30d")
+    assert made.code == 0, made.err
+    token = json.loads(made.out)
+    assert token["token"].startswith(f"mlw_{token['id']}_")
+    assert "cannot be shown again" in made.err
+    listed = cli("token", "list").json_lines()
+    assert [t["id"] for t in listed] == [token["id"]]
+    assert token["token"].rsplit("_", 1)[1] not in cli("token", "list").out
+    assert json.loads(cli("token", "revoke", token["id"]).out)["state"] == "revoked"
+    assert cli("token", "create", "--name", "x", "--scope", "root").code == 2
+    assert cli("token", "create", "--name", "x", "--scope", "admin", "--expires", "soon").code == 2
+    assert cli("certs", "init").code == 0
+    issued = cli("certs", "issue", "scorer", "--spiffe-id", "spiffe://example.org/sa/scorer", "--out", str(tmp_path))
+    assert issued.code == 0, issued.err
+    assert (tmp_path / "scorer.pem").exists()
+    assert cli("certs", "issue", "bad", "--spiffe-id", "https://nope", "--out", str(tmp_path)).code == 2
+    (home / "policy.yaml").write_text(
+        "spiffe:\n  - id: spiffe://example.org/sa/scorer\n    scopes: [inference:read, audit:read]\n    models: [bc]\n"
+    )
+    exported = yaml.safe_load(cli("policy", "export", "istio").out)
+    assert exported["kind"] == "AuthorizationPolicy"
+    rule = exported["spec"]["rules"][0]
+    assert rule["from"][0]["source"]["principals"] == ["example.org/sa/scorer"]
+    assert "/v1/models/bc/predict" in rule["to"][0]["operation"]["paths"]
+    ledger = [line["kind"] for line in cli("ledger", "tail", "-n", "10").json_lines()]
+    assert "token.created" in ledger
+    assert "token.revoked" in ledger
