@@ -28,7 +28,9 @@ from typing import Any
 
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.tokens import create_token
-from mlwarden.registry.models import promote_model, register_model
+from mlwarden.registry.dataset_versions import register_dataset
+from mlwarden.registry.governance import approve_and_promote
+from mlwarden.registry.models import register_model
 from mlwarden.samples import breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
 
@@ -113,8 +115,9 @@ def main() -> None:
         options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "ws")
         init_workspace(options)
         ws = open_workspace(options)
+        register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench")
         register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench")
-        promote_model(ws, "bc", 1, "production", "bench")
+        approve_and_promote(ws, "bc", 1, approver="reviewer")
         token, _ = create_token(ws, name="bench", scopes=["inference:read"], principal="bench")
         ws.close()
         row = [float(v) for v in sample.eval_csv.read_text().splitlines()[1].split(",")[:-1]]

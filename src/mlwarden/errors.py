@@ -108,3 +108,15 @@ class RateLimited(MlwardenError):
 
 class PayloadTooLarge(InvalidInput):
     """A request body or batch beyond the configured limit."""
+
+
+class GateFailed(MlwardenError):
+    """A promotion was refused because a gate did not pass; ``results`` holds the gate table."""
+
+    def __init__(self, message: str, *, results: list[object]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class ModelNotServable(StoreError):
+    """The production version lacks a recorded, gated promotion (or its stage was changed directly)."""

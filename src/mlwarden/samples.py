@@ -11,7 +11,7 @@ CARD = """---
 license: apache-2.0
 language: en
 tags: [tabular, classification]
-datasets: [breast-cancer]
+datasets: [breast-cancer-train]
 metrics: [accuracy, roc_auc]
 model-index:
   - name: {name}

@@ -83,6 +83,10 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
             write_private_key(paths.signing_key)
         signer = load_signer(paths.signing_key, str(origin))
         paths.public_key.write_text(signer.verifier().vkey() + "\n", encoding="utf-8")
+        if not paths.policy.exists():
+            from mlwarden.gates.runner import DEFAULT_POLICY
+
+            paths.policy.write_text(DEFAULT_POLICY, encoding="utf-8")
         with write_transaction(engine) as conn:
             initialise(conn, signer)
         Log(engine, signer, publish_dir=paths.checkpoints).check_head()
@@ -97,6 +101,7 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
         "public_key": str(paths.public_key),
         "checkpoints": str(paths.checkpoints),
         "artifacts": str(paths.artifacts),
+        "policy": str(paths.policy),
         "ledger_origin": str(origin),
     }
 

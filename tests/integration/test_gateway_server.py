@@ -20,7 +20,9 @@ import pytest
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.certs import init_ca, issue
 from mlwarden.identity.tokens import create_token
-from mlwarden.registry.models import promote_model, register_model
+from mlwarden.registry.dataset_versions import register_dataset
+from mlwarden.registry.governance import approve_and_promote
+from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
 
@@ -41,8 +43,9 @@ def _workspace(home: Path, sample: SampleModel) -> WorkspaceOptions:
     init_workspace(options)
     ws = open_workspace(options)
     try:
+        register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice")
         register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice")
-        promote_model(ws, "bc", 1, "production", "bob")
+        approve_and_promote(ws, "bc", 1, approver="reviewer")
     finally:
         ws.close()
     return options

@@ -11,13 +11,21 @@ from typing import Any
 import structlog
 
 from mlwarden.config import Settings
-from mlwarden.errors import LedgerUnavailable, NotFound, PayloadTooLarge, PolicyDenied, Unauthenticated
+from mlwarden.errors import (
+    LedgerUnavailable,
+    ModelNotServable,
+    NotFound,
+    PayloadTooLarge,
+    PolicyDenied,
+    Unauthenticated,
+)
 from mlwarden.identity.policy import EMPTY, Decision, PolicyFile, Principal, decide, load_policy
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.registry.governance import served_promotion_ok
 from mlwarden.registry.models import ServedModel, load_model, production_version
 from mlwarden.workspace import Workspace
 
@@ -193,6 +201,16 @@ class Gateway:
         cached = self._production.get(name)
         if cached is None or now - cached[0] > self.settings.model_refresh_seconds:
             current = production_version(self.ws, name)
+            if not served_promotion_ok(self.ws, name, current["version"], current["sha256"]):
+                self.ws.log.append(
+                    kind="model.stage_tampered",
+                    subject=f"model:{name}:{current['version']}",
+                    body={"stage": "production", "ledger_says": "no gated promotion", "sha256": current["sha256"]},
+                    principal="system:gateway",
+                )
+                raise ModelNotServable(
+                    f"model {name} v{current['version']} is marked production, but no gated promotion of it is recorded"
+                )
             cached = (now, current)
             self._production[name] = cached
         current = cached[1]

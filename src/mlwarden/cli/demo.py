@@ -185,14 +185,17 @@ def _gateway_tour(root: Path) -> None:
 
     from mlwarden.api.app import create_app
     from mlwarden.identity.tokens import create_token
-    from mlwarden.registry.models import promote_model
+    from mlwarden.registry.governance import approve_and_promote
 
     settings = Settings(database_url=None, rate_limit=2, rate_burst=4, gc_freeze=False)
     options = WorkspaceOptions.from_settings(settings, root / "workspace")
     ws = open_workspace(options)
     try:
-        _step("12. promote the model to production", "mlwarden model promote breast-cancer 1 --to production")
-        promote_model(ws, "breast-cancer", 1, "production", "local:demo")
+        _step(
+            "12. a second person approves; the gates pass; the model goes to production",
+            "mlwarden model approve breast-cancer 1 && mlwarden model promote breast-cancer 1 --to production",
+        )
+        approve_and_promote(ws, "breast-cancer", 1, approver="local:reviewer")
         scorer, _ = create_token(ws, name="scoring-service", scopes=["inference:read"], principal="local:demo",
                                  models=["breast-cancer"], expires="1d")  # fmt: skip
         auditor, _ = create_token(ws, name="auditor", scopes=["feedback:write", "audit:read"], principal="local:demo")

@@ -11,16 +11,7 @@ import typer
 from mlwarden.cli.context import print_json, state
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.dataset_versions import get_dataset, register_dataset
-from mlwarden.registry.models import (
-    STAGES,
-    describe,
-    get_version,
-    lineage,
-    list_models,
-    parse_ref,
-    promote_model,
-    register_model,
-)
+from mlwarden.registry.models import STAGES, describe, get_version, lineage, list_models, parse_ref, register_model
 from mlwarden.runtime.predict import predict as run_predict
 from mlwarden.workspace import local_principal
 
@@ -134,13 +125,101 @@ def promote(
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[int, typer.Argument(help="Version to move.", min=1)],
     to: Annotated[str, typer.Option("--to", help=f"Target stage: {', '.join(STAGES)}.")],
+    eval_file: Annotated[Path | None, typer.Option("--eval", help="Evaluation data for performance/fairness.")] = None,
 ) -> None:
-    """Move a version to a stage; the gateway serves the production version."""
+    """Run the stage's gates and move the version only if all pass; the gateway serves production."""
+    from mlwarden.errors import GateFailed
+    from mlwarden.gates.reports import table
+    from mlwarden.registry.governance import promote as run_promotion
+
     ws = state(ctx).open()
     try:
-        print_json(promote_model(ws, name, version, to, local_principal()))
+        result = run_promotion(ws, name, version, to, local_principal(), eval_path=eval_file)
+    except GateFailed as exc:
+        typer.echo(table(exc.results, f"gates for {name}:{version} -> {to}"))  # type: ignore[arg-type]
+        raise
     finally:
         ws.close()
+    print_json(result)
+
+
+@app.command()
+def approve(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version.", min=1)],
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+) -> None:
+    """Approve a version (the registrant's own approval does not count for the approvals gate)."""
+    from mlwarden.registry.governance import approve as record_approval
+
+    ws = state(ctx).open()
+    try:
+        print_json(record_approval(ws, name, version, local_principal(), comment))
+    finally:
+        ws.close()
+
+
+@app.command()
+def attach(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    report: Annotated[Path, typer.Option("--report", help="pip-audit, OSV, Trivy or CycloneDX JSON.")],
+) -> None:
+    """Attach a vulnerability report to a version (judged by the vulnerabilities gate)."""
+    from mlwarden.registry.governance import attach_report
+
+    name, version = parse_ref(ref)
+    ws = state(ctx).open()
+    try:
+        print_json(attach_report(ws, name, version or 1, report, local_principal()))
+    finally:
+        ws.close()
+
+
+@app.command()
+def rollback(ctx: typer.Context, name: Annotated[str, typer.Argument(help="Model name.")]) -> None:
+    """Serve the previous production version again (recorded)."""
+    from mlwarden.registry.governance import rollback as do_rollback
+
+    ws = state(ctx).open()
+    try:
+        print_json(do_rollback(ws, name, local_principal()))
+    finally:
+        ws.close()
+
+
+@app.command()
+def archive(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    version: Annotated[int, typer.Argument(help="Version.", min=1)],
+) -> None:
+    """Archive a version (it is no longer served)."""
+    from mlwarden.registry.governance import promote as run_promotion
+
+    ws = state(ctx).open()
+    try:
+        print_json(run_promotion(ws, name, version, "archived", local_principal()))
+    finally:
+        ws.close()
+
+
+@app.command()
+def check(ctx: typer.Context) -> None:
+    """Compare every version's stage with the ledger; report (and record) any changed directly in the database."""
+    from mlwarden.registry.governance import report_drift
+
+    ws = state(ctx).open()
+    try:
+        drift = report_drift(ws, local_principal())
+    finally:
+        ws.close()
+    for item in drift:
+        print_json(item)
+    if drift:
+        raise typer.Exit(1)
+    typer.echo("every stage matches the ledger")
 
 
 def _reject_constant(name: str) -> Any:

@@ -284,44 +284,6 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
     return ServedModel(row, model, Validator(model.signature))
 
 
-def promote_model(ws: Workspace, name: str, version: int, stage: str, principal: str) -> dict[str, Any]:
-    """Move a version to ``stage``; a new production version archives the previous one. Recorded."""
-    if stage not in STAGES:
-        raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
-    row = get_version(ws, name, version)
-    from sqlalchemy import update
-
-    with ws.log.transaction() as tx:
-        previous = None
-        if stage == "production":
-            current = tx.conn.execute(
-                select(model_versions.c.version).where(
-                    model_versions.c.name == name,
-                    model_versions.c.stage == "production",
-                    model_versions.c.version != version,
-                )
-            ).first()
-            if current is not None:
-                previous = int(current[0])
-                tx.conn.execute(
-                    update(model_versions)
-                    .where(model_versions.c.name == name, model_versions.c.version == previous)
-                    .values(stage="archived")
-                )
-        tx.conn.execute(
-            update(model_versions)
-            .where(model_versions.c.name == name, model_versions.c.version == version)
-            .values(stage=stage)
-        )
-        receipt = tx.append(
-            kind="model.promoted", subject=f"model:{name}:{version}",
-            body={"from": row["stage"], "to": stage, "sha256": row["sha256"], "replaced": previous},
-            principal=principal,
-        )  # fmt: skip
-    return {"name": name, "version": version, "stage": stage, "previous_stage": row["stage"],
-            "replaced_production": previous, "ledger_index": receipt.index}  # fmt: skip
-
-
 def production_version(ws: Workspace, name: str) -> dict[str, Any]:
     """The version of ``name`` in production; NotFound when there is none."""
     with ws.engine.connect() as conn:

@@ -118,3 +118,24 @@ ledger_refs = Table(
     Column("ref", String(64), primary_key=True),
     Column("idx", BigInteger, nullable=False),
 )
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("principal", String(512), primary_key=True),
+    Column("created", String(32), nullable=False),
+    Column("comment", Text, nullable=True),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("sha256", String(64), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("filename", String(256), nullable=False),
+    Column("created", String(32), nullable=False),
+)

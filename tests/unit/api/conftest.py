@@ -14,7 +14,9 @@ from mlwarden.api.app import create_app
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import create_token, revoke_token
-from mlwarden.registry.models import promote_model, register_model
+from mlwarden.registry.dataset_versions import register_dataset
+from mlwarden.registry.governance import approve_and_promote
+from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.store.schema import tokens
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
@@ -44,10 +46,11 @@ def make_env(home: Path, sample: SampleModel, settings: Settings) -> Iterator[En
     options = WorkspaceOptions.from_settings(settings, home)
     init_workspace(options)
     ws = open_workspace(options)
+    register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice")
     register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice")
     register_model(ws, name="other", path=sample.skops, card_path=sample.card, principal="alice")
-    promote_model(ws, "bc", 1, "production", "bob")
-    promote_model(ws, "other", 1, "production", "bob")
+    approve_and_promote(ws, "bc", 1, approver="reviewer")
+    approve_and_promote(ws, "other", 1, approver="reviewer")
     toks: dict[str, str] = {}
     for scope in Scope:
         toks[scope.value], _ = create_token(ws, name=scope.value, scopes=[scope.value], principal="admin")

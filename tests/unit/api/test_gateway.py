@@ -14,7 +14,8 @@ from mlwarden.identity.tokens import create_token
 from mlwarden.ledger import merkle
 from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.notes import Checkpoint, NoteVerifier
-from mlwarden.registry.models import promote_model, register_model
+from mlwarden.registry.governance import approve_and_promote
+from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel
 from tests.unit.api.conftest import Env, make_env
 
@@ -121,7 +122,7 @@ def test_new_production_version_is_served_without_restart(env: Env) -> None:
         env.client.post("/v1/models/bc/predict", json={"inputs": env.rows(1)}, headers=headers).json()["version"] == 1
     )
     register_model(env.ws, name="bc", path=env.sample.skops, card_path=env.sample.card, principal="alice")
-    promote_model(env.ws, "bc", 2, "production", "bob")
+    approve_and_promote(env.ws, "bc", 2, approver="reviewer")
     time.sleep(1.1)
     assert (
         env.client.post("/v1/models/bc/predict", json={"inputs": env.rows(1)}, headers=headers).json()["version"] == 2

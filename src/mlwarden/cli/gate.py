@@ -1,0 +1,108 @@
+"""``mlwarden gate check``: run the gates in CI, with no server; exit 0 pass, 1 a gate failed, 2 bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlwarden.cli.context import state
+from mlwarden.errors import InvalidInput
+from mlwarden.gates.interface import Candidate, GateContext
+from mlwarden.gates.reports import table, write_reports
+from mlwarden.gates.runner import all_passed, load_gate_policy, run_gates
+from mlwarden.registry.cards import parse_card
+
+app = typer.Typer(help="Governance gates, also for CI.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A model file, or NAME:VERSION in the workspace.")],
+    policy: Annotated[Path, typer.Option("--policy", help="Policy YAML with stages and gate settings.")],
+    stage: Annotated[str, typer.Option("--stage")] = "production",
+    eval_file: Annotated[
+        Path | None, typer.Option("--eval", help="Evaluation data (CSV, Parquet, JSON lines).")
+    ] = None,
+    card: Annotated[Path | None, typer.Option("--card", help="Model card, for a model file.")] = None,
+    report: Annotated[
+        list[Path] | None, typer.Option("--report", help="Vulnerability report JSON (repeatable).")
+    ] = None,
+    approver: Annotated[
+        list[str] | None, typer.Option("--approver", help="Approvals to count (CI: who approved).")
+    ] = None,
+    registrant: Annotated[str | None, typer.Option("--registrant", help="Who submitted the model (CI).")] = None,
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Write junit.xml, gates.sarif, report.html.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Run the stage's gates and print the table; write JUnit, SARIF and HTML with --report-dir."""
+    from mlwarden.registry.governance import evaluation_from_file, gate_context
+
+    gate_policy = load_gate_policy(policy)
+    if not gate_policy.gates_for(stage):
+        raise InvalidInput(f"policy {policy} names no gates for stage {stage!r}")
+    path = Path(target)
+    if path.exists():
+        try:
+            data = path.read_bytes()
+            card_model = parse_card(card.read_text(encoding="utf-8")) if card else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"cannot read {exc}") from exc
+        reports = []
+        for item in report or []:
+            try:
+                content = item.read_bytes()
+            except OSError as exc:
+                raise InvalidInput(f"cannot read report {item}: {exc.strerror}") from exc
+            reports.append((item.name, content, hashlib.sha256(content).hexdigest()))
+        candidate = Candidate(
+            path.stem, None, hashlib.sha256(data).hexdigest(), None, data, path.name, card_model, registrant
+        )
+        context = GateContext(
+            candidate=candidate,
+            now=datetime.now(UTC),
+            evaluation=evaluation_from_file(eval_file) if eval_file else None,
+            reports=reports,
+            approvals=list(approver or []),
+            waivers=gate_policy.waivers,
+        )
+        label = path.name
+    else:
+        from mlwarden.registry.models import parse_ref
+
+        name, version = parse_ref(target)
+        ws = state(ctx).open()
+        try:
+            context = gate_context(ws, name, version or 1, gate_policy, stage, eval_file)
+        finally:
+            ws.close()
+        label = target
+    results = run_gates(gate_policy, stage, context)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "target": label,
+                    "stage": stage,
+                    "passed": all_passed(results),
+                    "results": [r.to_json() for r in results],
+                }
+            )
+        )
+    else:
+        typer.echo(table(results, f"gates for {label} -> {stage}"))
+    if report_dir is not None:
+        written = write_reports(
+            results, report_dir, title=f"mlwarden gates: {label} -> {stage}", suite=stage, artifact_uri=label
+        )
+        if not as_json:
+            typer.echo("reports: " + ", ".join(written.values()))
+    if not all_passed(results):
+        raise typer.Exit(1)

@@ -1,0 +1,73 @@
+"""Gate ``fairness``: fairlearn MetricFrame per group, demographic parity and equalized odds differences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mlwarden.errors import InvalidInput, MlwardenError
+from mlwarden.gates.interface import ERROR, FAIL, PASS, GateContext, GateResult
+from mlwarden.gates.scoring import score
+
+
+class FairnessGate:
+    name = "fairness"
+
+    def run(self, ctx: GateContext, config: dict[str, Any]) -> GateResult:
+        from fairlearn.metrics import (
+            MetricFrame,
+            demographic_parity_difference,
+            equalized_odds_difference,
+            selection_rate,
+        )
+        from sklearn.metrics import accuracy_score
+
+        sensitive = list(config.get("sensitive") or [])
+        max_dp = float(config.get("max_demographic_parity_difference", 0.1))
+        max_eo = float(config.get("max_equalized_odds_difference", 0.2))
+        thresholds = {"max_demographic_parity_difference": max_dp, "max_equalized_odds_difference": max_eo}
+        try:
+            if not sensitive:
+                raise InvalidInput("the fairness gate needs `sensitive` columns in the policy")
+            if ctx.evaluation is None:
+                raise InvalidInput("no evaluation dataset")
+            missing = [c for c in sensitive if c not in ctx.evaluation.frame.columns]
+            if missing:
+                raise InvalidInput(f"evaluation data lacks sensitive columns: {', '.join(missing)}")
+            scored = score(ctx.candidate, ctx, config)
+        except MlwardenError as exc:
+            return GateResult(self.name, ERROR, f"cannot evaluate: {exc.message}", thresholds=thresholds)
+        groups = ctx.evaluation.frame.select(sensitive).to_pandas()
+        group_col: Any = groups[sensitive[0]] if len(sensitive) == 1 else groups
+        y_true, y_pred = scored.y_true, scored.y_pred
+        frame = MetricFrame(
+            metrics={"accuracy": accuracy_score, "selection_rate": selection_rate},
+            y_true=y_true,
+            y_pred=y_pred,
+            sensitive_features=group_col,
+        )
+        dp = float(demographic_parity_difference(y_true, y_pred, sensitive_features=group_col))
+        eo = float(equalized_odds_difference(y_true, y_pred, sensitive_features=group_col))
+        by_group = {
+            str(group): {m: round(float(v), 6) for m, v in row.items()} for group, row in frame.by_group.iterrows()
+        }
+        counts = (
+            {str(k): int(v) for k, v in zip(*np.unique(group_col.astype(str), return_counts=True), strict=True)}
+            if len(sensitive) == 1
+            else {}
+        )
+        measured = {"demographic_parity_difference": round(dp, 6), "equalized_odds_difference": round(eo, 6)}
+        details = {"by_group": by_group, "group_sizes": counts, "sensitive": sensitive}
+        evidence = {"evaluation": ctx.evaluation.sha256, "artifact": ctx.candidate.sha256}
+        failures = []
+        if dp > max_dp:
+            failures.append(f"demographic parity difference {dp:.3f} exceeds {max_dp:.3f}")
+        if eo > max_eo:
+            failures.append(f"equalized odds difference {eo:.3f} exceeds {max_eo:.3f}")
+        if failures:
+            rates = ", ".join(f"{g}: selection rate {v['selection_rate']:.2f}" for g, v in by_group.items())
+            return GateResult(
+                self.name, FAIL, "; ".join(failures) + f" ({rates})", measured, thresholds, evidence, details
+            )
+        return GateResult(self.name, PASS, f"DPD {dp:.3f}, EOD {eo:.3f}", measured, thresholds, evidence, details)

@@ -1,0 +1,84 @@
+"""Run a candidate on evaluation data and compute metrics ourselves (never self-reported numbers)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from mlwarden.errors import InvalidInput
+from mlwarden.gates.interface import Candidate, GateContext
+from mlwarden.registry.models import instantiate
+from mlwarden.registry.sniff import detect_format
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """Truth, predicted labels, and positive-class scores (when the model gives probabilities)."""
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    y_score: np.ndarray | None
+
+
+def features_and_label(frame: pl.DataFrame, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    label = str(config.get("label", "target"))
+    if label not in frame.columns:
+        raise InvalidInput(f"evaluation data has no label column {label!r}")
+    features = config.get("features") or [c for c in frame.columns if c != label and c not in config.get("drop", [])]
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise InvalidInput(f"evaluation data lacks feature columns: {', '.join(missing)}")
+    x = frame.select(features).to_numpy().astype(np.float32)
+    return x, frame.get_column(label).to_numpy()
+
+
+def score(candidate: Candidate, ctx: GateContext, config: dict[str, Any]) -> Scored:
+    """Predictions of ``candidate`` on the evaluation data (cached per artifact hash)."""
+    if ctx.evaluation is None:
+        raise InvalidInput("no evaluation dataset: set the gate's `dataset` in the policy or pass --eval")
+    key = f"scored:{candidate.sha256}:{config.get('label')}:{config.get('features')}"
+    if key in ctx.cache:
+        cached: Scored = ctx.cache[key]
+        return cached
+    fmt = detect_format(candidate.artifact, candidate.filename)
+    model = instantiate(fmt.name, candidate.artifact)
+    x, y = features_and_label(ctx.evaluation.frame, config)
+    outputs = model.predict(model.signature.validate(x) if x.shape[1] == len(model.signature.features) else x)
+    names = outputs.names
+    values = dict(zip(names, outputs.values, strict=True))
+    label_key = next((n for n in names if "label" in n.lower()), names[0])
+    y_pred = np.asarray(values[label_key]).reshape(len(y), -1)[:, 0]
+    prob_key = next((n for n in names if "prob" in n.lower()), None)
+    y_score = None
+    if prob_key is not None:
+        probs = np.asarray(values[prob_key], dtype=np.float64).reshape(len(y), -1)
+        y_score = probs[:, -1] if probs.shape[1] >= 2 else probs[:, 0]
+    scored = Scored(np.asarray(y), y_pred, y_score)
+    ctx.cache[key] = scored
+    return scored
+
+
+def metric(name: str, s: Scored) -> float:
+    """accuracy, roc_auc, f1, precision, recall, rmse, mae."""
+    from sklearn import metrics as m
+
+    if name == "accuracy":
+        return float(m.accuracy_score(s.y_true, s.y_pred))
+    if name == "roc_auc":
+        if s.y_score is None:
+            raise InvalidInput("roc_auc needs a model that outputs probabilities")
+        return float(m.roc_auc_score(s.y_true, s.y_score))
+    if name in ("f1", "precision", "recall"):
+        fn = {"f1": m.f1_score, "precision": m.precision_score, "recall": m.recall_score}[name]
+        return float(fn(s.y_true, s.y_pred, zero_division=0))
+    if name == "rmse":
+        return float(np.sqrt(m.mean_squared_error(s.y_true, s.y_pred)))
+    if name == "mae":
+        return float(m.mean_absolute_error(s.y_true, s.y_pred))
+    raise InvalidInput(f"unknown metric {name!r}: use accuracy, roc_auc, f1, precision, recall, rmse or mae")
+
+
+LOWER_IS_BETTER = frozenset({"rmse", "mae"})

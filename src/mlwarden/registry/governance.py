@@ -1,0 +1,365 @@
+"""The promotion workflow: approvals, attached reports, gates in front of every stage, rollback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from mlwarden.errors import GateFailed, InvalidInput, NotFound
+from mlwarden.gates.interface import Candidate, Evaluation, GateContext, GateResult
+from mlwarden.gates.runner import GatePolicy, all_passed, load_gate_policy, run_gates
+from mlwarden.ledger.entry import utc_now
+from mlwarden.registry.artifacts import ArtifactStore
+from mlwarden.registry.attest import check_claims
+from mlwarden.registry.cards import parse_card
+from mlwarden.registry.dataset_versions import get_dataset
+from mlwarden.registry.datasets import scan
+from mlwarden.registry.models import STAGES, get_version, model_claims
+from mlwarden.store.schema import approvals, attachments, dataset_versions, model_versions
+from mlwarden.workspace import Workspace
+
+MAX_REPORT_BYTES = 64 << 20
+
+
+def approve(ws: Workspace, name: str, version: int, principal: str, comment: str | None = None) -> dict[str, Any]:
+    """Record an approval (idempotent per principal)."""
+    row = get_version(ws, name, version)
+    with ws.log.transaction() as tx:
+        exists = tx.conn.execute(
+            select(approvals.c.principal).where(
+                approvals.c.name == name, approvals.c.version == version, approvals.c.principal == principal
+            )
+        ).first()
+        if exists is None:
+            tx.conn.execute(
+                insert(approvals).values(
+                    name=name, version=version, principal=principal, created=utc_now(), comment=comment
+                )
+            )
+            tx.append(
+                kind="model.approved",
+                subject=f"model:{name}:{version}",
+                body={"sha256": row["sha256"], "comment": comment, "registrant": row["registrant"]},
+                principal=principal,
+            )
+    note = (
+        " (the registrant's own approval does not count for the approvals gate)"
+        if principal == row["registrant"]
+        else ""
+    )
+    return {"name": name, "version": version, "approved_by": principal, "note": note.strip(" ()")}
+
+
+def attach_report(ws: Workspace, name: str, version: int, path: Path, principal: str) -> dict[str, Any]:
+    """Attach a vulnerability report (pip-audit, OSV, Trivy, CycloneDX JSON) to a version."""
+    from mlwarden.gates.vulnerabilities import parse_report
+
+    get_version(ws, name, version)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read report {path}: {exc.strerror}") from exc
+    if len(data) > MAX_REPORT_BYTES:
+        raise InvalidInput(f"report {path} is larger than {MAX_REPORT_BYTES} bytes")
+    try:
+        findings = parse_report(path.name, data)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise InvalidInput(f"report {path.name}: {exc}") from exc
+    sha = ArtifactStore(ws.options.paths.artifacts).put(data)
+    with ws.log.transaction() as tx:
+        exists = tx.conn.execute(
+            select(attachments.c.sha256).where(
+                attachments.c.name == name, attachments.c.version == version, attachments.c.sha256 == sha
+            )
+        ).first()
+        if exists is None:
+            tx.conn.execute(
+                insert(attachments).values(
+                    name=name,
+                    version=version,
+                    sha256=sha,
+                    kind="vulnerability-report",
+                    filename=path.name,
+                    created=utc_now(),
+                )
+            )
+            tx.append(
+                kind="model.report_attached",
+                subject=f"model:{name}:{version}",
+                body={"sha256": sha, "filename": path.name, "findings": len(findings)},
+                principal=principal,
+            )
+    return {"name": name, "version": version, "report": path.name, "sha256": sha, "findings": len(findings)}
+
+
+def _candidate(ws: Workspace, row: dict[str, Any]) -> Candidate:
+    store = ArtifactStore(ws.options.paths.artifacts)
+    try:
+        check_claims(
+            ws.signer.verifier(),
+            model_claims(row["name"], row["version"], row["sha256"], row["card_sha256"]),
+            row["attestation"],
+            f"model:{row['name']}:{row['version']}",
+        )
+        attested = True
+    except InvalidInput:
+        attested = False
+    except Exception:  # ArtifactIntegrityError: recorded as a failing fact for the artifact_safety gate
+        attested = False
+    path = store.path_for(row["sha256"])
+    data = path.read_bytes() if path.exists() else b""
+    return Candidate(
+        row["name"],
+        row["version"],
+        row["sha256"],
+        row["format"],
+        data,
+        f"{row['name']}.{row['format']}",
+        parse_card(row["card"]),
+        row["registrant"],
+        attested,
+    )
+
+
+def _evaluation(ws: Workspace, policy: GatePolicy, stage: str, eval_path: Path | None) -> Evaluation | None:
+    if eval_path is not None:
+        return evaluation_from_file(eval_path)
+    for gate in ("performance", "fairness"):
+        name = policy.settings.get(gate, {}).get("dataset")
+        if name and gate in policy.gates_for(stage):
+            ds = get_dataset(ws, str(name))
+            path = Path(str(ds["source"]))
+            if not path.is_absolute():
+                raise InvalidInput(f"dataset {name} was registered from {path}; register it with an absolute path")
+            return evaluation_from_file(path, expected_sha=ds["sha256"])
+    return None
+
+
+def evaluation_from_file(path: Path, expected_sha: str | None = None) -> Evaluation:
+    from mlwarden.registry.artifacts import sha256_file
+    from mlwarden.registry.datasets import data_format
+
+    if not path.is_file():
+        raise InvalidInput(f"evaluation data {path} does not exist")
+    sha = sha256_file(path)
+    if expected_sha is not None and sha != expected_sha:
+        raise InvalidInput(f"evaluation data {path} changed since it was registered (sha256 {sha})")
+    return Evaluation(scan(path, data_format(path)).collect(), sha, str(path))
+
+
+def gate_context(
+    ws: Workspace, name: str, version: int, policy: GatePolicy, stage: str, eval_path: Path | None = None
+) -> GateContext:
+    """Gather the evidence the stage's gates look at."""
+    row = get_version(ws, name, version)
+    with ws.engine.connect() as conn:
+        approvers = [
+            r[0]
+            for r in conn.execute(
+                select(approvals.c.principal).where(approvals.c.name == name, approvals.c.version == version)
+            )
+        ]
+        reports = conn.execute(
+            select(attachments.c.filename, attachments.c.sha256).where(
+                attachments.c.name == name, attachments.c.version == version
+            )
+        ).all()
+        known: dict[str, set[str]] = {}
+        for ds_name, ds_sha in conn.execute(select(dataset_versions.c.name, dataset_versions.c.sha256)):
+            known.setdefault(ds_name, set()).add(ds_sha)
+        prod = conn.execute(
+            select(model_versions.c.version).where(
+                model_versions.c.name == name,
+                model_versions.c.stage == "production",
+                model_versions.c.version != version,
+            )
+        ).first()
+    store = ArtifactStore(ws.options.paths.artifacts)
+    ctx = GateContext(
+        candidate=_candidate(ws, row),
+        now=datetime.now(UTC),
+        evaluation=_evaluation(ws, policy, stage, eval_path),
+        production=_candidate(ws, get_version(ws, name, int(prod[0]))) if prod else None,
+        known_datasets=known,
+        reports=[(fn, store.read(sha), sha) for fn, sha in reports],
+        approvals=approvers,
+        waivers=policy.waivers,
+    )
+    return ctx
+
+
+def promote(
+    ws: Workspace,
+    name: str,
+    version: int,
+    stage: str,
+    principal: str,
+    *,
+    eval_path: Path | None = None,
+    policy_path: Path | None = None,
+) -> dict[str, Any]:
+    """Run the stage's gates; promote only if all pass. Gate runs, refusals and promotions are recorded."""
+    if stage not in STAGES:
+        raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    policy = load_gate_policy(policy_path or ws.options.paths.policy)
+    gates = policy.gates_for(stage)
+    if stage == "production" and not gates:
+        raise InvalidInput("the policy names no gates for production: refusing to promote without evidence")
+    results = run_gates(policy, stage, gate_context(ws, name, version, policy, stage, eval_path)) if gates else []
+    passed = all_passed(results)
+    summary = {"stage": stage, "passed": passed, "results": [r.to_json() for r in results]}
+    run = ws.log.append(kind="gate.run", subject=f"model:{name}:{version}", body=summary, principal=principal)
+    if not passed:
+        ws.log.append(
+            kind="model.promotion_refused",
+            subject=f"model:{name}:{version}",
+            body={"to": stage, "gate_run": run.index, "failed": [r.gate for r in results if r.status != "pass"]},
+            principal=principal,
+        )
+        raise GateFailed(gate_table_line(results), results=list(results))
+    return set_stage(ws, name, version, stage, principal, gates={"passed": True, "gate_run": run.index, "gates": gates})
+
+
+def approve_and_promote(
+    ws: Workspace, name: str, version: int, *, approver: str, stage: str = "production"
+) -> dict[str, Any]:
+    """Second-person approval, then the gated promotion (the path every served model takes)."""
+    approve(ws, name, version, approver)
+    return promote(ws, name, version, stage, approver)
+
+
+def gate_table_line(results: list[GateResult]) -> str:
+    failed = [r for r in results if r.status != "pass"]
+    return "promotion refused: " + "; ".join(f"{r.gate} {r.status}: {r.message}" for r in failed)
+
+
+def set_stage(
+    ws: Workspace,
+    name: str,
+    version: int,
+    stage: str,
+    principal: str,
+    *,
+    gates: dict[str, Any] | None,
+    kind: str = "model.promoted",
+) -> dict[str, Any]:
+    """Change the stage and record it; a new production version archives the previous one."""
+    row = get_version(ws, name, version)
+    with ws.log.transaction() as tx:
+        previous = None
+        if stage == "production":
+            current = tx.conn.execute(
+                select(model_versions.c.version).where(
+                    model_versions.c.name == name,
+                    model_versions.c.stage == "production",
+                    model_versions.c.version != version,
+                )
+            ).first()
+            if current is not None:
+                previous = int(current[0])
+                tx.conn.execute(
+                    update(model_versions)
+                    .where(model_versions.c.name == name, model_versions.c.version == previous)
+                    .values(stage="archived")
+                )
+        tx.conn.execute(
+            update(model_versions)
+            .where(model_versions.c.name == name, model_versions.c.version == version)
+            .values(stage=stage)
+        )
+        receipt = tx.append(
+            kind=kind,
+            subject=f"model:{name}:{version}",
+            body={"from": row["stage"], "to": stage, "sha256": row["sha256"], "replaced": previous, "gates": gates},
+            principal=principal,
+        )
+    return {
+        "name": name,
+        "version": version,
+        "stage": stage,
+        "previous_stage": row["stage"],
+        "replaced_production": previous,
+        "ledger_index": receipt.index,
+    }
+
+
+def rollback(ws: Workspace, name: str, principal: str) -> dict[str, Any]:
+    """Back to the version that production replaced most recently (recorded as a rollback)."""
+    current = [e.parse() for e in ws.log.find("model.promoted", f"model:{name}:", limit=1000)]
+    current += [e.parse() for e in ws.log.find("model.rolled_back", f"model:{name}:", limit=1000)]
+    current.sort(key=lambda e: e.index, reverse=True)
+    latest = next((e for e in current if e.body.get("to") == "production"), None)
+    if latest is None or latest.body.get("replaced") is None:
+        raise NotFound(f"model {name} has no earlier production version to roll back to")
+    target = int(latest.body["replaced"])
+    return set_stage(
+        ws,
+        name,
+        target,
+        "production",
+        principal,
+        gates=latest.body.get("gates_of_target") or _gates_of(ws, name, target),
+        kind="model.rolled_back",
+    )
+
+
+def _gates_of(ws: Workspace, name: str, version: int) -> dict[str, Any] | None:
+    for entry in ws.log.find("model.promoted", f"model:{name}:{version}", limit=100):
+        body = entry.parse().body
+        if body.get("to") == "production" and (body.get("gates") or {}).get("passed"):
+            return dict(body["gates"])
+    return None
+
+
+def served_promotion_ok(ws: Workspace, name: str, version: int, sha256: str) -> bool:
+    """Whether the ledger holds a gated promotion (or rollback) of exactly this version to production."""
+    entries = ws.log.find("model.promoted", f"model:{name}:{version}", limit=50)
+    entries += ws.log.find("model.rolled_back", f"model:{name}:{version}", limit=50)
+    subject = f"model:{name}:{version}"
+    for stored in sorted(entries, key=lambda e: e.index, reverse=True):
+        entry = stored.parse()
+        if entry.subject != subject:
+            continue
+        body = entry.body
+        return (
+            body.get("to") == "production"
+            and body.get("sha256") == sha256
+            and bool((body.get("gates") or {}).get("passed"))
+        )
+    return False
+
+
+def stage_drift(ws: Workspace) -> list[dict[str, Any]]:
+    """Versions whose stage in the database is not the one their last ledger entry put them in."""
+    drift = []
+    with ws.engine.connect() as conn:
+        rows = conn.execute(
+            select(model_versions.c.name, model_versions.c.version, model_versions.c.stage, model_versions.c.sha256)
+        ).all()
+    for name, version, stage, sha in rows:
+        subject = f"model:{name}:{version}"
+        entries = [e.parse() for e in ws.log.find("model.promoted", subject, limit=50)]
+        entries += [e.parse() for e in ws.log.find("model.rolled_back", subject, limit=50)]
+        entries = [e for e in entries if e.subject == subject]
+        replaced = [e.parse() for e in ws.log.find("model.promoted", f"model:{name}:", limit=1000)]
+        archived_by = [e for e in replaced if e.body.get("replaced") == version]
+        expected = "candidate"
+        latest = max(entries, key=lambda e: e.index, default=None)
+        if latest is not None:
+            expected = str(latest.body.get("to"))
+        if archived_by and (latest is None or max(e.index for e in archived_by) > latest.index):
+            expected = "archived"
+        if stage != expected:
+            drift.append({"model": f"{name}:{version}", "stage": stage, "ledger_says": expected, "sha256": sha})
+    return drift
+
+
+def report_drift(ws: Workspace, principal: str) -> list[dict[str, Any]]:
+    """Find stage drift and record each as an alert-worthy entry."""
+    drift = stage_drift(ws)
+    for item in drift:
+        ws.log.append(kind="model.stage_tampered", subject=f"model:{item['model']}", body=item, principal=principal)
+    return drift
