@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from mlwarden.cli.main import main
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
+from tests.support.cli import Cli, Result
 from tests.support.postgres import Cluster
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -76,3 +78,23 @@ def workspace(workspace_options: WorkspaceOptions) -> Iterator[Workspace]:
 def sqlite_options(tmp_path: Path) -> WorkspaceOptions:
     """Options for a fresh SQLite workspace (tests that edit the database file directly)."""
     return WorkspaceOptions.from_settings(Settings(database_url=None), tmp_path / "ws")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """The workspace folder the ``cli`` fixture passes with --home."""
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def cli(home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Cli:
+    """``cli("ledger", "tail")`` runs ``mlwarden --home HOME ledger tail`` in-process and captures its output."""
+    monkeypatch.delenv("MLWARDEN_DATABASE_URL", raising=False)
+
+    def run(*args: str, use_home: bool = True) -> Result:
+        argv = (["--home", str(home)] if use_home else []) + list(args)
+        code = main(argv)
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MlwardenError(Exception):
     """Base of every error mlwarden raises on purpose.
@@ -113,7 +115,7 @@ class PayloadTooLarge(InvalidInput):
 class GateFailed(MlwardenError):
     """A promotion was refused because a gate did not pass; ``results`` holds the gate table."""
 
-    def __init__(self, message: str, *, results: list[object]) -> None:
+    def __init__(self, message: str, *, results: list[Any]) -> None:
         super().__init__(message)
         self.results = results
 

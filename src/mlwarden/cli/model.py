@@ -136,7 +136,7 @@ def promote(
     try:
         result = run_promotion(ws, name, version, to, local_principal(), eval_path=eval_file)
     except GateFailed as exc:
-        typer.echo(table(exc.results, f"gates for {name}:{version} -> {to}"))  # type: ignore[arg-type]
+        typer.echo(table(exc.results, f"gates for {name}:{version} -> {to}"))
         raise
     finally:
         ws.close()

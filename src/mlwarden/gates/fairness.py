@@ -38,8 +38,12 @@ class FairnessGate:
             scored = score(ctx.candidate, ctx, config)
         except MlwardenError as exc:
             return GateResult(self.name, ERROR, f"cannot evaluate: {exc.message}", thresholds=thresholds)
-        groups = ctx.evaluation.frame.select(sensitive).to_pandas()
-        group_col: Any = groups[sensitive[0]] if len(sensitive) == 1 else groups
+        import pandas as pd
+
+        columns = {c: ctx.evaluation.frame.get_column(c).to_numpy() for c in sensitive}
+        group_col: Any = (
+            pd.Series(columns[sensitive[0]], name=sensitive[0]) if len(sensitive) == 1 else pd.DataFrame(columns)
+        )
         y_true, y_pred = scored.y_true, scored.y_pred
         frame = MetricFrame(
             metrics={"accuracy": accuracy_score, "selection_rate": selection_rate},

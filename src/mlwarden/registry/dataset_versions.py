@@ -55,7 +55,7 @@ def register_dataset(
             raise InvalidInput(f"dataset file {path} does not exist")
         fmt = data_format(path)
         p = profile(path, fmt)
-        sha, source = sha256_file(path), path.name
+        sha, source = sha256_file(path), str(path.absolute())
         prof, rows, fingerprint = p.to_json(), p.rows, p.schema_fingerprint
     with ws.log.transaction() as tx:
         if sha is not None:

@@ -345,6 +345,7 @@ def stage_drift(ws: Workspace) -> list[dict[str, Any]]:
         entries += [e.parse() for e in ws.log.find("model.rolled_back", subject, limit=50)]
         entries = [e for e in entries if e.subject == subject]
         replaced = [e.parse() for e in ws.log.find("model.promoted", f"model:{name}:", limit=1000)]
+        replaced += [e.parse() for e in ws.log.find("model.rolled_back", f"model:{name}:", limit=1000)]
         archived_by = [e for e in replaced if e.body.get("replaced") == version]
         expected = "candidate"
         latest = max(entries, key=lambda e: e.index, default=None)
