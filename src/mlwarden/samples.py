@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,3 +108,53 @@ def breast_cancer_model(folder: Path, *, name: str = "breast-cancer", trees: int
     }
     paths.signature.write_text(json.dumps(spec, indent=1))
     return paths
+
+
+@dataclass(frozen=True, slots=True)
+class FairnessZoo:
+    """Synthetic tabular data with a ``group`` column, and models built on purpose for the gates."""
+
+    train_csv: Path
+    eval_csv: Path
+    good: Path
+    weak: Path
+    biased: Path
+    features: tuple[str, ...] = ("f0", "f1", "f2", "group")
+
+
+def _toy_frame(n: int, seed: int) -> Any:
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 3)).astype(np.float32)
+    group = rng.integers(0, 2, n).astype(np.float32)
+    target = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
+    return pl.DataFrame({"f0": x[:, 0], "f1": x[:, 1], "f2": x[:, 2], "group": group, "target": target})
+
+
+def fairness_zoo(folder: Path) -> FairnessZoo:
+    """A good model, a weak one (noise features only) and a biased one (group 1 always approved), as ONNX."""
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+
+    folder.mkdir(parents=True, exist_ok=True)
+    train, evaluation = _toy_frame(2000, 1), _toy_frame(800, 2)
+    train.write_csv(folder / "train.csv")
+    evaluation.write_csv(folder / "eval.csv")
+    features = ["f0", "f1", "f2", "group"]
+    x = train.select(features).to_numpy().astype(np.float32)
+    y = train.get_column("target").to_numpy()
+
+    def save(model: Any, name: str) -> Path:
+        options = {id(model): {"zipmap": False}}
+        (folder / name).write_bytes(to_onnx(model, x[:1], options=options, target_opset=17).SerializeToString())
+        return folder / name
+
+    good = LogisticRegression().fit(x, y)
+    noise = LogisticRegression().fit(x[:, [2, 3]], y)
+    weak = LogisticRegression()
+    weak.coef_ = np.hstack([np.zeros((1, 2)), noise.coef_])
+    weak.intercept_, weak.classes_, weak.n_features_in_ = noise.intercept_, noise.classes_, 4
+    biased = LogisticRegression(C=100).fit(x, np.where(x[:, 3] == 1, 1, y))
+    return FairnessZoo(folder / "train.csv", folder / "eval.csv", save(good, "good.onnx"), save(weak, "weak.onnx"),
+                       save(biased, "biased.onnx"))  # fmt: skip

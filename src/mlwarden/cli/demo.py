@@ -37,6 +37,7 @@ def demo(
     try:
         _tour(root, entries)
         _registry_tour(root)
+        _gates_tour(root)
         _gateway_tour(root)
         if keep:
             typer.echo(f"\nworkspace kept at {root}")
@@ -175,6 +176,81 @@ def _registry_tour(root: Path) -> None:
         ws.close()
 
 
+DEMO_POLICY = """
+stages:
+  production:
+    gates: [model_card, artifact_safety, performance, fairness, approvals]
+gates:
+  performance: {dataset: toy-eval, label: target, metrics: {accuracy: {min: 0.85}}}
+  fairness:
+    dataset: toy-eval
+    label: target
+    sensitive: [group]
+    max_demographic_parity_difference: 0.10
+    max_equalized_odds_difference: 0.20
+  approvals: {required: 1}
+"""
+
+
+def _gates_tour(root: Path) -> None:
+    from mlwarden.errors import GateFailed
+    from mlwarden.gates.reports import table, write_reports
+    from mlwarden.registry.dataset_versions import register_dataset
+    from mlwarden.registry.governance import approve, promote
+    from mlwarden.registry.models import register_model
+    from mlwarden.samples import CARD, fairness_zoo
+
+    options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
+    ws = open_workspace(options)
+    try:
+        _step("12. governance gates: a loan-style model with a sensitive `group` column, built twice")
+        zoo = fairness_zoo(root / "toy")
+        card = root / "toy" / "card.md"
+        card.write_text(CARD.format(name="toy-credit", accuracy=0.95).replace("breast-cancer-train", "toy-train"))
+        policy = root / "toy" / "policy.yaml"
+        policy.write_text(DEMO_POLICY)
+        register_dataset(ws, name="toy-train", path=zoo.train_csv, principal="local:demo")
+        register_dataset(ws, name="toy-eval", path=zoo.eval_csv.absolute(), principal="local:demo")
+        good = register_model(ws, name="toy-credit", path=zoo.good, card_path=card, principal="local:alice").version
+        biased = register_model(ws, name="toy-credit", path=zoo.biased, card_path=card, principal="local:alice").version
+        typer.echo(
+            f"   toy-credit:{good} (fair) and toy-credit:{biased} (always approves group 1), registered by alice"
+        )
+
+        _step(
+            "13. bob approves the fair one; the gates run; it goes to production",
+            f"mlwarden model approve toy-credit {good} && mlwarden model promote toy-credit {good} --to production",
+        )
+        approve(ws, "toy-credit", good, "local:bob")
+        promote(ws, "toy-credit", good, "production", "local:bob", policy_path=policy)
+        typer.echo(f"   toy-credit:{good} is in production (gate run and promotion are in the ledger)")
+
+        _step(
+            "14. the biased one, even approved, is refused by the fairness gate",
+            f"mlwarden model promote toy-credit {biased} --to production",
+        )
+        approve(ws, "toy-credit", biased, "local:bob")
+        try:
+            promote(ws, "toy-credit", biased, "production", "local:bob", policy_path=policy)
+        except GateFailed as exc:
+            typer.echo(
+                "   " + table(exc.results, f"gates for toy-credit:{biased} -> production").replace("\n", "\n   ")
+            )
+            fairness = next(r for r in exc.results if r.gate == "fairness")
+            for group, row in sorted(fairness.details.get("by_group", {}).items()):
+                typer.secho(
+                    f"   group {group}: selection rate {row['selection_rate']:.2f}, accuracy {row['accuracy']:.2f}",
+                    fg="yellow",
+                )
+            written = write_reports(exc.results, root / "gate-report", title=f"toy-credit:{biased} -> production",
+                                    suite="production", artifact_uri=f"toy-credit:{biased}")  # fmt: skip
+            typer.echo(
+                f"   HTML report with the per-group chart: {written['html']} (keep it with `mlwarden demo --keep`)"
+            )
+    finally:
+        ws.close()
+
+
 def _gateway_tour(root: Path) -> None:
     import socket
     import threading
@@ -192,7 +268,7 @@ def _gateway_tour(root: Path) -> None:
     ws = open_workspace(options)
     try:
         _step(
-            "12. a second person approves; the gates pass; the model goes to production",
+            "15. a second person approves; the gates pass; the model goes to production",
             "mlwarden model approve breast-cancer 1 && mlwarden model promote breast-cancer 1 --to production",
         )
         approve_and_promote(ws, "breast-cancer", 1, approver="local:reviewer")
@@ -223,7 +299,7 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
     first_row = (root / "artifacts" / "eval.csv").read_text().splitlines()[1]
     row = [float(v) for v in first_row.split(",")[:-1]]
     _step(
-        "13. the gateway: a prediction with a scoped token",
+        "16. the gateway: a prediction with a scoped token",
         "curl -H 'Authorization: Bearer mlw_…' POST /v1/models/breast-cancer/predict",
     )
     with http:
@@ -235,11 +311,11 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
         label = body["predictions"][0]["label"]
         typer.echo(f"   {ok.status_code}: label {label}, decision {decision}, ledger index {body['ledger_index']}")
 
-        _step("14. the same token asks for the audit log (wrong scope)")
+        _step("17. the same token asks for the audit log (wrong scope)")
         denied = http.get("/v1/ledger/checkpoint", headers={"Authorization": f"Bearer {scorer}"})
         typer.secho(f"   {denied.status_code} {denied.headers['content-type']}: {denied.json()['detail']}", fg="yellow")
 
-        _step("15. a burst beyond the rate limit (2/s, burst 4)")
+        _step("18. a burst beyond the rate limit (2/s, burst 4)")
         codes = [http.post("/v1/models/breast-cancer/predict", json={"inputs": [row]},
                            headers={"Authorization": f"Bearer {scorer}"}) for _ in range(6)]  # fmt: skip
         limited = next((r for r in codes if r.status_code == 429), None)
@@ -250,12 +326,12 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
             )
         time.sleep(1.5)
 
-        _step("16. someone flags the first decision as incorrect", "POST /v1/feedback")
+        _step("19. someone flags the first decision as incorrect", "POST /v1/feedback")
         flag = {"decision_id": decision, "kind": "incorrect", "expected": 0, "comment": "pathology says benign"}
         fb = http.post("/v1/feedback", json=flag, headers={"Authorization": f"Bearer {auditor}"})
         typer.echo(f"   {fb.status_code}: feedback recorded at ledger index {fb.json()['ledger_index']}")
 
-        _step("17. an auditor proves the decision is in the ledger, over HTTP", f"GET /v1/decisions/{decision}")
+        _step("20. an auditor proves the decision is in the ledger, over HTTP", f"GET /v1/decisions/{decision}")
         proof = http.get(f"/v1/decisions/{decision}", headers={"Authorization": f"Bearer {auditor}"}).json()
     checkpoint_note = proof["checkpoint"]
     inclusion = proof["inclusion_proof"]

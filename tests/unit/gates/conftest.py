@@ -6,18 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import polars as pl
 import pytest
-from skl2onnx import to_onnx
-from sklearn.linear_model import LogisticRegression
 
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.samples import CARD
+from mlwarden.samples import CARD, fairness_zoo
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
-
-FEATURES = ["f0", "f1", "f2", "group"]
 
 
 @dataclass(frozen=True)
@@ -32,48 +26,15 @@ class Zoo:
     bad_card: Path
 
 
-def _data(n: int, seed: int) -> pl.DataFrame:
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(n, 3)).astype(np.float32)
-    group = rng.integers(0, 2, n).astype(np.float32)
-    target = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64)
-    return pl.DataFrame({"f0": x[:, 0], "f1": x[:, 1], "f2": x[:, 2], "group": group, "target": target})
-
-
-def _onnx(model: LogisticRegression, x: np.ndarray, path: Path) -> Path:
-    path.write_bytes(to_onnx(model, x[:1], options={id(model): {"zipmap": False}}, target_opset=17).SerializeToString())
-    return path
-
-
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory: pytest.TempPathFactory) -> Zoo:
     folder = tmp_path_factory.mktemp("zoo")
-    train, evaluation = _data(2000, 1), _data(800, 2)
-    train.write_csv(folder / "train.csv")
-    evaluation.write_csv(folder / "eval.csv")
-    x = train.select(FEATURES).to_numpy().astype(np.float32)
-    y = train.get_column("target").to_numpy()
-    good = LogisticRegression().fit(x, y)
-    weak = LogisticRegression().fit(x[:, [2, 3]], y)  # only noise and the group: barely better than chance
-    weak_full = LogisticRegression()
-    weak_full.coef_ = np.hstack([np.zeros((1, 2)), weak.coef_])
-    weak_full.intercept_, weak_full.classes_, weak_full.n_features_in_ = weak.intercept_, weak.classes_, 4
-    biased_y = np.where(x[:, 3] == 1, 1, y)  # group 1 always gets the positive label
-    biased = LogisticRegression(C=100).fit(x, biased_y)
+    built = fairness_zoo(folder)
     card = folder / "card.md"
     card.write_text(CARD.format(name="toy", accuracy=0.9).replace("breast-cancer-train", "toy-train"))
     bad_card = folder / "bad-card.md"
     bad_card.write_text("---\nlicense: mit\n---\n# toy\n\n## Intended use\nDemos.\n\n## Limitations\n\n")
-    return Zoo(
-        folder,
-        folder / "eval.csv",
-        folder / "train.csv",
-        _onnx(good, x, folder / "good.onnx"),
-        _onnx(weak_full, x, folder / "weak.onnx"),
-        _onnx(biased, x, folder / "biased.onnx"),
-        card,
-        bad_card,
-    )
+    return Zoo(folder, built.eval_csv, built.train_csv, built.good, built.weak, built.biased, card, bad_card)
 
 
 POLICY = """
