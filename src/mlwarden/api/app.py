@@ -21,6 +21,7 @@ from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway, who_failed
 from mlwarden.api.metrics import GatewayMetrics
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import (
+    GateFailed,
     InvalidInput,
     LedgerUnavailable,
     MlwardenError,
@@ -35,6 +36,7 @@ from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.notes import Checkpoint
+from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.workspace import open_workspace
 
 log = structlog.get_logger("mlwarden.api")
@@ -50,6 +52,14 @@ class FeedbackBody(BaseModel):
     decision_id: str = Field(min_length=1, max_length=64)
     kind: Literal["incorrect", "suspicious", "other"]
     expected: Any = None
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class PromoteBody(BaseModel):
+    stage: Literal["candidate", "staging", "production", "archived"]
+
+
+class ApproveBody(BaseModel):
     comment: str | None = Field(default=None, max_length=4000)
 
 
@@ -275,6 +285,36 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         gateway: Gateway = request.app.state.gateway
         gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, "ledger"))
         return gateway.ws.log.consistency_proof(old, new).to_json()
+
+    @app.post("/v1/models/{name}/versions/{version}/approve", summary="Approve a version (scope model:promote)")
+    def approve_version(
+        name: str, version: int, body: ApproveBody, request: Request, principal: Caller
+    ) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.MODEL_PROMOTE, f"model:{name}:{version}", name)
+        if version < 1:
+            raise InvalidInput("version must be 1 or more")
+        return approve(gateway.ws, name, version, principal.id, body.comment)
+
+    @app.post("/v1/models/{name}/versions/{version}/promote", summary="Run the gates and promote (scope model:promote)")
+    def promote_version(
+        name: str, version: int, body: PromoteBody, request: Request, principal: Caller
+    ) -> JSONResponse:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.MODEL_PROMOTE, f"model:{name}:{version}", name)
+        if version < 1:
+            raise InvalidInput("version must be 1 or more")
+        try:
+            return JSONResponse(promote(gateway.ws, name, version, body.stage, principal.id))
+        except GateFailed as exc:
+            gates = [r.to_json() for r in exc.results]
+            return problems.problem(409, "gates-failed", exc.message, gates=gates)
+
+    @app.post("/v1/models/{name}/rollback", summary="Serve the previous production version (scope model:promote)")
+    def rollback_model(name: str, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.MODEL_PROMOTE, f"model:{name}", name)
+        return rollback(gateway.ws, name, principal.id)
 
     @app.post("/v1/admin/tokens", status_code=201, summary="Create a token; the secret is shown once (scope admin)")
     def admin_create(body: TokenBody, request: Request, principal: Caller) -> dict[str, Any]:

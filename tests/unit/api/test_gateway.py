@@ -236,3 +236,19 @@ def test_rejections_before_a_route_runs_are_recorded(limited: Env) -> None:
     statuses = [Entry.parse(t).body.get("status") for i, t, _h in limited.ws.log.iter_rows(before)]
     assert 413 in statuses
     assert 422 in statuses
+
+
+def test_promotion_workflow_over_http(env: Env) -> None:
+    """Approve and promote through the API (scope model:promote): gates decide; a failure is a 409 with the gate table."""
+    register_model(env.ws, name="bc", path=env.sample.skops, card_path=env.sample.card, principal="alice")
+    promoter = env.headers(env.tokens["model:promote"])
+    refused = env.client.post("/v1/models/bc/versions/2/promote", json={"stage": "production"}, headers=promoter)
+    assert refused.status_code == 409
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert {g["gate"]: g["status"] for g in refused.json()["gates"]}["approvals"] == "fail"
+    assert env.client.post("/v1/models/bc/versions/2/approve", json={}, headers=promoter).status_code == 200
+    ok = env.client.post("/v1/models/bc/versions/2/promote", json={"stage": "production"}, headers=promoter)
+    assert ok.status_code == 200, ok.text
+    back = env.client.post("/v1/models/bc/rollback", headers=promoter)
+    assert back.json()["version"] == 1
+    assert env.client.post("/v1/models/bc/rollback", headers=env.headers(env.tokens["inference:read"])).status_code == 403
