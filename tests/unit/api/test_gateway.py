@@ -239,7 +239,7 @@ def test_rejections_before_a_route_runs_are_recorded(limited: Env) -> None:
 
 
 def test_promotion_workflow_over_http(env: Env) -> None:
-    """Approve and promote through the API (scope model:promote): gates decide; a failure is a 409 with the gate table."""
+    """Approve and promote over the API (scope model:promote): gates decide; a refusal is 409 with the gate table."""
     register_model(env.ws, name="bc", path=env.sample.skops, card_path=env.sample.card, principal="alice")
     promoter = env.headers(env.tokens["model:promote"])
     refused = env.client.post("/v1/models/bc/versions/2/promote", json={"stage": "production"}, headers=promoter)
@@ -251,4 +251,6 @@ def test_promotion_workflow_over_http(env: Env) -> None:
     assert ok.status_code == 200, ok.text
     back = env.client.post("/v1/models/bc/rollback", headers=promoter)
     assert back.json()["version"] == 1
-    assert env.client.post("/v1/models/bc/rollback", headers=env.headers(env.tokens["inference:read"])).status_code == 403
+    assert (
+        env.client.post("/v1/models/bc/rollback", headers=env.headers(env.tokens["inference:read"])).status_code == 403
+    )
