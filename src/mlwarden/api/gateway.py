@@ -27,6 +27,7 @@ from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.governance import served_promotion_ok
 from mlwarden.registry.models import ServedModel, load_model, production_version
+from mlwarden.runtime.predict import prediction_record
 from mlwarden.workspace import Workspace
 
 log = structlog.get_logger("mlwarden.gateway")
@@ -134,19 +135,8 @@ class Gateway:
         outputs = served.model.predict(inputs).rows()
         decisions = [str(uuid.uuid4()) for _ in outputs]
         row = served.row
-        index = await self.record(
-            kind="prediction",
-            subject=f"model:{row['name']}:{row['version']}",
-            body={
-                "sha256": row["sha256"],
-                "decision_ids": decisions,
-                "inputs": rows,
-                "outputs": outputs,
-                "access": decision.to_json(),
-            },
-            principal=principal.id,
-            refs=tuple(decisions),
-        )
+        record = prediction_record(row, decisions, rows, outputs, access=decision.to_json())
+        index = await self.record(**record, principal=principal.id)
         return {
             "model": row["name"],
             "version": row["version"],
@@ -171,18 +161,6 @@ class Gateway:
         self.ws.log.append(
             kind="access.denied", subject=decision.resource, body=decision.to_json(), principal=decision.principal
         )
-
-    def record_rejection(self, principal: str, resource: str, reason: str, status: int) -> None:
-        """Rejections before a decision (authentication, limits, bad input) are recorded too."""
-        try:
-            self.ws.log.append(
-                kind="request.rejected",
-                subject=resource,
-                body={"reason": reason, "status": status},
-                principal=principal,
-            )
-        except LedgerUnavailable:
-            log.warning("rejection_not_recorded", status=status)
 
     def record_allow(self, decision: Decision) -> int:
         """Record an allowed read (proofs, decisions, checkpoints, admin)."""
@@ -224,31 +202,6 @@ class Gateway:
                     self._models = {k: v for k, v in self._models.items() if k[0] != name}
                     self._models[key] = model
         return model
-
-    def predict(self, principal: Principal, name: str, rows: Any, decision: Decision) -> dict[str, Any]:
-        """Validate, predict, record durably, then answer (fail closed if the ledger cannot record)."""
-        if isinstance(rows, list) and len(rows) > self.settings.max_rows:
-            raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
-        served = self.served(name)
-        inputs = served.validator.validate(rows)
-        outputs = served.model.predict(inputs).rows()
-        decisions = [str(uuid.uuid4()) for _ in outputs]
-        row = served.row
-        receipt = self.ws.log.append(
-            kind="prediction",
-            subject=f"model:{row['name']}:{row['version']}",
-            body={
-                "sha256": row["sha256"],
-                "decision_ids": decisions,
-                "inputs": rows,
-                "outputs": outputs,
-                "access": decision.to_json(),
-            },
-            principal=principal.id,
-            refs=tuple(decisions),
-        )
-        return {"model": row["name"], "version": row["version"], "sha256": row["sha256"], "predictions": outputs,
-                "decision_ids": decisions, "ledger_index": receipt.index}  # fmt: skip
 
     # ------------------------------------------------------------------ feedback and audit
     def decision_entry(self, decision_id: str) -> tuple[int, dict[str, Any]]:

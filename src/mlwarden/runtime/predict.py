@@ -10,6 +10,18 @@ from mlwarden.registry.models import load_model
 from mlwarden.workspace import Workspace
 
 
+def prediction_record(
+    row: dict[str, Any], decision_ids: list[str], inputs: Any, outputs: list[dict[str, Any]], **extra: Any
+) -> dict[str, Any]:
+    """The ledger entry (kind, subject, body, refs) that records one answered prediction."""
+    return {
+        "kind": "prediction",
+        "subject": f"model:{row['name']}:{row['version']}",
+        "body": {"sha256": row["sha256"], "decision_ids": decision_ids, "inputs": inputs, "outputs": outputs, **extra},
+        "refs": tuple(decision_ids),
+    }
+
+
 def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal: str) -> dict[str, Any]:
     """Validate ``rows`` against the version's signature, predict, record, then return."""
     served = load_model(ws, name, version, principal)
@@ -19,19 +31,9 @@ def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal:
     outputs = served.model.predict(inputs).rows()
     elapsed_ms = (time.perf_counter() - started) * 1000
     decisions = [str(uuid.uuid4()) for _ in outputs]
-    receipt = ws.log.append(
-        kind="prediction",
-        subject=f"model:{row['name']}:{row['version']}",
-        body={
-            "sha256": row["sha256"],
-            "decision_ids": decisions,
-            "inputs": rows if isinstance(rows, list) else inputs.tolist() if hasattr(inputs, "tolist") else None,
-            "outputs": outputs,
-            "latency_ms": round(elapsed_ms, 3),
-        },
-        principal=principal,
-        refs=tuple(decisions),
-    )
+    recorded_inputs = rows if isinstance(rows, list) else inputs.tolist() if hasattr(inputs, "tolist") else None
+    record = prediction_record(row, decisions, recorded_inputs, outputs, latency_ms=round(elapsed_ms, 3))
+    receipt = ws.log.append(**record, principal=principal)
     return {
         "model": row["name"],
         "version": row["version"],
