@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import demo, gate, gateway, ledger, model, workspace
+from mlwarden.cli import data, demo, gate, gateway, ledger, model, workspace
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
@@ -32,6 +32,7 @@ app.add_typer(ledger.app, name="ledger")
 app.add_typer(model.app, name="model")
 app.add_typer(model.dataset_app, name="dataset")
 app.add_typer(gate.app, name="gate")
+app.add_typer(data.app, name="data")
 app.add_typer(gateway.token_app, name="token")
 app.add_typer(gateway.certs_app, name="certs")
 app.add_typer(gateway.policy_app, name="policy")
