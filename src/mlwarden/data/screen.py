@@ -1,0 +1,200 @@
+"""Screening a batch against the reference data: drift, outliers, label flips, backdoor triggers, duplicate floods.
+
+Each check returns the rows it flags and, when the batch as a whole looks wrong, a reason.
+A batch with any reason is quarantined.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+PSI_LIMIT = 0.25
+OUTLIER_SHARE_LIMIT = 0.03
+FLIP_SURPRISE = 0.01
+"""Quarantine when this many contradicted labels would happen by chance less than 1% of the time."""
+DUPLICATE_SHARE_LIMIT = 0.05
+TRIGGER_PURITY = 0.95
+TRIGGER_MIN_ROWS = 5
+
+
+@dataclass(slots=True)
+class ScreenReport:
+    """What screening found: reasons to quarantine, flagged rows per check, and the measurements."""
+
+    reasons: list[str] = field(default_factory=list)
+    flagged: dict[str, list[int]] = field(default_factory=dict)
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)
+    measured: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def flagged_rows(self) -> list[int]:
+        return sorted({r for rows in self.flagged.values() for r in rows})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reasons": self.reasons, "flagged": self.flagged, "drift": self.drift, "measured": self.measured}
+
+
+def _numeric_columns(reference: pl.DataFrame, batch: pl.DataFrame, label: str | None) -> list[str]:
+    return [
+        c
+        for c, t in reference.schema.items()
+        if t.is_numeric() and c != label and c in batch.columns and batch.schema[c].is_numeric()
+    ]
+
+
+def psi(reference: np.ndarray, batch: np.ndarray, bins: int = 10) -> float:
+    """Population stability index over the reference's quantile bins."""
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 3:
+        edges = np.unique(np.concatenate([edges, [edges[0] - 1, edges[-1] + 1]]))
+    edges[0], edges[-1] = -np.inf, np.inf
+    ref = np.histogram(reference, edges)[0] / max(len(reference), 1)
+    cur = np.histogram(batch, edges)[0] / max(len(batch), 1)
+    ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def screen(
+    batch: pl.DataFrame, reference: pl.DataFrame, *, label: str | None, max_drift: dict[str, float] | None = None
+) -> ScreenReport:
+    """Run every check; the batch is judged against the reference."""
+    report = ScreenReport()
+    numeric = _numeric_columns(reference, batch, label)
+    _drift(batch, reference, numeric, report, max_drift or {})
+    if numeric:
+        ref_x = reference.select(numeric).fill_null(0).to_numpy().astype(np.float64)
+        x = batch.select(numeric).fill_null(0).to_numpy().astype(np.float64)
+        _outliers(ref_x, x, report)
+        if label and label in batch.columns and label in reference.columns:
+            _label_flips(ref_x, reference.get_column(label).to_numpy(), x, batch.get_column(label).to_numpy(), report)
+            _triggers(batch, reference, numeric, label, report)
+        _duplicates(x, report)
+    return report
+
+
+def _drift(
+    batch: pl.DataFrame, reference: pl.DataFrame, numeric: list[str], report: ScreenReport, limits: dict[str, float]
+) -> None:
+    from scipy import stats
+
+    for column in numeric:
+        ref = reference.get_column(column).drop_nulls().to_numpy().astype(np.float64)
+        cur = batch.get_column(column).drop_nulls().to_numpy().astype(np.float64)
+        if len(ref) < 10 or len(cur) < 5:
+            continue
+        value = psi(ref, cur)
+        ks = stats.ks_2samp(ref, cur)
+        report.drift[column] = {"psi": round(value, 4), "ks": round(float(ks.statistic), 4), "ks_p": float(ks.pvalue)}
+        limit = limits.get(column, PSI_LIMIT)
+        if value > limit and ks.pvalue < 1e-3:  # both: PSI alone is noisy on small batches
+            report.reasons.append(f"drift: {column} PSI {value:.3f} above {limit:g}")
+    for column, dtype in reference.schema.items():
+        if dtype not in (pl.String, pl.Categorical) or column not in batch.columns:
+            continue
+        ref_counts = dict(reference.get_column(column).drop_nulls().cast(pl.String).value_counts().iter_rows())
+        cur_counts = dict(batch.get_column(column).drop_nulls().cast(pl.String).value_counts().iter_rows())
+        cats = sorted(set(ref_counts) | set(cur_counts))
+        total_ref, total_cur = sum(ref_counts.values()), sum(cur_counts.values())
+        if not total_ref or not total_cur:
+            continue
+        expected = np.array([(ref_counts.get(c, 0) + 0.5) / (total_ref + 0.5 * len(cats)) * total_cur for c in cats])
+        observed = np.array([cur_counts.get(c, 0) for c in cats], dtype=np.float64)
+        chi2 = stats.chisquare(observed, expected * observed.sum() / expected.sum())
+        report.drift[column] = {"chi2": round(float(chi2.statistic), 3), "chi2_p": float(chi2.pvalue)}
+        if chi2.pvalue < 1e-6:
+            report.reasons.append(f"drift: {column} category frequencies changed (chi-square p={chi2.pvalue:.1e})")
+
+
+def _outliers(ref_x: np.ndarray, x: np.ndarray, report: ScreenReport) -> None:
+    from pyod.models.ecod import ECOD
+
+    detector = ECOD()
+    detector.fit(ref_x)
+    threshold = float(np.quantile(detector.decision_scores_, 0.99))
+    scores = detector.decision_function(x)
+    flagged = np.flatnonzero(scores > threshold)
+    share = len(flagged) / max(len(x), 1)
+    report.measured["outlier_share"] = round(share, 4)
+    report.measured["outlier_scores"] = scores
+    if flagged.size:
+        report.flagged["outlier"] = flagged.tolist()
+    if share > OUTLIER_SHARE_LIMIT:
+        report.reasons.append(f"outliers: {share:.1%} of rows score above the reference's 99th percentile (ECOD)")
+
+
+def _label_flips(ref_x: np.ndarray, ref_y: np.ndarray, x: np.ndarray, y: np.ndarray, report: ScreenReport) -> None:
+    from scipy import stats
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(ref_x)
+    ref_scaled = scaler.transform(ref_x)
+    knn = KNeighborsClassifier(n_neighbors=15).fit(ref_scaled, ref_y)
+    proba = knn.predict_proba(scaler.transform(x))
+    # How often the reference itself disagrees with its neighbourhood (leave-one-out): the natural rate.
+    neighbours = knn.kneighbors(ref_scaled, n_neighbors=16, return_distance=False)[:, 1:]
+    natural = max(float(((ref_y[neighbours] == ref_y[:, None]).mean(axis=1) <= 0.2).mean()), 0.002)
+    classes = list(knn.classes_)
+    index = np.array([classes.index(v) if v in classes else -1 for v in y])
+    agreement = np.where(index >= 0, proba[np.arange(len(y)), np.clip(index, 0, None)], 0.0)
+    flagged = np.flatnonzero(agreement <= 0.2)
+    share = len(flagged) / max(len(y), 1)
+    surprise = float(stats.binom.sf(len(flagged) - 1, len(y), natural)) if len(flagged) else 1.0
+    report.measured["label_flip_share"] = round(share, 4)
+    report.measured["label_flip_natural_share"] = round(natural, 4)
+    report.measured["label_agreement"] = agreement
+    if flagged.size:
+        report.flagged["label_flip"] = flagged.tolist()
+    if surprise < FLIP_SURPRISE:
+        report.reasons.append(
+            f"label flips: {share:.1%} of rows carry a label their reference neighbourhood contradicts "
+            f"(the reference itself: {natural:.1%}; p={surprise:.1e})"
+        )
+
+
+def _triggers(
+    batch: pl.DataFrame, reference: pl.DataFrame, numeric: list[str], label: str, report: ScreenReport
+) -> None:
+    labels = batch.get_column(label).to_numpy()
+    minimum = max(TRIGGER_MIN_ROWS, int(0.005 * batch.height))
+    found: list[int] = []
+    for column in numeric:
+        ref_col = reference.get_column(column).drop_nulls()
+        lo, hi = ref_col.min(), ref_col.max()
+        ref_values = set(ref_col.unique().to_list()) if ref_col.n_unique() <= 50 else None
+        values = batch.get_column(column).to_numpy()
+        uniq, counts = np.unique(values[~np.isnan(values.astype(np.float64))], return_counts=True)
+        for value, count in zip(uniq, counts, strict=True):
+            if count < minimum:
+                continue
+            novel = (ref_values is not None and value not in ref_values) or value < lo or value > hi
+            if not novel:
+                continue
+            rows = np.flatnonzero(values == value)
+            top = np.unique(labels[rows], return_counts=True)[1].max() / len(rows)
+            if top >= TRIGGER_PURITY:
+                found.extend(rows.tolist())
+                report.reasons.append(
+                    f"backdoor trigger: {column} = {value:g} in {len(rows)} rows, never seen in the reference, "
+                    f"{top:.0%} of them labelled alike"
+                )
+    if found:
+        report.flagged["trigger"] = sorted(set(found))
+
+
+def _duplicates(x: np.ndarray, report: ScreenReport) -> None:
+    rounded = np.round(x, 3)
+    _, first = np.unique(rounded, axis=0, return_index=True)
+    keep = np.zeros(len(x), dtype=bool)
+    keep[first] = True
+    flagged = np.flatnonzero(~keep)
+    share = len(flagged) / max(len(x), 1)
+    report.measured["duplicate_share"] = round(share, 4)
+    if flagged.size:
+        report.flagged["duplicate"] = flagged.tolist()
+    if share > DUPLICATE_SHARE_LIMIT:
+        report.reasons.append(f"duplicate flood: {share:.1%} of rows repeat other rows (exactly or to 3 decimals)")
