@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mlwarden.cli.context import print_json, state
 from mlwarden.data.check import check_file, infer_contract
 from mlwarden.data.contracts import load_contract
 
@@ -30,6 +31,43 @@ def check(
         junit.write_text(report.junit(data.name), encoding="utf-8")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@app.command("ingest")
+def ingest(
+    ctx: typer.Context,
+    dataset: Annotated[str, typer.Argument(help="Registered dataset (its first version is the reference).")],
+    data: Annotated[Path, typer.Argument(help="The batch: CSV, Parquet or JSON lines.")],
+) -> None:
+    """Contract and screening; prints {batch, status, reasons, flagged_rows}; exit 0 accepted, 1 quarantined, 2 bad."""
+    from mlwarden.data.ingest import ingest as run_ingest
+    from mlwarden.workspace import local_principal
+
+    ws = state(ctx).open()
+    try:
+        outcome = run_ingest(ws, dataset, data, local_principal())
+    finally:
+        ws.close()
+    print_json(outcome)
+    if outcome["status"] != "accepted":
+        raise typer.Exit(1)
+
+
+@app.command("release")
+def release(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Argument(help="Batch id from `data ingest`.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why this quarantined batch may be used.")],
+) -> None:
+    """Release a quarantined batch (by someone other than its ingester)."""
+    from mlwarden.data.ingest import release as run_release
+    from mlwarden.workspace import local_principal
+
+    ws = state(ctx).open()
+    try:
+        print_json(run_release(ws, batch, local_principal(), reason))
+    finally:
+        ws.close()
 
 
 @contract_app.command("infer")

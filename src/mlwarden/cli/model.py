@@ -234,13 +234,20 @@ def dataset_register(
     from_dvc: Annotated[
         Path | None, typer.Option("--from-dvc", help="Record a DVC-tracked file by its .dvc md5.")
     ] = None,
+    label: Annotated[str | None, typer.Option("--label", help="The label column (for label-flip screening).")] = None,
+    contract: Annotated[
+        Path | None, typer.Option("--contract", help="Data contract YAML kept with the dataset.")
+    ] = None,
 ) -> None:
-    """Register a dataset version: sha256, rows, schema fingerprint, column profile."""
+    """Register a dataset version: sha256, rows, schema fingerprint, column profile (the first is the reference)."""
     ws = state(ctx).open()
     try:
-        print_json(register_dataset(ws, name=name, path=path, principal=local_principal(), dvc=from_dvc))
+        result = register_dataset(
+            ws, name=name, path=path, principal=local_principal(), dvc=from_dvc, label=label, contract=contract
+        )
     finally:
         ws.close()
+    print_json(result)
 
 
 @dataset_app.command("show")

@@ -27,10 +27,27 @@ def dataset_claims(
 
 
 def register_dataset(
-    ws: Workspace, *, name: str, path: Path | None, principal: str, dvc: Path | None = None
+    ws: Workspace,
+    *,
+    name: str,
+    path: Path | None,
+    principal: str,
+    dvc: Path | None = None,
+    label: str | None = None,
+    contract: Path | None = None,
 ) -> dict[str, Any]:
-    """Register a dataset file (profiled), or a DVC-tracked file by its ``.dvc`` md5 and path."""
+    """Register a dataset file (profiled), or a DVC-tracked file by its ``.dvc`` md5 and path.
+
+    ``label`` names the label column and ``contract`` the data contract kept with the dataset;
+    the first version is the reference that later batches are screened against.
+    """
     check_name(name, "dataset")
+    contract_text = None
+    if contract is not None:
+        from mlwarden.data.contracts import load_contract
+
+        load_contract(contract)  # refuse a broken contract before anything is recorded
+        contract_text = contract.read_text(encoding="utf-8")
     md5: str | None = None
     sha: str | None = None
     prof: dict[str, Any] = {}
@@ -55,6 +72,8 @@ def register_dataset(
             raise InvalidInput(f"dataset file {path} does not exist")
         fmt = data_format(path)
         p = profile(path, fmt)
+        if label is not None and label not in p.columns:
+            raise InvalidInput(f"label column {label!r} is not in {path.name}")
         sha, source = sha256_file(path), str(path.absolute())
         prof, rows, fingerprint = p.to_json(), p.rows, p.schema_fingerprint
     with ws.log.transaction() as tx:
@@ -87,7 +106,7 @@ def register_dataset(
                 name=name, version=version, sha256=sha, md5=md5, source=source, format=fmt, rows=rows,
                 schema_fingerprint=fingerprint, profile=json.dumps(prof), registrant=principal, created=utc_now(),
                 attestation=sign_claims(ws.signer, dataset_claims(name, version, sha, md5, fingerprint)),
-                ledger_index=receipt.index,
+                ledger_index=receipt.index, label=label, contract=contract_text,
             )
         )  # fmt: skip
     return {"name": name, "version": version, "sha256": sha, "md5": md5, "rows": rows,

@@ -96,6 +96,9 @@ dataset_versions = Table(
     Column("created", String(32), nullable=False),
     Column("attestation", Text, nullable=False),
     Column("ledger_index", BigInteger, nullable=False),
+    Column("label", String(128), nullable=True),
+    Column("contract", Text, nullable=True),
+    Column("lineage", Text, nullable=True),
 )
 
 tokens = Table(
@@ -138,4 +141,22 @@ attachments = Table(
     Column("kind", String(32), nullable=False),
     Column("filename", String(256), nullable=False),
     Column("created", String(32), nullable=False),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dataset", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("filename", String(256), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("flagged", Text, nullable=False),
+    Column("ingested_by", String(512), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("released_by", String(512), nullable=True),
+    Column("release_reason", Text, nullable=True),
+    Column("dataset_version", Integer, nullable=True),
 )

@@ -1,0 +1,241 @@
+"""Ingesting a batch: contract, then screening against the reference; accepted or quarantined, never merged silently."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import func, insert, select, update
+
+from mlwarden.data.check import check_frame
+from mlwarden.data.contracts import parse_contract
+from mlwarden.data.screen import ScreenReport, screen
+from mlwarden.errors import InvalidInput, NotFound, PolicyDenied
+from mlwarden.ledger.entry import utc_now
+from mlwarden.registry.artifacts import ArtifactStore, sha256_file
+from mlwarden.registry.attest import sign_claims
+from mlwarden.registry.dataset_versions import dataset_claims, get_dataset
+from mlwarden.registry.datasets import data_format, profile, scan
+from mlwarden.store.schema import batches, dataset_versions
+from mlwarden.workspace import Workspace
+
+MAX_BATCH_BYTES = 2 << 30
+
+
+def _reference(ws: Workspace, dataset: str) -> tuple[dict[str, Any], pl.DataFrame]:
+    ref = get_dataset(ws, dataset, 1)
+    source = Path(str(ref["source"]))
+    if ref["sha256"] is None or not source.is_file():
+        raise InvalidInput(f"dataset {dataset} has no readable reference file ({source})")
+    if sha256_file(source) != ref["sha256"]:
+        raise InvalidInput(f"the reference file of {dataset} changed since registration ({source})")
+    return ref, scan(source, data_format(source)).collect()
+
+
+def _read_batch(path: Path) -> pl.DataFrame:
+    if not path.is_file():
+        raise InvalidInput(f"batch file {path} does not exist")
+    size = path.stat().st_size
+    if size == 0:
+        raise InvalidInput(f"batch file {path} is empty")
+    if size > MAX_BATCH_BYTES:
+        raise InvalidInput(f"batch file {path} is larger than {MAX_BATCH_BYTES} bytes")
+    fmt = data_format(path)
+    with path.open("rb") as handle:
+        if fmt != "parquet" and b"\x00" in handle.read(4096):
+            raise InvalidInput(f"batch file {path} is binary, not {fmt}")
+    try:
+        frame = scan(path, fmt).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidInput(f"batch file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    if frame.width > 10_000:
+        raise InvalidInput(f"batch file {path} has {frame.width} columns; the limit is 10,000")
+    if frame.height == 0:
+        raise InvalidInput(f"batch file {path} has no rows")
+    return frame
+
+
+def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame, ScreenReport, dict[str, Any]]:
+    """Contract and screening for one batch file (records nothing)."""
+    ref, reference = _reference(ws, dataset)
+    batch = _read_batch(path)
+    missing = [c for c in reference.columns if c not in batch.columns]
+    if missing:
+        raise InvalidInput(f"batch lacks column(s) of {dataset}: {', '.join(missing[:10])}")
+    contract = parse_contract(ref["contract"], source=f"contract of {dataset}") if ref.get("contract") else None
+    limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
+    report = screen(batch.select(reference.columns), reference, label=ref.get("label"), max_drift=limits)
+    if contract is not None:
+        contract_report = check_frame(batch.lazy(), contract)
+        for broken in contract_report.broken:
+            report.reasons.insert(
+                0,
+                f"contract: {broken.rule} on {broken.column or 'table'}: {broken.failing_rows} row(s), {broken.detail}",
+            )
+            rows = [int(e["row"]) for e in broken.examples if "row" in e]
+            if rows:
+                report.flagged.setdefault("contract", []).extend(rows)
+    return batch, report, ref
+
+
+def _new_version(
+    conn: Any,
+    ws: Workspace,
+    dataset: str,
+    sha: str,
+    source: str,
+    path_fmt: str,
+    batch_path: Path,
+    principal: str,
+    lineage: dict[str, Any],
+    ledger_index: int,
+    ref: dict[str, Any],
+) -> int:
+    latest = conn.execute(
+        select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == dataset)
+    ).scalar()
+    version = int(latest or 0) + 1
+    prof = profile(batch_path, path_fmt)
+    conn.execute(
+        insert(dataset_versions).values(
+            name=dataset,
+            version=version,
+            sha256=sha,
+            md5=None,
+            source=source,
+            format=path_fmt,
+            rows=prof.rows,
+            schema_fingerprint=prof.schema_fingerprint,
+            profile=json.dumps(prof.to_json()),
+            registrant=principal,
+            created=utc_now(),
+            attestation=sign_claims(ws.signer, dataset_claims(dataset, version, sha, None, prof.schema_fingerprint)),
+            ledger_index=ledger_index,
+            label=ref.get("label"),
+            contract=ref.get("contract"),
+            lineage=json.dumps(lineage),
+        )
+    )
+    return version
+
+
+def ingest(ws: Workspace, dataset: str, path: Path, principal: str) -> dict[str, Any]:
+    """Screen a batch; accept it as a new dataset version or quarantine it. Every outcome is recorded."""
+    _batch, report, ref = screen_batch(ws, dataset, path)
+    sha = ArtifactStore(ws.options.paths.artifacts).put(path.read_bytes())
+    batch_id = secrets.token_hex(8)
+    status = "quarantined" if report.reasons else "accepted"
+    flagged = report.flagged_rows
+    body = {
+        "batch": batch_id,
+        "file": path.name,
+        "sha256": sha,
+        "rows": _batch.height,
+        "status": status,
+        "reasons": report.reasons,
+        "flagged_rows": flagged[:1000],
+        "flagged_by_check": {k: len(v) for k, v in report.flagged.items()},
+        "drift": report.drift,
+    }
+    version = None
+    with ws.log.transaction() as tx:
+        receipt = tx.append(kind=f"data.batch_{status}", subject=f"dataset:{dataset}", body=body, principal=principal)
+        if status == "accepted":
+            lineage = {"parent_version": _latest(tx.conn, dataset), "batch": batch_id}
+            version = _new_version(
+                tx.conn,
+                ws,
+                dataset,
+                sha,
+                str(path.absolute()),
+                data_format(path),
+                path,
+                principal,
+                lineage,
+                receipt.index,
+                ref,
+            )
+        tx.conn.execute(
+            insert(batches).values(
+                id=batch_id,
+                dataset=dataset,
+                status=status,
+                sha256=sha,
+                filename=path.name,
+                rows=_batch.height,
+                reasons=json.dumps(report.reasons),
+                flagged=json.dumps(flagged),
+                ingested_by=principal,
+                created=utc_now(),
+                dataset_version=version,
+            )
+        )
+    return {
+        "batch": batch_id,
+        "dataset": dataset,
+        "status": status,
+        "reasons": report.reasons,
+        "flagged_rows": flagged,
+        "rows": _batch.height,
+        "dataset_version": version,
+        "ledger_index": receipt.index,
+    }
+
+
+def _latest(conn: Any, dataset: str) -> int:
+    return int(
+        conn.execute(select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == dataset)).scalar()
+        or 0
+    )
+
+
+def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[str, Any]:
+    """Release a quarantined batch into the dataset: someone other than its ingester, with a reason."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a release needs a reason")
+    with ws.engine.connect() as conn:
+        row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"batch {batch_id} does not exist")
+    if row["status"] != "quarantined":
+        raise InvalidInput(f"batch {batch_id} is {row['status']}, not quarantined")
+    if row["ingested_by"] == principal:
+        raise PolicyDenied(f"batch {batch_id} was ingested by {principal}; someone else must release it")
+    ref = get_dataset(ws, row["dataset"], 1)
+    store = ArtifactStore(ws.options.paths.artifacts)
+    blob = store.path_for(row["sha256"])
+    store.read(row["sha256"])  # re-hash before release
+    suffix = Path(row["filename"]).suffix
+    staged = blob.with_name(blob.name + suffix)
+    if not staged.exists():
+        staged.write_bytes(blob.read_bytes())
+    with ws.log.transaction() as tx:
+        receipt = tx.append(
+            kind="data.batch_released",
+            subject=f"dataset:{row['dataset']}",
+            body={"batch": batch_id, "reason": reason, "ingested_by": row["ingested_by"]},
+            principal=principal,
+        )
+        lineage = {"parent_version": _latest(tx.conn, row["dataset"]), "batch": batch_id, "released_by": principal}
+        version = _new_version(
+            tx.conn,
+            ws,
+            row["dataset"],
+            row["sha256"],
+            str(staged),
+            data_format(staged),
+            staged,
+            principal,
+            lineage,
+            receipt.index,
+            ref,
+        )
+        tx.conn.execute(
+            update(batches)
+            .where(batches.c.id == batch_id)
+            .values(status="released", released_by=principal, release_reason=reason, dataset_version=version)
+        )
+    return {"batch": batch_id, "status": "released", "dataset_version": version, "ledger_index": receipt.index}

@@ -1,0 +1,154 @@
+"""Ingesting batches: a clean batch is accepted as a new version; each poisoning is quarantined with its rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from mlwarden.data.ingest import ingest, release
+from mlwarden.errors import InvalidInput, PolicyDenied
+from mlwarden.registry.dataset_versions import get_dataset, register_dataset
+from mlwarden.workspace import Workspace
+from tests.support.cli import Cli
+
+NAMES = [f"f{i}" for i in range(30)]
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pl.DataFrame]:
+    data = load_breast_cancer()
+    frame = pl.DataFrame({n: data.data[:, i] for i, n in enumerate(NAMES)}).with_columns(
+        pl.Series("target", data.target)
+    )
+    order = np.random.default_rng(0).permutation(frame.height)
+    folder = tmp_path_factory.mktemp("ingest")
+    reference = folder / "reference.csv"
+    frame[order[:350]].write_csv(reference)
+    return reference, frame[order[350:]]
+
+
+@pytest.fixture
+def dataset(workspace: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path) -> Workspace:
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(
+        "columns:\n  target: {type: int, allowed: [0, 1], nullable: false}\n  f0: {type: float, min: 0}\n"
+    )
+    register_dataset(workspace, name="cells", path=split[0], principal="alice", label="target", contract=contract)
+    return workspace
+
+
+def _batch(pool: pl.DataFrame, tmp_path: Path, name: str, seed: int = 1, n: int = 200) -> tuple[pl.DataFrame, Path]:
+    rows = pool[np.random.default_rng(seed).choice(pool.height, n, replace=False)]
+    return rows, tmp_path / name
+
+
+def test_clean_batches_are_accepted_as_new_versions(
+    dataset: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    """Clean batches drawn from the same data pass; each becomes a dataset version with its lineage."""
+    for seed in range(3):
+        rows, path = _batch(split[1], tmp_path, f"clean{seed}.csv", seed)
+        rows.write_csv(path)
+        outcome = ingest(dataset, "cells", path, "alice")
+        assert outcome["status"] == "accepted", outcome["reasons"]
+    latest = get_dataset(dataset, "cells")
+    assert latest["version"] == 4
+    assert json.loads(latest["lineage"])["parent_version"] == 3
+
+
+@pytest.mark.parametrize("attack", ["label_flips", "trigger", "out_of_distribution", "duplicate_flood", "contract"])
+def test_poisoned_batches_are_quarantined(
+    dataset: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path, attack: str
+) -> None:
+    """Each attack quarantines the batch with a reason naming it, flags the poisoned rows, and merges nothing."""
+    rows, path = _batch(split[1], tmp_path, f"{attack}.csv")
+    target = rows.get_column("target").to_numpy().copy()
+    poisoned = np.arange(10)
+    if attack == "label_flips":
+        target[poisoned] = 1 - target[poisoned]
+        rows = rows.with_columns(pl.Series("target", target))
+    elif attack == "trigger":
+        marker = pl.int_range(pl.len()) < 6
+        rows = rows.with_columns(
+            pl.when(marker).then(77.0).otherwise(pl.col("f7")).alias("f7"),
+            pl.when(marker).then(1).otherwise(pl.col("target")).alias("target"),
+        )
+        poisoned = np.arange(6)
+    elif attack == "out_of_distribution":
+        rows = rows.with_columns((pl.col("f0") * 6).alias("f0"), (pl.col("f2") * 6).alias("f2"))
+    elif attack == "duplicate_flood":
+        rows = pl.concat([rows, rows[:50]])
+        poisoned = np.arange(200, 250)
+    elif attack == "contract":
+        rows = rows.with_columns(pl.when(pl.int_range(pl.len()) < 3).then(-1.0).otherwise(pl.col("f0")).alias("f0"))
+        poisoned = np.arange(3)
+    rows.write_csv(path)
+    before = get_dataset(dataset, "cells")["version"]
+    outcome = ingest(dataset, "cells", path, "mallory")
+    assert outcome["status"] == "quarantined"
+    keyword = {
+        "label_flips": "label flips",
+        "trigger": "backdoor trigger",
+        "out_of_distribution": "drift",
+        "duplicate_flood": "duplicate flood",
+        "contract": "contract",
+    }[attack]
+    assert any(keyword in r for r in outcome["reasons"]), outcome["reasons"]
+    if attack != "out_of_distribution":
+        caught = set(outcome["flagged_rows"]) & set(poisoned.tolist())
+        assert len(caught) >= 0.8 * len(poisoned), (attack, len(caught))
+    assert get_dataset(dataset, "cells")["version"] == before
+    kinds = [e.parse().kind for e in dataset.log.tail(3)]
+    assert "data.batch_quarantined" in kinds
+
+
+def test_release_needs_another_principal_and_a_reason(
+    dataset: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    """The ingester cannot release their own quarantined batch; someone else can, and it becomes a version."""
+    rows, path = _batch(split[1], tmp_path, "dups.csv")
+    pl.concat([rows, rows[:60]]).write_csv(path)
+    batch = ingest(dataset, "cells", path, "mallory")["batch"]
+    with pytest.raises(PolicyDenied):
+        release(dataset, batch, "mallory", "trust me")
+    with pytest.raises(InvalidInput):
+        release(dataset, batch, "bob", " ")
+    released = release(dataset, batch, "bob", "duplicates are expected from the replay job")
+    assert released["status"] == "released"
+    assert get_dataset(dataset, "cells")["version"] == released["dataset_version"]
+    assert dataset.log.tail(1)[0].parse().kind == "data.batch_released"
+
+
+def test_cli_ingest_exit_codes_and_bad_input(cli: Cli, split: tuple[Path, pl.DataFrame], tmp_path: Path) -> None:
+    """data ingest prints the outcome JSON and exits 0 accepted, 1 quarantined, 2 bad input."""
+    cli("init")
+    assert cli("dataset", "register", "cells", str(split[0]), "--label", "target").code == 0
+    rows, clean = _batch(split[1], tmp_path, "clean.csv")
+    rows.write_csv(clean)
+    accepted = cli("data", "ingest", "cells", str(clean))
+    assert accepted.code == 0, accepted.err
+    assert json.loads(accepted.out)["status"] == "accepted"
+    flood = tmp_path / "flood.csv"
+    pl.concat([rows, rows[:80]]).write_csv(flood)
+    quarantined = cli("data", "ingest", "cells", str(flood))
+    assert quarantined.code == 1
+    outcome = json.loads(quarantined.out)
+    assert {"batch", "status", "reasons", "flagged_rows"} <= outcome.keys()
+    bad = {
+        "empty.csv": "",
+        "binary.csv": "\x00\x01\x02",
+        "mixed.csv": "f0,f1\n1,2\nx,y\n",
+        "missing.csv": None,
+    }
+    for name, content in bad.items():
+        path = tmp_path / name
+        if content is not None:
+            path.write_text(content)
+        result = cli("data", "ingest", "cells", str(path))
+        assert result.code == 2, (name, result.out, result.err)
+        assert result.err.count("\n") == 1
