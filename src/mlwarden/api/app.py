@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import gc
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 import structlog
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -20,6 +23,7 @@ from mlwarden.api import problems
 from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway, who_failed
 from mlwarden.api.metrics import GatewayMetrics
 from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.data.ingest import ingest
 from mlwarden.errors import (
     GateFailed,
     InvalidInput,
@@ -315,6 +319,26 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         gateway: Gateway = request.app.state.gateway
         _authorize(request, principal, Scope.MODEL_PROMOTE, f"model:{name}", name)
         return rollback(gateway.ws, name, principal.id)
+
+    @app.post("/v1/datasets/{name}/batches", summary="Ingest a batch: contract + screening (scope data:write)")
+    async def ingest_batch(name: str, request: Request, principal: Caller, filename: str = "batch.csv") -> JSONResponse:
+        gateway: Gateway = request.app.state.gateway
+        await gateway.authorize_async(principal, Scope.DATA_WRITE, f"dataset:{name}")
+        suffix = Path(filename).suffix.lower()
+        if suffix not in (".csv", ".parquet", ".jsonl", ".ndjson") or "/" in filename:
+            raise InvalidInput("filename must end in .csv, .parquet, .jsonl or .ndjson")
+        body = await request.body()
+        if not body:
+            raise InvalidInput("the request body (the batch file) is empty")
+
+        def run() -> dict[str, Any]:
+            with tempfile.TemporaryDirectory(prefix="mlwarden-batch-") as tmp:
+                path = Path(tmp) / f"upload{suffix}"
+                path.write_bytes(body)
+                return ingest(gateway.ws, name, path, principal.id)
+
+        outcome = await anyio.to_thread.run_sync(run)
+        return JSONResponse(outcome, status_code=201 if outcome["status"] == "accepted" else 202)
 
     @app.post("/v1/admin/tokens", status_code=201, summary="Create a token; the secret is shown once (scope admin)")
     def admin_create(body: TokenBody, request: Request, principal: Caller) -> dict[str, Any]:

@@ -38,6 +38,9 @@ def ingest(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Argument(help="Registered dataset (its first version is the reference).")],
     data: Annotated[Path, typer.Argument(help="The batch: CSV, Parquet or JSON lines.")],
+    report_dir: Annotated[
+        Path | None, typer.Option("--report-dir", help="Write an HTML report (drift chart, flagged rows).")
+    ] = None,
 ) -> None:
     """Contract and screening; prints {batch, status, reasons, flagged_rows}; exit 0 accepted, 1 quarantined, 2 bad."""
     from mlwarden.data.ingest import ingest as run_ingest
@@ -45,7 +48,7 @@ def ingest(
 
     ws = state(ctx).open()
     try:
-        outcome = run_ingest(ws, dataset, data, local_principal())
+        outcome = run_ingest(ws, dataset, data, local_principal(), report_dir=report_dir)
     finally:
         ws.close()
     print_json(outcome)

@@ -122,7 +122,9 @@ def _new_version(
     return version
 
 
-def ingest(ws: Workspace, dataset: str, path: Path, principal: str) -> dict[str, Any]:
+def ingest(
+    ws: Workspace, dataset: str, path: Path, principal: str, *, report_dir: Path | None = None
+) -> dict[str, Any]:
     """Screen a batch; accept it as a new dataset version or quarantine it. Every outcome is recorded."""
     _batch, report, ref = screen_batch(ws, dataset, path)
     sha = ArtifactStore(ws.options.paths.artifacts).put(path.read_bytes())
@@ -173,7 +175,7 @@ def ingest(ws: Workspace, dataset: str, path: Path, principal: str) -> dict[str,
                 dataset_version=version,
             )
         )
-    return {
+    outcome = {
         "batch": batch_id,
         "dataset": dataset,
         "status": status,
@@ -183,6 +185,11 @@ def ingest(ws: Workspace, dataset: str, path: Path, principal: str) -> dict[str,
         "dataset_version": version,
         "ledger_index": receipt.index,
     }
+    if report_dir is not None:
+        from mlwarden.data.report import write_report
+
+        outcome["report"] = str(write_report(outcome, report.drift, _batch, report_dir))
+    return outcome
 
 
 def _latest(conn: Any, dataset: str) -> int:

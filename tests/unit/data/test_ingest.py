@@ -152,3 +152,45 @@ def test_cli_ingest_exit_codes_and_bad_input(cli: Cli, split: tuple[Path, pl.Dat
         result = cli("data", "ingest", "cells", str(path))
         assert result.code == 2, (name, result.out, result.err)
         assert result.err.count("\n") == 1
+
+
+def test_report_has_the_drift_chart_and_flagged_rows(
+    dataset: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    """--report-dir writes an HTML page with the PSI chart, the reasons and the flagged rows."""
+    rows, path = _batch(split[1], tmp_path, "ood.csv")
+    rows.with_columns((pl.col("f0") * 6).alias("f0")).write_csv(path)
+    outcome = ingest(dataset, "cells", path, "mallory", report_dir=tmp_path / "reports")
+    page = Path(outcome["report"]).read_text()
+    assert "<svg" in page
+    assert "PSI limit" in page
+    assert "drift: f0" in page
+
+
+def test_batches_over_http(dataset: Workspace, split: tuple[Path, pl.DataFrame]) -> None:
+    """POST /v1/datasets/{name}/batches (scope data:write): 201 accepted, 202 quarantined, 403 without the scope."""
+    from fastapi.testclient import TestClient
+
+    from mlwarden.api.app import create_app
+    from mlwarden.config import Settings
+    from mlwarden.identity.tokens import create_token
+
+    writer, _ = create_token(dataset, name="etl", scopes=["data:write"], principal="admin")
+    reader, _ = create_token(dataset, name="reader", scopes=["inference:read"], principal="admin")
+    rows = split[1][np.random.default_rng(3).choice(split[1].height, 200, replace=False)]
+    clean = rows.write_csv().encode()
+    flood = pl.concat([rows, rows[:80]]).write_csv().encode()
+    app = create_app(
+        dataset.options, Settings(database_url=dataset.options.database_url, gc_freeze=False, rate_limit=0)
+    )
+    with TestClient(app) as client:
+        auth = {"Authorization": f"Bearer {writer}", "content-type": "text/csv"}
+        assert client.post("/v1/datasets/cells/batches?filename=b.csv", content=clean, headers=auth).status_code == 201
+        refused = client.post("/v1/datasets/cells/batches?filename=b.csv", content=flood, headers=auth)
+        assert refused.status_code == 202
+        assert refused.json()["status"] == "quarantined"
+        denied = client.post(
+            "/v1/datasets/cells/batches", content=clean, headers={**auth, "Authorization": f"Bearer {reader}"}
+        )
+        assert denied.status_code == 403
+        assert client.post("/v1/datasets/cells/batches?filename=x.exe", content=clean, headers=auth).status_code == 400
