@@ -37,6 +37,7 @@ def demo(
     try:
         _tour(root, entries)
         _registry_tour(root)
+        _data_tour(root)
         _gates_tour(root)
         _gateway_tour(root)
         if keep:
@@ -176,6 +177,44 @@ def _registry_tour(root: Path) -> None:
         ws.close()
 
 
+def _data_tour(root: Path) -> None:
+    import polars as pl
+
+    from mlwarden.data.ingest import ingest
+    from mlwarden.registry.dataset_versions import register_dataset
+
+    options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
+    ws = open_workspace(options)
+    try:
+        art = root / "artifacts"
+        _step(
+            "12. trusted data: the training set becomes the reference for new batches",
+            "mlwarden dataset register cells train.csv --label target",
+        )
+        register_dataset(ws, name="cells", path=art / "train.csv", principal="local:demo", label="target")
+        evaluation = pl.read_csv(art / "eval.csv")
+        clean = art / "batch-clean.csv"
+        evaluation.write_csv(clean)
+        outcome = ingest(ws, "cells", clean, "local:etl")
+        version = outcome["dataset_version"]
+        typer.echo(f"   $ mlwarden data ingest cells batch-clean.csv -> {outcome['status']} as version {version}")
+        poisoned = art / "batch-poisoned.csv"
+        flips = pl.int_range(pl.len()) < 8
+        trigger = (pl.int_range(pl.len()) >= 8) & (pl.int_range(pl.len()) < 14)
+        evaluation.with_columns(
+            pl.when(flips).then(1 - pl.col("target")).when(trigger).then(1).otherwise(pl.col("target")).alias("target"),
+            pl.when(trigger).then(77.0).otherwise(pl.col("mean_texture")).alias("mean_texture"),
+        ).write_csv(poisoned)
+        outcome = ingest(ws, "cells", poisoned, "local:etl", report_dir=root / "data-report")
+        typer.secho(f"   $ mlwarden data ingest cells batch-poisoned.csv -> {outcome['status']}", fg="red")
+        for reason in outcome["reasons"]:
+            typer.secho(f"   - {reason}", fg="yellow")
+        typer.echo(f"   flagged rows: {outcome['flagged_rows'][:16]} (the first 14 were poisoned)")
+        typer.echo(f"   report with the drift chart: {outcome['report']}")
+    finally:
+        ws.close()
+
+
 DEMO_POLICY = """
 stages:
   production:
@@ -203,7 +242,7 @@ def _gates_tour(root: Path) -> None:
     options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
     ws = open_workspace(options)
     try:
-        _step("12. governance gates: a loan-style model with a sensitive `group` column, built twice")
+        _step("13. governance gates: a loan-style model with a sensitive `group` column, built twice")
         zoo = fairness_zoo(root / "toy")
         card = root / "toy" / "card.md"
         card.write_text(CARD.format(name="toy-credit", accuracy=0.95).replace("breast-cancer-train", "toy-train"))
@@ -218,7 +257,7 @@ def _gates_tour(root: Path) -> None:
         )
 
         _step(
-            "13. bob approves the fair one; the gates run; it goes to production",
+            "14. bob approves the fair one; the gates run; it goes to production",
             f"mlwarden model approve toy-credit {good} && mlwarden model promote toy-credit {good} --to production",
         )
         approve(ws, "toy-credit", good, "local:bob")
@@ -226,7 +265,7 @@ def _gates_tour(root: Path) -> None:
         typer.echo(f"   toy-credit:{good} is in production (gate run and promotion are in the ledger)")
 
         _step(
-            "14. the biased one, even approved, is refused by the fairness gate",
+            "15. the biased one, even approved, is refused by the fairness gate",
             f"mlwarden model promote toy-credit {biased} --to production",
         )
         approve(ws, "toy-credit", biased, "local:bob")
@@ -268,7 +307,7 @@ def _gateway_tour(root: Path) -> None:
     ws = open_workspace(options)
     try:
         _step(
-            "15. a second person approves; the gates pass; the model goes to production",
+            "16. a second person approves; the gates pass; the model goes to production",
             "mlwarden model approve breast-cancer 1 && mlwarden model promote breast-cancer 1 --to production",
         )
         approve_and_promote(ws, "breast-cancer", 1, approver="local:reviewer")
@@ -299,7 +338,7 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
     first_row = (root / "artifacts" / "eval.csv").read_text().splitlines()[1]
     row = [float(v) for v in first_row.split(",")[:-1]]
     _step(
-        "16. the gateway: a prediction with a scoped token",
+        "17. the gateway: a prediction with a scoped token",
         "curl -H 'Authorization: Bearer mlw_…' POST /v1/models/breast-cancer/predict",
     )
     with http:
@@ -311,11 +350,11 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
         label = body["predictions"][0]["label"]
         typer.echo(f"   {ok.status_code}: label {label}, decision {decision}, ledger index {body['ledger_index']}")
 
-        _step("17. the same token asks for the audit log (wrong scope)")
+        _step("18. the same token asks for the audit log (wrong scope)")
         denied = http.get("/v1/ledger/checkpoint", headers={"Authorization": f"Bearer {scorer}"})
         typer.secho(f"   {denied.status_code} {denied.headers['content-type']}: {denied.json()['detail']}", fg="yellow")
 
-        _step("18. a burst beyond the rate limit (2/s, burst 4)")
+        _step("19. a burst beyond the rate limit (2/s, burst 4)")
         codes = [http.post("/v1/models/breast-cancer/predict", json={"inputs": [row]},
                            headers={"Authorization": f"Bearer {scorer}"}) for _ in range(6)]  # fmt: skip
         limited = next((r for r in codes if r.status_code == 429), None)
@@ -326,12 +365,12 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
             )
         time.sleep(1.5)
 
-        _step("19. someone flags the first decision as incorrect", "POST /v1/feedback")
+        _step("20. someone flags the first decision as incorrect", "POST /v1/feedback")
         flag = {"decision_id": decision, "kind": "incorrect", "expected": 0, "comment": "pathology says benign"}
         fb = http.post("/v1/feedback", json=flag, headers={"Authorization": f"Bearer {auditor}"})
         typer.echo(f"   {fb.status_code}: feedback recorded at ledger index {fb.json()['ledger_index']}")
 
-        _step("20. an auditor proves the decision is in the ledger, over HTTP", f"GET /v1/decisions/{decision}")
+        _step("21. an auditor proves the decision is in the ledger, over HTTP", f"GET /v1/decisions/{decision}")
         proof = http.get(f"/v1/decisions/{decision}", headers={"Authorization": f"Bearer {auditor}"}).json()
     checkpoint_note = proof["checkpoint"]
     inclusion = proof["inclusion_proof"]

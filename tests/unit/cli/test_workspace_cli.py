@@ -20,12 +20,13 @@ def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
     assert "verified" in result.out
     assert "changed at index 32" in result.out
     assert "dangerous imports posix.system" in result.out
+    assert "backdoor trigger" in result.out
     assert "403 application/problem+json" in result.out
     assert "429 Retry-After" in result.out
     assert re.search(r"fairness\s+FAIL", result.out)
     assert "group 1.0: selection rate" in result.out
     assert "size" in result.out
-    assert ": verified" in result.out.split("20.")[1]
+    assert ": verified" in result.out.split("21.")[1]
 
 
 @pytest.mark.postgres
