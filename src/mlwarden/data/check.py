@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,22 @@ def check_file(contract: Contract, path: Path) -> ContractReport:
     fmt = data_format(path)
     if fmt != "parquet" and b"\x00" in head:
         raise InvalidInput(f"data file {path} is binary, not {fmt}")
-    return check_frame(scan(path, fmt), contract)
+    lazy = scan(path, fmt)
+    if path.stat().st_size < _in_memory_limit():
+        # Comfortably smaller than free memory: parse once, then every pass (counts, examples) is in memory.
+        try:
+            lazy = lazy.collect().lazy()
+        except pl.exceptions.PolarsError as exc:
+            raise InvalidInput(f"data file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+    return check_frame(lazy, contract)
+
+
+def _in_memory_limit() -> int:
+    """A quarter of the memory available now; larger files are streamed."""
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4)
+    except (ValueError, OSError):
+        return 256 << 20
 
 
 def infer_contract(path: Path) -> str:

@@ -123,3 +123,15 @@ def test_cli_check_and_infer(cli: Cli, tmp_path: Path) -> None:
         result = cli("data", "check", str(contract), str(bad), use_home=False)
         assert result.code == 2, (bad.name, result.err)
         assert result.err.count("\n") == 1
+
+
+def test_streamed_and_in_memory_checks_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files too big for memory are streamed; the report is the same either way."""
+    from mlwarden.data import check
+
+    data = tmp_path / "d.csv"
+    data.write_text("id,age,city,score\n1,30,paris,0.1\n2,40,lyon,0.2\n2,,paris,0.3\n4,500,nice,0.4\n")
+    contract = parse_contract(CONTRACT)
+    in_memory = check_file(contract, data).to_json()
+    monkeypatch.setattr(check, "_in_memory_limit", lambda: 0)
+    assert check_file(contract, data).to_json() == in_memory
