@@ -48,7 +48,11 @@ def _read_batch(path: Path) -> pl.DataFrame:
         if fmt != "parquet" and b"\x00" in handle.read(4096):
             raise InvalidInput(f"batch file {path} is binary, not {fmt}")
     try:
-        frame = scan(path, fmt).collect()
+        lazy = scan(path, fmt)
+        width = len(lazy.collect_schema())
+        if width > 10_000:
+            raise InvalidInput(f"batch file {path} has {width} columns; the limit is 10,000")
+        frame = lazy.collect()
     except pl.exceptions.PolarsError as exc:
         raise InvalidInput(f"batch file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
     if frame.width > 10_000:
@@ -65,6 +69,9 @@ def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame,
     missing = [c for c in reference.columns if c not in batch.columns]
     if missing:
         raise InvalidInput(f"batch lacks column(s) of {dataset}: {', '.join(missing[:10])}")
+    mixed = [c for c, t in reference.schema.items() if t.is_numeric() and not batch.schema[c].is_numeric()]
+    if mixed:
+        raise InvalidInput(f"batch column(s) {', '.join(mixed[:10])} hold non-numbers where {dataset} has numbers")
     contract = parse_contract(ref["contract"], source=f"contract of {dataset}") if ref.get("contract") else None
     limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
     report = screen(batch.select(reference.columns), reference, label=ref.get("label"), max_drift=limits)

@@ -139,10 +139,15 @@ def test_cli_ingest_exit_codes_and_bad_input(cli: Cli, split: tuple[Path, pl.Dat
     assert quarantined.code == 1
     outcome = json.loads(quarantined.out)
     assert {"batch", "status", "reasons", "flagged_rows"} <= outcome.keys()
+    header = ",".join([*NAMES, "target"])
+    mixed_row = ",".join(["1.0"] * 30 + ["0"])
     bad = {
         "empty.csv": "",
         "binary.csv": "\x00\x01\x02",
-        "mixed.csv": "f0,f1\n1,2\nx,y\n",
+        "lacking.csv": "f0,f1\n1,2\nx,y\n",
+        "mixed.csv": f"{header}\n{mixed_row}\n" + mixed_row.replace("1.0", "one", 1) + "\n",
+        "ragged.csv": f"{header}\n1,2\n" + ",".join(["1"] * 40) + "\n",
+        "wide.csv": ",".join(f"c{i}" for i in range(20_000)) + "\n" + ",".join("1" * 20_000) + "\n",
         "missing.csv": None,
     }
     for name, content in bad.items():
