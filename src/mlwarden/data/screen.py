@@ -14,6 +14,10 @@ import polars as pl
 
 PSI_LIMIT = 0.25
 OUTLIER_SHARE_LIMIT = 0.03
+FLIP_AGREEMENT = 0.3
+"""A row is flagged when neither reference judge gives its label more than this."""
+FLIP_DECISIVE = 0.1
+"""The batch decision counts only rows both judges contradict this strongly (and compares with the reference)."""
 FLIP_SURPRISE = 0.01
 """Quarantine when this many contradicted labels would happen by chance less than 1% of the time."""
 DUPLICATE_SHARE_LIMIT = 0.05
@@ -127,23 +131,43 @@ def _outliers(ref_x: np.ndarray, x: np.ndarray, report: ScreenReport) -> None:
 
 
 def _label_flips(ref_x: np.ndarray, ref_y: np.ndarray, x: np.ndarray, y: np.ndarray, report: ScreenReport) -> None:
+    """Two reference judges of each label: the reference neighbourhood (kNN) and a reference model.
+
+    A row is contradicted when the better of the two gives its label at most ``FLIP_AGREEMENT``.
+    The reference's own contradicted share (leave-one-out / cross-validated) is the natural rate;
+    the batch is quarantined when its count would happen by chance less than 1% of the time.
+    """
     from scipy import stats
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_predict
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.preprocessing import StandardScaler
 
     scaler = StandardScaler().fit(ref_x)
-    ref_scaled = scaler.transform(ref_x)
-    knn = KNeighborsClassifier(n_neighbors=15).fit(ref_scaled, ref_y)
-    proba = knn.predict_proba(scaler.transform(x))
-    # How often the reference itself disagrees with its neighbourhood (leave-one-out): the natural rate.
-    neighbours = knn.kneighbors(ref_scaled, n_neighbors=16, return_distance=False)[:, 1:]
-    natural = max(float(((ref_y[neighbours] == ref_y[:, None]).mean(axis=1) <= 0.2).mean()), 0.002)
-    classes = list(knn.classes_)
-    index = np.array([classes.index(v) if v in classes else -1 for v in y])
-    agreement = np.where(index >= 0, proba[np.arange(len(y)), np.clip(index, 0, None)], 0.0)
-    flagged = np.flatnonzero(agreement <= 0.2)
+    ref_scaled, scaled = scaler.transform(ref_x), scaler.transform(x)
+    classes = np.unique(ref_y)
+    knn = KNeighborsClassifier(n_neighbors=min(15, len(ref_y) - 1)).fit(ref_scaled, ref_y)
+    model = LogisticRegression(max_iter=2000, C=1.0).fit(ref_scaled, ref_y)
+    folds = max(2, min(5, int(np.bincount(np.searchsorted(classes, ref_y)).min())))
+    ref_model = cross_val_predict(
+        LogisticRegression(max_iter=2000, C=1.0), ref_scaled, ref_y, cv=folds, method="predict_proba"
+    )
+    neighbours = knn.kneighbors(ref_scaled, n_neighbors=min(16, len(ref_y)), return_distance=False)[:, 1:]
+    ref_index = np.searchsorted(classes, ref_y)
+    ref_score = np.maximum(
+        (ref_y[neighbours] == ref_y[:, None]).mean(axis=1), ref_model[np.arange(len(ref_y)), ref_index]
+    )
+    natural = max(float((ref_score <= FLIP_DECISIVE).mean()), 0.002)
+
+    known = np.isin(y, classes)
+    index = np.where(known, np.searchsorted(classes, np.where(known, y, classes[0])), 0)
+    rows = np.arange(len(y))
+    agreement = np.maximum(knn.predict_proba(scaled)[rows, index], model.predict_proba(scaled)[rows, index])
+    agreement = np.where(known, agreement, 0.0)
+    flagged = np.flatnonzero(agreement <= FLIP_AGREEMENT)
     share = len(flagged) / max(len(y), 1)
-    surprise = float(stats.binom.sf(len(flagged) - 1, len(y), natural)) if len(flagged) else 1.0
+    decisive = int((agreement <= FLIP_DECISIVE).sum())
+    surprise = float(stats.binom.sf(decisive - 1, len(y), natural)) if decisive else 1.0
     report.measured["label_flip_share"] = round(share, 4)
     report.measured["label_flip_natural_share"] = round(natural, 4)
     report.measured["label_agreement"] = agreement
@@ -151,7 +175,7 @@ def _label_flips(ref_x: np.ndarray, ref_y: np.ndarray, x: np.ndarray, y: np.ndar
         report.flagged["label_flip"] = flagged.tolist()
     if surprise < FLIP_SURPRISE:
         report.reasons.append(
-            f"label flips: {share:.1%} of rows carry a label their reference neighbourhood contradicts "
+            f"label flips: {share:.1%} of rows carry a label the reference contradicts "
             f"(the reference itself: {natural:.1%}; p={surprise:.1e})"
         )
 
