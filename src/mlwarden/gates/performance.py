@@ -20,9 +20,9 @@ class PerformanceGate:
             scored = score(ctx.candidate, ctx, config)
             measured = {name: round(metric(name, scored), 6) for name in {*bounds, *max_regression}}
             baseline: dict[str, float] = {}
-            if ctx.production is not None and max_regression:
+            if ctx.production is not None:  # the comparison is shown in the report even without a regression limit
                 prod = score(ctx.production, ctx, config)
-                baseline = {name: round(metric(name, prod), 6) for name in max_regression}
+                baseline = {name: round(metric(name, prod), 6) for name in measured}
         except MlwardenError as exc:
             return GateResult(self.name, ERROR, f"cannot evaluate: {exc.message}", thresholds=thresholds)
         evidence = {"evaluation": ctx.evaluation.sha256 if ctx.evaluation else "", "artifact": ctx.candidate.sha256}
