@@ -29,6 +29,7 @@ from mlwarden.errors import (
     InvalidInput,
     LedgerUnavailable,
     MlwardenError,
+    ModelNotServable,
     PayloadTooLarge,
     RateLimited,
     StoreError,
@@ -227,6 +228,8 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             raise
         try:
             result = await gateway.predict_async(principal, name, body.inputs, decision)
+        except ModelNotServable:
+            raise
         except (LedgerUnavailable, StoreError):
             metrics.ledger_outages.inc()
             raise

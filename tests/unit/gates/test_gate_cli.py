@@ -137,6 +137,7 @@ def test_stage_set_directly_in_the_database_is_not_served(gated: Workspace, zoo:
         )
     assert response.status_code == 503
     assert "no gated promotion" in response.json()["detail"]
+    assert response.json()["type"] == "urn:mlwarden:problem:model-unavailable"
     tail = [e.parse().kind for e in gated.log.tail(5)]
     assert "model.stage_tampered" in tail
 
