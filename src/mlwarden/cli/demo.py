@@ -33,6 +33,11 @@ def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary workspace.")] = False,
 ) -> None:
     """Record sample decisions, checkpoint, prove, verify, then tamper with a copy and catch it."""
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     root = Path(tempfile.mkdtemp(prefix="mlwarden-demo-"))
     try:
         _tour(root, entries)
