@@ -27,7 +27,7 @@ from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.governance import served_promotion_ok
 from mlwarden.registry.models import ServedModel, load_model, production_version
-from mlwarden.runtime.predict import prediction_record
+from mlwarden.runtime.predict import prediction_record, prediction_response
 from mlwarden.workspace import Workspace
 
 log = structlog.get_logger("mlwarden.gateway")
@@ -137,14 +137,7 @@ class Gateway:
         row = served.row
         record = prediction_record(row, decisions, rows, outputs, access=decision.to_json())
         index = await self.record(**record, principal=principal.id)
-        return {
-            "model": row["name"],
-            "version": row["version"],
-            "sha256": row["sha256"],
-            "predictions": outputs,
-            "decision_ids": decisions,
-            "ledger_index": index,
-        }
+        return prediction_response(row, outputs, decisions, index)
 
     def authorize(
         self, principal: Principal | None, action: Scope, resource: str, model: str | None = None

@@ -34,11 +34,18 @@ def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal:
     recorded_inputs = rows if isinstance(rows, list) else inputs.tolist() if hasattr(inputs, "tolist") else None
     record = prediction_record(row, decisions, recorded_inputs, outputs, latency_ms=round(elapsed_ms, 3))
     receipt = ws.log.append(**record, principal=principal)
+    return prediction_response(row, outputs, decisions, receipt.index)
+
+
+def prediction_response(
+    row: dict[str, Any], outputs: list[dict[str, Any]], decision_ids: list[str], ledger_index: int
+) -> dict[str, Any]:
+    """What a caller gets back: predictions, the exact version, one decision id per row, the ledger index."""
     return {
         "model": row["name"],
         "version": row["version"],
         "sha256": row["sha256"],
         "predictions": outputs,
-        "decision_ids": decisions,
-        "ledger_index": receipt.index,
+        "decision_ids": decision_ids,
+        "ledger_index": ledger_index,
     }
