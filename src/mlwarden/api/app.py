@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 import anyio
 import structlog
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
@@ -42,6 +42,7 @@ from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.governance import approve, promote, rollback
+from mlwarden.registry.models import register_model
 from mlwarden.workspace import open_workspace
 
 log = structlog.get_logger("mlwarden.api")
@@ -292,6 +293,39 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         gateway: Gateway = request.app.state.gateway
         gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, "ledger"))
         return gateway.ws.log.consistency_proof(old, new).to_json()
+
+    @app.post("/v1/models/{name}/versions", status_code=201, summary="Register a model version (scope model:write)")
+    async def register_version(
+        name: str,
+        request: Request,
+        principal: Caller,
+        model: Annotated[UploadFile, File(description="ONNX or skops file (pickles are refused)")],
+        card: Annotated[UploadFile, File(description="Model card: Markdown with YAML front matter")],
+        signature: Annotated[UploadFile | None, File(description="Optional input signature JSON")] = None,
+    ) -> JSONResponse:
+        gateway: Gateway = request.app.state.gateway
+        await gateway.authorize_async(principal, Scope.MODEL_WRITE, f"model:{name}", name)
+        filename = Path(model.filename or "model.onnx").name
+        uploads = {"model": (filename, await model.read()), "card": ("card.md", await card.read())}
+        if signature is not None:
+            uploads["signature"] = ("signature.json", await signature.read())
+
+        def run() -> dict[str, Any]:
+            with tempfile.TemporaryDirectory(prefix="mlwarden-upload-") as tmp:
+                paths = {}
+                for key, (fname, data) in uploads.items():
+                    paths[key] = Path(tmp) / fname
+                    paths[key].write_bytes(data)
+                return register_model(
+                    gateway.ws,
+                    name=name,
+                    path=paths["model"],
+                    card_path=paths["card"],
+                    principal=principal.id,
+                    signature_path=paths.get("signature"),
+                ).to_json()
+
+        return JSONResponse(await anyio.to_thread.run_sync(run), status_code=201)
 
     @app.post("/v1/models/{name}/versions/{version}/approve", summary="Approve a version (scope model:promote)")
     def approve_version(

@@ -40,7 +40,7 @@ _STATUS: list[tuple[type[MlwardenError], int, str]] = [
     (ModelNotServable, 503, "model-unavailable"),
     (StoreError, 503, "ledger-unavailable"),
     (ArtifactIntegrityError, 503, "model-unavailable"),
-    (UnsafeArtifact, 503, "model-unavailable"),
+    (UnsafeArtifact, 422, "unsafe-artifact"),
 ]
 
 

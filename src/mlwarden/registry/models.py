@@ -277,6 +277,8 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
             kind="model.integrity_failed", subject=subject,
             body={"sha256": row["sha256"], "message": exc.message}, principal=principal,
         )  # fmt: skip
+        if isinstance(exc, UnsafeArtifact):  # a registered artifact that now scans as unsafe was tampered with
+            raise ArtifactIntegrityError(f"{subject}: {exc.message}") from exc
         raise
     model = instantiate(fmt.name, data)
     if row["input_signature"]:

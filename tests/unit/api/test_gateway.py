@@ -254,3 +254,31 @@ def test_promotion_workflow_over_http(env: Env) -> None:
     assert (
         env.client.post("/v1/models/bc/rollback", headers=env.headers(env.tokens["inference:read"])).status_code == 403
     )
+
+
+def test_registration_over_http(env: Env, tmp_path: Path) -> None:
+    """POST /v1/models/{name}/versions (scope model:write) registers; a pickle is refused and recorded; others get 403."""
+    import os
+    import pickle
+
+    writer, _ = create_token(env.ws, name="ci", scopes=["model:write"], principal="admin")
+    headers = env.headers(writer)
+    files = {"model": ("m.skops", env.sample.skops.read_bytes()), "card": ("card.md", env.sample.card.read_bytes())}
+    made = env.client.post("/v1/models/uploaded/versions", files=files, headers=headers)
+    assert made.status_code == 201, made.text
+    assert (made.json()["name"], made.json()["version"], made.json()["format"]) == ("uploaded", 1, "skops")
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, ...]:
+            return (os.system, (f"touch {tmp_path / 'PWNED'}",))
+
+    evil = {"model": ("model.onnx", pickle.dumps(Evil())), "card": ("card.md", b"# card\n")}
+    refused = env.client.post("/v1/models/uploaded/versions", files=evil, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["type"] == "urn:mlwarden:problem:unsafe-artifact"
+    assert "posix.system" in refused.json()["detail"]
+    assert not (tmp_path / "PWNED").exists()
+    denied = env.client.post(
+        "/v1/models/uploaded/versions", files=files, headers=env.headers(env.tokens["inference:read"])
+    )
+    assert denied.status_code == 403
