@@ -257,7 +257,7 @@ def test_promotion_workflow_over_http(env: Env) -> None:
 
 
 def test_registration_over_http(env: Env, tmp_path: Path) -> None:
-    """POST /v1/models/{name}/versions (scope model:write) registers; a pickle is refused and recorded; others get 403."""
+    """POST /v1/models/{name}/versions (scope model:write) registers; a pickle is refused (422); others get 403."""
     import os
     import pickle
 
