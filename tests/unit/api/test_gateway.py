@@ -282,3 +282,33 @@ def test_registration_over_http(env: Env, tmp_path: Path) -> None:
         "/v1/models/uploaded/versions", files=files, headers=env.headers(env.tokens["inference:read"])
     )
     assert denied.status_code == 403
+
+
+@pytest.mark.postgres
+def test_gateway_on_postgresql(request: pytest.FixtureRequest, tmp_path: Path, api_sample: SampleModel) -> None:
+    """Two gateway instances on one PostgreSQL database record into one ledger that verifies."""
+    from fastapi.testclient import TestClient
+
+    from mlwarden.api.app import create_app
+    from tests.conftest import _fresh_database
+
+    url = _fresh_database(request.getfixturevalue("postgres_server"))
+    settings = Settings(database_url=url, auth_cache_seconds=0, rate_limit=0, gc_freeze=False)
+    env_iter = make_env(tmp_path / "ws", api_sample, settings)
+    env = next(env_iter)
+    try:
+        second = create_app(env.ws.options, settings)
+        headers = env.headers(env.tokens["inference:read"])
+        with TestClient(second) as other:
+            answers = []
+            for client in (env.client, other, env.client, other):
+                response = client.post("/v1/models/bc/predict", json={"inputs": env.rows(2)}, headers=headers)
+                assert response.status_code == 200, response.text
+                answers.append(response.json())
+        indices = [a["ledger_index"] for a in answers]
+        assert len(set(indices)) == 4
+        for answer in answers:
+            assert env.ws.log.find_ref(answer["decision_ids"][0]) == answer["ledger_index"]
+        assert env.ws.log.verify().ok
+    finally:
+        next(env_iter, None)
