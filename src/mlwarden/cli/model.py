@@ -58,9 +58,13 @@ def list_(ctx: typer.Context) -> None:
 @app.command()
 def show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")]) -> None:
     """Card, signature, lineage, stage and hashes of a version."""
+    from mlwarden.registry.models import aliases_of
+
     ws = state(ctx).open()
     try:
-        print_json(describe(get_version(ws, *parse_ref(ref, default_version=True))))
+        shown = describe(get_version(ws, *parse_ref(ref, default_version=True, ws=ws)))
+        shown["aliases"] = {a: v for a, v in aliases_of(ws, shown["name"]).items() if v == shown["version"]}
+        print_json(shown)
     finally:
         ws.close()
 
@@ -111,9 +115,9 @@ def predict(
         rows = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{input_file} is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    name, version = parse_ref(ref, default_version=True)
     ws = state(ctx).open()
     try:
+        name, version = parse_ref(ref, default_version=True, ws=ws)
         print_json(run_predict(ws, name, version, rows, local_principal()))
     finally:
         ws.close()
@@ -173,6 +177,23 @@ def attach(
     ws = state(ctx).open()
     try:
         print_json(attach_report(ws, name, version or 1, report, local_principal()))
+    finally:
+        ws.close()
+
+
+@app.command()
+def alias(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="e.g. champion, challenger.")],
+    version: Annotated[int, typer.Argument(help="Version the alias points at.", min=1)],
+) -> None:
+    """Point an alias at a version (use it as NAME@ALIAS in show and predict)."""
+    from mlwarden.registry.governance import set_alias
+
+    ws = state(ctx).open()
+    try:
+        print_json(set_alias(ws, name, alias_name, version, local_principal()))
     finally:
         ws.close()
 

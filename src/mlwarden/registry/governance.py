@@ -364,3 +364,31 @@ def report_drift(ws: Workspace, principal: str) -> list[dict[str, Any]]:
     for item in drift:
         ws.log.append(kind="model.stage_tampered", subject=f"model:{item['model']}", body=item, principal=principal)
     return drift
+
+
+def set_alias(ws: Workspace, name: str, alias: str, version: int, principal: str) -> dict[str, Any]:
+    """Point ``alias`` at a version (recorded); aliases never bypass the gates: only stages decide serving."""
+    from mlwarden.registry.models import check_alias
+    from mlwarden.store.schema import model_aliases
+
+    check_alias(alias)
+    row = get_version(ws, name, version)
+    with ws.log.transaction() as tx:
+        previous = tx.conn.execute(
+            select(model_aliases.c.version).where(model_aliases.c.name == name, model_aliases.c.alias == alias)
+        ).first()
+        if previous is None:
+            tx.conn.execute(insert(model_aliases).values(name=name, alias=alias, version=version, updated=utc_now()))
+        else:
+            tx.conn.execute(
+                update(model_aliases)
+                .where(model_aliases.c.name == name, model_aliases.c.alias == alias)
+                .values(version=version, updated=utc_now())
+            )
+        receipt = tx.append(
+            kind="model.alias_set",
+            subject=f"model:{name}:{version}",
+            body={"alias": alias, "sha256": row["sha256"], "previous": None if previous is None else int(previous[0])},
+            principal=principal,
+        )
+    return {"name": name, "alias": alias, "version": version, "ledger_index": receipt.index}

@@ -35,8 +35,35 @@ def check_name(name: str, what: str = "model") -> str:
     return name
 
 
-def parse_ref(ref: str, *, default_version: bool = False) -> tuple[str, int | None]:
-    """``NAME:VERSION`` (or ``NAME`` when ``default_version``)."""
+ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+
+
+def check_alias(alias: str) -> str:
+    """An alias: lowercase letters, digits, '_' or '-', not a stage name."""
+    if not ALIAS.match(alias) or alias in STAGES:
+        raise InvalidInput(f"alias {alias!r} is not valid: lowercase letters, digits, '_' or '-', and not a stage name")
+    return alias
+
+
+def resolve_alias(ws: Workspace, name: str, alias: str) -> int:
+    """The version an alias points at."""
+    from mlwarden.store.schema import model_aliases
+
+    with ws.engine.connect() as conn:
+        row = conn.execute(
+            select(model_aliases.c.version).where(model_aliases.c.name == name, model_aliases.c.alias == alias)
+        ).first()
+    if row is None:
+        raise NotFound(f"model {name} has no alias {alias!r}")
+    return int(row[0])
+
+
+def parse_ref(ref: str, *, default_version: bool = False, ws: Workspace | None = None) -> tuple[str, int | None]:
+    """``NAME:VERSION``, ``NAME@ALIAS`` (with a workspace to resolve it), or ``NAME`` when ``default_version``."""
+    if "@" in ref and ws is not None:
+        name, _, alias = ref.partition("@")
+        check_name(name)
+        return name, resolve_alias(ws, name, check_alias(alias))
     name, sep, version = ref.partition(":")
     check_name(name)
     if not sep:
@@ -206,6 +233,15 @@ def get_version(ws: Workspace, name: str, version: int | None = None) -> dict[st
         what = f"{name}:{version}" if version else name
         raise NotFound(f"model {what} is not registered")
     return dict(row)
+
+
+def aliases_of(ws: Workspace, name: str) -> dict[str, int]:
+    """Every alias of a model and its version."""
+    from mlwarden.store.schema import model_aliases
+
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(model_aliases.c.alias, model_aliases.c.version).where(model_aliases.c.name == name))
+        return {str(a): int(v) for a, v in rows}
 
 
 def describe(row: dict[str, Any]) -> dict[str, Any]:

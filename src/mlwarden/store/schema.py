@@ -160,3 +160,12 @@ batches = Table(
     Column("release_reason", Text, nullable=True),
     Column("dataset_version", Integer, nullable=True),
 )
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("alias", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("updated", String(32), nullable=False),
+)

@@ -112,3 +112,23 @@ def test_tampered_artifact_is_refused_by_predict(cli: Cli, sample: SampleModel, 
     assert cli("ledger", "tail", "-n", "1").json_lines()[0]["kind"] == "model.integrity_failed"
     shown = json.loads(cli("model", "show", "bc").out)
     assert shown["registration_signature"]["alg"] == "ed25519"
+
+
+def test_aliases(cli: Cli, sample: SampleModel, tmp_path: Path) -> None:
+    """model alias points NAME@ALIAS at a version for show and predict; stage names and unknown aliases are refused."""
+    cli("init")
+    cli("model", "register", "bc", str(sample.onnx), "--card", str(sample.card))
+    cli("model", "register", "bc", str(sample.skops), "--card", str(sample.card))
+    assert cli("model", "alias", "bc", "champion", "1").code == 0
+    assert cli("model", "alias", "bc", "challenger", "2").code == 0
+    assert json.loads(cli("model", "show", "bc@champion").out)["version"] == 1
+    shown = json.loads(cli("model", "show", "bc@challenger").out)
+    assert (shown["version"], shown["aliases"]) == (2, {"challenger": 2})
+    assert cli("model", "alias", "bc", "champion", "2").code == 0
+    assert json.loads(cli("model", "show", "bc@champion").out)["version"] == 2
+    result = cli("model", "predict", "bc@challenger", "--input", str(_rows(sample, tmp_path, named=False)))
+    assert json.loads(result.out)["version"] == 2
+    assert cli("model", "alias", "bc", "production", "1").code == 2
+    assert cli("model", "show", "bc@nope").code == 2
+    kinds = [line["kind"] for line in cli("ledger", "tail", "-n", "20").json_lines()]
+    assert kinds.count("model.alias_set") == 3
