@@ -205,3 +205,35 @@ def test_mtls_identities(mtls: tuple[int, Path, dict[str, tuple[str, str]]], sam
     ).stdout  # fmt: skip
     principals = {json.loads(line)["principal"] for line in entries.splitlines()}
     assert "spiffe://example.org/ns/prod/sa/scorer" in principals
+
+
+def test_two_workers_share_one_ledger_writer(tmp_path: Path, sample: SampleModel) -> None:
+    """With --workers 2 sharing one workspace, the ledger holds every answer at its index and verifies."""
+    options = _workspace(tmp_path / "ws", sample)
+    ws = open_workspace(options)
+    token, _ = create_token(ws, name="load", scopes=["inference:read"], principal="admin")
+    ws.close()
+    rows = [[float(v) for v in sample.eval_csv.read_text().splitlines()[1].split(",")[:-1]]]
+    port = _free_port()
+    server = Server(options.paths.home, port, "--workers", "2")
+    server.start()
+    answers = []
+    try:
+        time.sleep(2.0)  # both workers up
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(40):
+                response = http.post(
+                    "/v1/models/bc/predict", json={"inputs": rows}, headers={"Authorization": f"Bearer {token}"}
+                )
+                assert response.status_code == 200, response.text
+                answers.append(response.json())
+    finally:
+        server.kill()
+    ws = open_workspace(options)
+    try:
+        for answer in answers:
+            assert ws.log.find_ref(answer["decision_ids"][0]) == answer["ledger_index"]
+        assert len({a["ledger_index"] for a in answers}) == 40
+        assert ws.log.verify().ok
+    finally:
+        ws.close()
