@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
@@ -16,10 +16,9 @@ from mlwarden.data.screen import ScreenReport, screen
 from mlwarden.errors import InvalidInput, NotFound, PolicyDenied
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import ArtifactStore, sha256_file
-from mlwarden.registry.attest import sign_claims
-from mlwarden.registry.dataset_versions import dataset_claims, get_dataset
+from mlwarden.registry.dataset_versions import get_dataset, insert_version, next_version
 from mlwarden.registry.datasets import data_format, profile, scan
-from mlwarden.store.schema import batches, dataset_versions
+from mlwarden.store.schema import batches
 from mlwarden.workspace import Workspace
 
 MAX_BATCH_BYTES = 2 << 30
@@ -101,31 +100,13 @@ def _new_version(
     ledger_index: int,
     ref: dict[str, Any],
 ) -> int:
-    latest = conn.execute(
-        select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == dataset)
-    ).scalar()
-    version = int(latest or 0) + 1
+    version = next_version(conn, dataset)
     prof = profile(batch_path, path_fmt)
-    conn.execute(
-        insert(dataset_versions).values(
-            name=dataset,
-            version=version,
-            sha256=sha,
-            md5=None,
-            source=source,
-            format=path_fmt,
-            rows=prof.rows,
-            schema_fingerprint=prof.schema_fingerprint,
-            profile=json.dumps(prof.to_json()),
-            registrant=principal,
-            created=utc_now(),
-            attestation=sign_claims(ws.signer, dataset_claims(dataset, version, sha, None, prof.schema_fingerprint)),
-            ledger_index=ledger_index,
-            label=ref.get("label"),
-            contract=ref.get("contract"),
-            lineage=json.dumps(lineage),
-        )
-    )
+    insert_version(
+        conn, ws, name=dataset, version=version, sha=sha, md5=None, source=source, fmt=path_fmt, rows=prof.rows,
+        fingerprint=prof.schema_fingerprint, profile_json=prof.to_json(), principal=principal,
+        ledger_index=ledger_index, label=ref.get("label"), contract=ref.get("contract"), lineage=lineage,
+    )  # fmt: skip
     return version
 
 
@@ -200,10 +181,7 @@ def ingest(
 
 
 def _latest(conn: Any, dataset: str) -> int:
-    return int(
-        conn.execute(select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == dataset)).scalar()
-        or 0
-    )
+    return next_version(conn, dataset) - 1
 
 
 def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[str, Any]:

@@ -92,25 +92,56 @@ def register_dataset(
                     "rows": rows,
                     "created": False,
                 }
-        latest = tx.conn.execute(
-            select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == name)
-        ).scalar()
-        version = int(latest or 0) + 1
+        version = next_version(tx.conn, name)
         receipt = tx.append(
             kind="dataset.registered", subject=f"dataset:{name}:{version}",
             body={"sha256": sha, "md5": md5, "source": source, "rows": rows, "schema_fingerprint": fingerprint},
             principal=principal,
         )  # fmt: skip
-        tx.conn.execute(
-            insert(dataset_versions).values(
-                name=name, version=version, sha256=sha, md5=md5, source=source, format=fmt, rows=rows,
-                schema_fingerprint=fingerprint, profile=json.dumps(prof), registrant=principal, created=utc_now(),
-                attestation=sign_claims(ws.signer, dataset_claims(name, version, sha, md5, fingerprint)),
-                ledger_index=receipt.index, label=label, contract=contract_text,
-            )
+        insert_version(
+            tx.conn, ws, name=name, version=version, sha=sha, md5=md5, source=source, fmt=fmt, rows=rows,
+            fingerprint=fingerprint, profile_json=prof, principal=principal, ledger_index=receipt.index,
+            label=label, contract=contract_text,
         )  # fmt: skip
     return {"name": name, "version": version, "sha256": sha, "md5": md5, "rows": rows,
             "schema_fingerprint": fingerprint, "created": True}  # fmt: skip
+
+
+def next_version(conn: Any, name: str) -> int:
+    """The number the next version of dataset ``name`` gets (inside the writing transaction)."""
+    latest = conn.execute(select(func.max(dataset_versions.c.version)).where(dataset_versions.c.name == name)).scalar()
+    return int(latest or 0) + 1
+
+
+def insert_version(
+    conn: Any,
+    ws: Workspace,
+    *,
+    name: str,
+    version: int,
+    sha: str | None,
+    md5: str | None,
+    source: str,
+    fmt: str,
+    rows: int | None,
+    fingerprint: str | None,
+    profile_json: dict[str, Any],
+    principal: str,
+    ledger_index: int,
+    label: str | None,
+    contract: str | None,
+    lineage: dict[str, Any] | None = None,
+) -> None:
+    """Store one signed dataset version (registration and accepted batches both come through here)."""
+    conn.execute(
+        insert(dataset_versions).values(
+            name=name, version=version, sha256=sha, md5=md5, source=source, format=fmt, rows=rows,
+            schema_fingerprint=fingerprint, profile=json.dumps(profile_json), registrant=principal, created=utc_now(),
+            attestation=sign_claims(ws.signer, dataset_claims(name, version, sha, md5, fingerprint)),
+            ledger_index=ledger_index, label=label, contract=contract,
+            lineage=json.dumps(lineage) if lineage is not None else None,
+        )
+    )  # fmt: skip
 
 
 def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[str, Any]:

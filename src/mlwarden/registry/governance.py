@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from mlwarden.errors import GateFailed, InvalidInput, NotFound
+from mlwarden.errors import ArtifactIntegrityError, GateFailed, InvalidInput, NotFound
 from mlwarden.gates.interface import Candidate, Evaluation, GateContext, GateResult
 from mlwarden.gates.runner import GatePolicy, all_passed, load_gate_policy, run_gates
 from mlwarden.ledger.entry import utc_now
@@ -105,9 +105,7 @@ def _candidate(ws: Workspace, row: dict[str, Any]) -> Candidate:
             f"model:{row['name']}:{row['version']}",
         )
         attested = True
-    except InvalidInput:
-        attested = False
-    except Exception:  # ArtifactIntegrityError: recorded as a failing fact for the artifact_safety gate
+    except ArtifactIntegrityError:  # a failing fact for the artifact_safety gate, not an error of the run
         attested = False
     path = store.path_for(row["sha256"])
     data = path.read_bytes() if path.exists() else b""
@@ -301,7 +299,7 @@ def rollback(ws: Workspace, name: str, principal: str) -> dict[str, Any]:
         target,
         "production",
         principal,
-        gates=latest.body.get("gates_of_target") or _gates_of(ws, name, target),
+        gates=_gates_of(ws, name, target),
         kind="model.rolled_back",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -151,7 +152,6 @@ def register_model(
     """Register the next version of ``name``; refuse (and record) anything that can run code."""
     check_name(name)
     data = _read(path, "model file", MAX_MODEL_BYTES)
-    import hashlib
 
     sha = hashlib.sha256(data).hexdigest()
     try:
