@@ -5,8 +5,9 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, insert, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,10 +32,16 @@ class Workspace:
     engine: Engine
     log: Log
     signer: NoteSigner
+    services: dict[str, Any] = field(default_factory=dict)
+    """Per-process helpers that layers above attach (e.g. the verified state follower)."""
 
     def close(self) -> None:
-        """Publish the newest ledger head outside the database and release connections."""
+        """Stop attached helpers, publish the newest ledger head outside the database, release connections."""
         try:
+            for service in self.services.values():
+                closer = getattr(service, "close", None)
+                if callable(closer):
+                    closer()
             self.log.close()
         finally:
             self.engine.dispose()

@@ -38,11 +38,12 @@ from mlwarden.errors import (
 from mlwarden.identity.policy import Principal
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
-from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
+from mlwarden.identity.tokens import create_token, list_tokens, revoke_token, token_json
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
+from mlwarden.trust.follower import follower
 from mlwarden.workspace import open_workspace
 
 log = structlog.get_logger("mlwarden.api")
@@ -192,6 +193,11 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         gateway.appender = AsyncAppender(ws.log)
         app.state.gateway = gateway
         gateway.current_policy()
+        state = follower(ws)
+        state.refresh()  # prove the ledger (from the last signed snapshot) before serving anything
+        interval = min(settings.auth_cache_seconds, settings.model_refresh_seconds) / 2
+        if interval > 0:
+            state.follow(interval)  # keeps the proven state fresh off the request path
         if settings.gc_freeze:
             # Everything loaded so far (models, libraries) lives as long as the process: keep
             # it out of the collector's way, and collect young objects less often. Without this,
@@ -395,7 +401,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     def admin_list(request: Request, principal: Caller) -> dict[str, Any]:
         gateway: Gateway = request.app.state.gateway
         gateway.record_allow(_authorize(request, principal, Scope.ADMIN, "tokens"))
-        return {"tokens": [t.to_json() for t in list_tokens(gateway.ws)]}
+        return {"tokens": [token_json(t, problem) for t, problem in list_tokens(gateway.ws)]}
 
     @app.delete("/v1/admin/tokens/{token_id}", summary="Revoke a token (scope admin)")
     def admin_revoke(token_id: str, request: Request, principal: Caller) -> dict[str, Any]:

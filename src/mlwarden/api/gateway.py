@@ -12,6 +12,7 @@ import structlog
 
 from mlwarden.config import Settings
 from mlwarden.errors import (
+    IntegrityError,
     LedgerUnavailable,
     ModelNotServable,
     NotFound,
@@ -25,9 +26,9 @@ from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.entry import PreparedEntry
-from mlwarden.registry.governance import served_promotion_ok
-from mlwarden.registry.models import ServedModel, load_model, production_version
+from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
+from mlwarden.trust.follower import follower
 from mlwarden.workspace import Workspace
 
 log = structlog.get_logger("mlwarden.gateway")
@@ -55,7 +56,7 @@ class Gateway:
         now = time.monotonic()
         cached = self._tokens.get(value)
         if cached is None or now - cached[0] > self.settings.auth_cache_seconds:
-            record, reason = authenticate(self.ws, value)
+            record, reason = authenticate(self.ws, value, max_age=self.settings.auth_cache_seconds)
             cached = (now, record, reason)
             with self._lock:
                 if len(self._tokens) > 10_000:
@@ -171,18 +172,7 @@ class Gateway:
         now = time.monotonic()
         cached = self._production.get(name)
         if cached is None or now - cached[0] > self.settings.model_refresh_seconds:
-            current = production_version(self.ws, name)
-            if not served_promotion_ok(self.ws, name, current["version"], current["sha256"]):
-                self.ws.log.append(
-                    kind="model.stage_tampered",
-                    subject=f"model:{name}:{current['version']}",
-                    body={"stage": "production", "ledger_says": "no gated promotion", "sha256": current["sha256"]},
-                    principal="system:gateway",
-                )
-                raise ModelNotServable(
-                    f"model {name} v{current['version']} is marked production, but no gated promotion of it is recorded"
-                )
-            cached = (now, current)
+            cached = (now, self._production_now(name))
             self._production[name] = cached
         current = cached[1]
         key = (name, current["version"], current["sha256"])
@@ -196,13 +186,53 @@ class Gateway:
                     self._models[key] = model
         return model
 
+    def _production_now(self, name: str) -> dict[str, Any]:
+        """What to serve for ``name``: the version the verified ledger state puts in production.
+
+        The stage column only has to agree: a row set to production by SQL (or a state row
+        changed in any way) is refused with 503 and recorded, never served.
+        """
+        follow = follower(self.ws)
+        facts = follow.state(self.settings.model_refresh_seconds).production(name)
+        row = production_row(self.ws, name)
+        if row is not None and (facts is None or (facts.version, facts.sha256) != (row["version"], row["sha256"])):
+            facts = follow.refresh().production(name)  # promoted since the last refresh?
+        if row is None and facts is None:
+            raise NotFound(f"model {name} has no production version")
+        if facts is None or row is None or (facts.version, facts.sha256) != (row["version"], row["sha256"]):
+            marked = row["version"] if row is not None else None
+            self.ws.log.append(
+                kind="model.stage_tampered",
+                subject=f"model:{name}:{marked if marked is not None else facts.version if facts else 0}",
+                body={"stage": "production", "row_version": marked,
+                      "ledger_says": None if facts is None else facts.version,
+                      "ledger_index": None if facts is None else facts.stage_index},
+                principal="system:gateway",
+            )  # fmt: skip
+            ledger = "no version" if facts is None else f"v{facts.version} (entry {facts.stage_index})"
+            raise ModelNotServable(
+                f"model {name} v{marked} is marked production in the database, but no gated promotion of it is "
+                f"in force in the ledger, which puts {ledger} in production: not served"
+            )
+        return {"version": facts.version, "sha256": facts.sha256, "stage_index": facts.stage_index}
+
     # ------------------------------------------------------------------ feedback and audit
     def decision_entry(self, decision_id: str) -> tuple[int, dict[str, Any]]:
-        """The ledger index and entry that recorded ``decision_id``."""
+        """The ledger index and entry that recorded ``decision_id``, proven against the signed head."""
         index = self.ws.log.find_ref(decision_id)
         if index is None:
             raise NotFound(f"decision {decision_id} is not in the ledger")
-        return index, self.ws.log.entry(index).parse().to_json()
+        entry, _proof = self.ws.log.verified_entry(index)
+        if entry.kind != "prediction" or decision_id not in (entry.body.get("decision_ids") or ()):
+            self.ws.log.append(
+                kind="ledger.index_tampered", subject=f"decision:{decision_id}",
+                body={"ref": decision_id, "points_at": index, "problem": "the entry does not record this decision"},
+                principal="system:gateway",
+            )  # fmt: skip
+            raise IntegrityError(
+                f"decision {decision_id}: the reference points at entry {index}, which does not record it", index=index
+            )
+        return index, entry.to_json()
 
     def feedback(self, principal: Principal, decision_id: str, kind: str, expected: Any, comment: str | None,
                  decision: Decision) -> dict[str, Any]:  # fmt: skip

@@ -24,6 +24,7 @@ from mlwarden.errors import (
     Unauthenticated,
     UnsafeArtifact,
     ValidationError,
+    VerificationError,
 )
 
 PROBLEM = "application/problem+json"
@@ -40,6 +41,7 @@ _STATUS: list[tuple[type[MlwardenError], int, str]] = [
     (ModelNotServable, 503, "model-unavailable"),
     (StoreError, 503, "ledger-unavailable"),
     (ArtifactIntegrityError, 503, "model-unavailable"),
+    (VerificationError, 503, "integrity-failure"),
     (UnsafeArtifact, 422, "unsafe-artifact"),
 ]
 

@@ -14,7 +14,7 @@ from mlwarden.cli.context import print_json, state
 from mlwarden.errors import ConfigError
 from mlwarden.identity.certs import init_ca, issue
 from mlwarden.identity.policy import istio_policy, load_policy
-from mlwarden.identity.tokens import create_token, list_tokens, revoke_token
+from mlwarden.identity.tokens import create_token, list_tokens, revoke_token, token_json
 from mlwarden.workspace import local_principal
 
 token_app = typer.Typer(help="API tokens: mlw_<id>_<secret>, scoped, hashed at rest.", no_args_is_help=True)
@@ -47,8 +47,8 @@ def token_list(ctx: typer.Context) -> None:
     """Every token with its state; never a secret."""
     ws = state(ctx).open()
     try:
-        for record in list_tokens(ws):
-            print_json(record.to_json())
+        for record, problem in list_tokens(ws):
+            print_json(token_json(record, problem))
     finally:
         ws.close()
 

@@ -19,6 +19,7 @@ from mlwarden.registry.artifacts import ArtifactStore, sha256_file
 from mlwarden.registry.dataset_versions import get_dataset, insert_version, next_version
 from mlwarden.registry.datasets import data_format, profile, scan
 from mlwarden.store.schema import batches
+from mlwarden.trust.follower import follower
 from mlwarden.workspace import Workspace
 
 MAX_BATCH_BYTES = 2 << 30
@@ -192,9 +193,12 @@ def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[s
         row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
     if row is None:
         raise NotFound(f"batch {batch_id} does not exist")
-    if row["status"] != "quarantined":
+    facts = follower(ws).refresh().batches.get(batch_id)  # who ingested it and its status, from the ledger
+    if facts is None or (facts.dataset, facts.sha256) != (row["dataset"], row["sha256"]):
+        raise PolicyDenied(f"batch {batch_id}: no quarantine entry in the ledger matches its row; refused")
+    if facts.released_by is not None or row["status"] != "quarantined":
         raise InvalidInput(f"batch {batch_id} is {row['status']}, not quarantined")
-    if row["ingested_by"] == principal:
+    if facts.ingested_by == principal or row["ingested_by"] == principal:
         raise PolicyDenied(f"batch {batch_id} was ingested by {principal}; someone else must release it")
     ref = get_dataset(ws, row["dataset"], 1)
     store = ArtifactStore(ws.options.paths.artifacts)
@@ -208,7 +212,7 @@ def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[s
         receipt = tx.append(
             kind="data.batch_released",
             subject=f"dataset:{row['dataset']}",
-            body={"batch": batch_id, "reason": reason, "ingested_by": row["ingested_by"]},
+            body={"batch": batch_id, "reason": reason, "ingested_by": facts.ingested_by},
             principal=principal,
         )
         lineage = {"parent_version": _latest(tx.conn, row["dataset"]), "batch": batch_id, "released_by": principal}

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import insert, select, update
 
 from mlwarden.errors import InvalidInput, NotFound
 from mlwarden.identity.scopes import Scope, parse_scopes
 from mlwarden.ledger.entry import utc_now
+from mlwarden.ledger.notes import NoteSigner
 from mlwarden.store.schema import tokens
+from mlwarden.trust.follower import follower
+from mlwarden.trust.projection import TokenFacts
 from mlwarden.workspace import Workspace
 
 PREFIX = "mlw"
@@ -49,9 +54,19 @@ def parse_token(value: str) -> ParsedToken:
     return ParsedToken(token_id, secret)
 
 
-def hash_secret(secret: str) -> str:
-    """SHA-256 of a 256-bit random secret (no salt or stretching needed at that entropy)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
+def secret_key(signer: NoteSigner) -> bytes:
+    """The workspace key that hashes token secrets, derived from the signing key (never stored)."""
+    raw = signer.private_key.private_bytes_raw()
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"mlwarden token secrets v1").derive(raw)
+
+
+def hash_secret(key: bytes, token_id: str, secret: str) -> str:
+    """HMAC-SHA256 of ``id:secret`` under the workspace key.
+
+    Keyed, so someone who can write the database cannot plant a hash of a secret they
+    chose; bound to the id, so a known secret's hash copied to another token's row fails.
+    """
+    return hmac.new(key, f"{token_id}:{secret}".encode(), hashlib.sha256).hexdigest()
 
 
 def parse_duration(text: str) -> timedelta:
@@ -96,10 +111,62 @@ def _parse_time(value: str) -> datetime:
 
 
 def _record(row: Any) -> TokenRecord:
-    models = json.loads(row.models)
-    scopes = tuple(Scope(s) for s in json.loads(row.scopes))
-    limited = tuple(models) if models is not None else None
+    """The row as stored (untrusted: compare with :func:`_facts` before believing it)."""
+    try:
+        models = json.loads(row.models)
+        scopes = tuple(Scope(s) for s in json.loads(row.scopes))
+        limited = tuple(str(m) for m in models) if models is not None else None
+    except (ValueError, TypeError) as exc:
+        raise _Tampered("scopes or models are not readable") from exc
     return TokenRecord(row.id, row.name, scopes, limited, row.created, row.expires, row.revoked, row.created_by)
+
+
+class _Tampered(Exception):
+    """A token row that disagrees with the ledger (the message names the columns)."""
+
+
+def _disagreement(record: TokenRecord, facts: TokenFacts) -> str | None:
+    """Which columns of a token row differ from what the ledger recorded, or None."""
+    differ = [
+        column
+        for column, stored, recorded in (
+            ("name", record.name, facts.name),
+            ("scopes", tuple(s.value for s in record.scopes), facts.scopes),
+            ("models", record.models, facts.models),
+            ("expires", record.expires, facts.expires),
+            ("created_by", record.created_by, facts.created_by),
+            ("revoked", record.revoked is not None, facts.revoked_index is not None),
+        )
+        if stored != recorded
+    ]
+    return ", ".join(differ) or None
+
+
+def token_row_problem(row: Any, facts: TokenFacts | None) -> str | None:
+    """Why a stored token row cannot be trusted, or None when it agrees with the ledger."""
+    if facts is None:
+        return "no token.created entry in the ledger backs this row"
+    try:
+        differ = _disagreement(_record(row), facts)
+    except _Tampered as exc:
+        return str(exc)
+    return None if differ is None else f"{differ} differ from ledger entry {facts.created_index}"
+
+
+def token_json(record: TokenRecord, problem: str | None) -> dict[str, Any]:
+    """How ``token list`` shows a token: a row that disagrees with the ledger is ``tampered``."""
+    out = record.to_json()
+    if problem is not None:
+        out.update(state="tampered", problem=problem)
+    return out
+
+
+def _key(ws: Workspace) -> bytes:
+    key = ws.services.get("token_key")
+    if not isinstance(key, bytes):
+        key = secret_key(ws.signer)
+        ws.services["token_key"] = key
+    return key
 
 
 def create_token(
@@ -110,12 +177,15 @@ def create_token(
     principal: str,
     models: list[str] | None = None,
     expires: str | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[str, TokenRecord]:
     """Create a token; return the full token (shown once) and its record. Recorded in the ledger."""
     if not name or len(name) > 128:
         raise InvalidInput("token name must be 1-128 characters")
     parsed_scopes = parse_scopes(scopes)
-    expiry = (datetime.now(UTC) + parse_duration(expires)).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if expires else None
+    if expires is not None:
+        expires_at = datetime.now(UTC) + parse_duration(expires)
+    expiry = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if expires_at is not None else None
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     record = TokenRecord(
@@ -126,7 +196,7 @@ def create_token(
             insert(tokens).values(
                 id=token_id,
                 name=name,
-                secret_hash=hash_secret(secret),
+                secret_hash=hash_secret(_key(ws), token_id, secret),
                 scopes=json.dumps([s.value for s in parsed_scopes]),
                 models=json.dumps(list(models) if models else None),
                 created=record.created,
@@ -139,10 +209,20 @@ def create_token(
     return f"{PREFIX}_{token_id}_{secret}", record
 
 
-def list_tokens(ws: Workspace) -> list[TokenRecord]:
-    """Every token, never a secret."""
+def list_tokens(ws: Workspace) -> list[tuple[TokenRecord, str | None]]:
+    """Every token, never a secret, each with why its row cannot be trusted (None when it can)."""
+    state = follower(ws).refresh()
     with ws.engine.connect() as conn:
-        return [_record(r) for r in conn.execute(select(tokens).order_by(tokens.c.created))]
+        rows = conn.execute(select(tokens).order_by(tokens.c.created)).all()
+    out = []
+    for row in rows:
+        problem = token_row_problem(row, state.tokens.get(row.id))
+        try:
+            record = _record(row)
+        except _Tampered:
+            record = TokenRecord(row.id, row.name, (), (), row.created, row.expires, row.revoked, row.created_by)
+        out.append((record, problem))
+    return out
 
 
 def revoke_token(ws: Workspace, token_id: str, principal: str) -> TokenRecord:
@@ -160,18 +240,31 @@ def revoke_token(ws: Workspace, token_id: str, principal: str) -> TokenRecord:
     return _record(row)
 
 
-def authenticate(ws: Workspace, value: str) -> tuple[TokenRecord | None, str]:
-    """Check a presented token. Returns (record, "") when valid, else (record or None, reason)."""
+def authenticate(ws: Workspace, value: str, *, max_age: float = 0.0) -> tuple[TokenRecord | None, str]:
+    """Check a presented token. Returns (record, "") when valid, else (record or None, reason).
+
+    The secret is checked against the keyed hash in the row; everything else (scopes,
+    models, expiry, revocation) comes from the verified ledger state, and a row that
+    disagrees with it is refused. ``max_age`` bounds how stale that state may be.
+    """
     try:
         parsed = parse_token(value)
     except MalformedToken:
         return None, "token is malformed"
     with ws.engine.connect() as conn:
         row = conn.execute(select(tokens).where(tokens.c.id == parsed.token_id)).first()
-    expected = row.secret_hash if row is not None else hash_secret("x" * 43)  # same work when unknown
-    matches = hmac.compare_digest(hash_secret(parsed.secret), expected)
+    expected = row.secret_hash if row is not None else "0" * 64  # same work when unknown
+    matches = hmac.compare_digest(hash_secret(_key(ws), parsed.token_id, parsed.secret), str(expected))
     if row is None or not matches:
         return None, "token is not valid"
+    follow = follower(ws)
+    facts = follow.state(max_age).tokens.get(parsed.token_id)
+    problem = token_row_problem(row, facts)
+    if problem is not None:  # changed since the last refresh (created, revoked), or tampered with
+        facts = follow.refresh().tokens.get(parsed.token_id)
+        problem = token_row_problem(row, facts)
+    if problem is not None or facts is None:
+        return None, f"token {parsed.token_id} was changed outside mlwarden ({problem}): refused"
     record = _record(row)
     state = record.state()
     if state != "active":

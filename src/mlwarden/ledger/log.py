@@ -165,6 +165,14 @@ _HEAD_QUERY = select(ledger_head.c.size, ledger_head.c.frontier, ledger_head.c.n
 _HEAD_QUERY_LOCKED = _HEAD_QUERY.with_for_update()
 
 
+def _text_matches(stored: StoredEntry, kind: str, subject_prefix: str) -> bool:
+    try:
+        entry = stored.parse()
+    except InvalidInput:
+        return False
+    return entry.kind == kind and entry.subject.startswith(subject_prefix) and entry.index == stored.index
+
+
 def _db_error(action: str, exc: SQLAlchemyError) -> LedgerUnavailable:
     return LedgerUnavailable(f"ledger could not {action}: {describe_db_error(exc)}")
 
@@ -615,6 +623,32 @@ class Log:
             raise NotFound(f"ledger entry {index} does not exist")
         return StoredEntry(int(row[0]), bytes(row[1]), str(row[2]))
 
+    def verified_entry(self, index: int) -> tuple[Entry, InclusionProof]:
+        """Entry ``index``, proven: its text hashes to a leaf that the signed head includes.
+
+        The stored leaf hash, subtree hashes and columns are not trusted; only the text
+        and the Ed25519-signed head are. Raises :class:`IntegrityError` when they disagree.
+        """
+        head = self._open_note(self.head_note(), "the signed head")
+        stored = self.entry(index)
+        text = stored.text.encode()
+        leaf = hashlib.sha256(b"\x00" + text).digest()
+        if index >= head.size:
+            raise NotFound(f"entry {index} is not covered by the signed head (size {head.size})")
+        proof = self.inclusion_proof(index, head.size)
+        try:
+            verify_inclusion(leaf, index, head.size, proof.path, head.root)
+        except VerificationError as exc:
+            raise IntegrityError(f"ledger entry {index} does not verify against the signed head: {exc}",
+                                 index=index) from exc  # fmt: skip
+        try:
+            entry = Entry.parse(text)
+        except InvalidInput as exc:
+            raise IntegrityError(f"ledger entry {index} is not an entry: {exc.message}", index=index) from exc
+        if entry.index != index:
+            raise IntegrityError(f"ledger entry {index} says it is entry {entry.index}", index=index)
+        return entry, InclusionProof(index, head.size, leaf, head.root, proof.path)
+
     def find(self, kind: str, subject_prefix: str, *, limit: int = 100) -> list[StoredEntry]:
         """Entries of ``kind`` whose subject starts with ``subject_prefix``, newest first."""
         escaped = subject_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -628,7 +662,9 @@ class Log:
                 ).all()
         except SQLAlchemyError as exc:
             raise _db_error("read entries", exc) from exc
-        return [StoredEntry(int(r[0]), bytes(r[1]), str(r[2])) for r in rows]
+        found = [StoredEntry(int(r[0]), bytes(r[1]), str(r[2])) for r in rows]
+        # The columns are only an index: keep the entries whose own text says so.
+        return [e for e in found if _text_matches(e, kind, subject_prefix)]
 
     def tail(self, count: int) -> list[StoredEntry]:
         """The latest ``count`` entries, oldest first."""

@@ -9,21 +9,46 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from mlwarden.errors import InvalidInput, NotFound
+from mlwarden.errors import ArtifactIntegrityError, InvalidInput, NotFound
+from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import sha256_file
-from mlwarden.registry.attest import sign_claims
+from mlwarden.registry.attest import check_claims, sign_claims
 from mlwarden.registry.datasets import data_format, profile, read_dvc
 from mlwarden.registry.models import check_name
 from mlwarden.store.schema import dataset_versions
 from mlwarden.workspace import Workspace
 
+_SIGNED = ("sha256", "md5", "source", "format", "rows", "schema_fingerprint", "registrant", "label")
+_SIGNED_JSON = ("profile", "lineage")
 
-def dataset_claims(
-    name: str, version: int, sha256: str | None, md5: str | None, fingerprint: str | None
-) -> dict[str, Any]:
-    """What a dataset version's attestation signs."""
-    return {"kind": "dataset", "name": name, "version": version, "sha256": sha256, "md5": md5, "schema": fingerprint}
+
+def dataset_claims(row: dict[str, Any]) -> dict[str, Any]:
+    """What a dataset version's attestation signs: every column that screening, gates or lineage use.
+
+    The contract is signed by its SHA-256, the profile and lineage by the SHA-256 of their
+    canonical JSON, so a database writer cannot drop or loosen a contract, move the label,
+    re-point the source or swap the reference without the signature failing on use.
+    """
+    try:
+        claims: dict[str, Any] = {"kind": "dataset", "name": row["name"], "version": int(row["version"])}
+        claims.update({column: row[column] for column in _SIGNED})
+        contract = row["contract"]
+        claims["contract_sha256"] = None if contract is None else hashlib.sha256(contract.encode()).hexdigest()
+        for column in _SIGNED_JSON:
+            value = row[column]
+            claims[f"{column}_sha256"] = (
+                None if value is None else hashlib.sha256(canonical_json(json.loads(value))).hexdigest()
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArtifactIntegrityError(f"dataset:{row.get('name')}:{row.get('version')}: unreadable row ({exc})") from exc
+    return claims
+
+
+def check_dataset_row(ws: Workspace, row: dict[str, Any]) -> None:
+    """Raise :class:`ArtifactIntegrityError` unless the row is exactly what was registered and signed."""
+    what = f"dataset:{row['name']}:{row['version']}"
+    check_claims(ws.signer.verifier(), dataset_claims(row), str(row["attestation"]), what)
 
 
 def register_dataset(
@@ -133,15 +158,14 @@ def insert_version(
     lineage: dict[str, Any] | None = None,
 ) -> None:
     """Store one signed dataset version (registration and accepted batches both come through here)."""
-    conn.execute(
-        insert(dataset_versions).values(
-            name=name, version=version, sha256=sha, md5=md5, source=source, format=fmt, rows=rows,
-            schema_fingerprint=fingerprint, profile=json.dumps(profile_json), registrant=principal, created=utc_now(),
-            attestation=sign_claims(ws.signer, dataset_claims(name, version, sha, md5, fingerprint)),
-            ledger_index=ledger_index, label=label, contract=contract,
-            lineage=json.dumps(lineage) if lineage is not None else None,
-        )
+    values: dict[str, Any] = dict(
+        name=name, version=version, sha256=sha, md5=md5, source=source, format=fmt, rows=rows,
+        schema_fingerprint=fingerprint, profile=json.dumps(profile_json), registrant=principal, created=utc_now(),
+        ledger_index=ledger_index, label=label, contract=contract,
+        lineage=json.dumps(lineage) if lineage is not None else None,
     )  # fmt: skip
+    values["attestation"] = sign_claims(ws.signer, dataset_claims(values))
+    conn.execute(insert(dataset_versions).values(**values))
 
 
 def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[str, Any]:
@@ -157,6 +181,7 @@ def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[st
     if row is None:
         raise NotFound(f"dataset {name}{':' + str(version) if version else ''} is not registered")
     out = dict(row)
+    check_dataset_row(ws, out)  # every use: contract, label, source and hashes as registered
     out["profile"] = json.loads(out["profile"])
     out.pop("attestation", None)
     return out

@@ -13,12 +13,13 @@ from mlwarden.gates.interface import Candidate, Evaluation, GateContext, GateRes
 from mlwarden.gates.runner import GatePolicy, all_passed, load_gate_policy, run_gates
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import ArtifactStore
-from mlwarden.registry.attest import check_claims
 from mlwarden.registry.cards import parse_card
-from mlwarden.registry.dataset_versions import get_dataset
+from mlwarden.registry.dataset_versions import check_dataset_row, get_dataset
 from mlwarden.registry.datasets import scan
-from mlwarden.registry.models import STAGES, get_version, model_claims
+from mlwarden.registry.models import STAGES, check_row, get_version
 from mlwarden.store.schema import approvals, attachments, dataset_versions, model_versions
+from mlwarden.trust.follower import follower
+from mlwarden.trust.projection import TrustedState, VersionFacts
 from mlwarden.workspace import Workspace
 
 MAX_REPORT_BYTES = 64 << 20
@@ -98,12 +99,7 @@ def attach_report(ws: Workspace, name: str, version: int, path: Path, principal:
 def _candidate(ws: Workspace, row: dict[str, Any]) -> Candidate:
     store = ArtifactStore(ws.options.paths.artifacts)
     try:
-        check_claims(
-            ws.signer.verifier(),
-            model_claims(row["name"], row["version"], row["sha256"], row["card_sha256"]),
-            row["attestation"],
-            f"model:{row['name']}:{row['version']}",
-        )
+        check_row(ws, row)
         attested = True
     except ArtifactIntegrityError:  # a failing fact for the artifact_safety gate, not an error of the run
         attested = False
@@ -153,28 +149,24 @@ def gate_context(
 ) -> GateContext:
     """Gather the evidence the stage's gates look at."""
     row = get_version(ws, name, version)
+    state = follower(ws).refresh()
+    facts = _facts(state, row)
     with ws.engine.connect() as conn:
-        approvers = [
-            r[0]
-            for r in conn.execute(
-                select(approvals.c.principal).where(approvals.c.name == name, approvals.c.version == version)
-            )
-        ]
         reports = conn.execute(
             select(attachments.c.filename, attachments.c.sha256).where(
                 attachments.c.name == name, attachments.c.version == version
             )
         ).all()
         known: dict[str, set[str]] = {}
-        for ds_name, ds_sha in conn.execute(select(dataset_versions.c.name, dataset_versions.c.sha256)):
-            known.setdefault(ds_name, set()).add(ds_sha)
-        prod = conn.execute(
-            select(model_versions.c.version).where(
-                model_versions.c.name == name,
-                model_versions.c.stage == "production",
-                model_versions.c.version != version,
-            )
-        ).first()
+        for ds in conn.execute(select(dataset_versions)).mappings():
+            try:
+                check_dataset_row(ws, dict(ds))
+            except ArtifactIntegrityError:
+                continue  # a row nobody signed is no evidence of lineage (``ledger verify`` names it)
+            known.setdefault(ds["name"], set()).add(ds["sha256"])
+    approvers = list(facts.approvals)  # from verified model.approved entries, never from rows
+    current = state.production(name)
+    prod = (current.version,) if current is not None and current.version != version else None
     store = ArtifactStore(ws.options.paths.artifacts)
     ctx = GateContext(
         candidate=_candidate(ws, row),
@@ -189,6 +181,17 @@ def gate_context(
     return ctx
 
 
+def _facts(state: TrustedState, row: dict[str, Any]) -> VersionFacts:
+    """The ledger's facts of a version; its row must name the same bytes and registrant."""
+    facts = state.version(row["name"], int(row["version"]))
+    subject = f"model:{row['name']}:{row['version']}"
+    if facts is None:
+        raise ArtifactIntegrityError(f"{subject}: no model.registered entry in the ledger backs this row")
+    if facts.sha256 != row["sha256"] or facts.registrant != row["registrant"]:
+        raise ArtifactIntegrityError(f"{subject}: the row disagrees with ledger entry {facts.registered_index}")
+    return facts
+
+
 def promote(
     ws: Workspace,
     name: str,
@@ -198,8 +201,12 @@ def promote(
     *,
     eval_path: Path | None = None,
     policy_path: Path | None = None,
+    kind: str = "model.promoted",
 ) -> dict[str, Any]:
-    """Run the stage's gates; promote only if all pass. Gate runs, refusals and promotions are recorded."""
+    """Run the stage's gates; promote only if all pass. Gate runs, refusals and promotions are recorded.
+
+    ``kind`` is ``model.rolled_back`` when a rollback asks: the same gates, today's policy.
+    """
     if stage not in STAGES:
         raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
     policy = load_gate_policy(policy_path or ws.options.paths.policy)
@@ -218,7 +225,9 @@ def promote(
             principal=principal,
         )
         raise GateFailed(gate_table_line(results), results=list(results))
-    return set_stage(ws, name, version, stage, principal, gates={"passed": True, "gate_run": run.index, "gates": gates})
+    return set_stage(
+        ws, name, version, stage, principal, gates={"passed": True, "gate_run": run.index, "gates": gates}, kind=kind
+    )
 
 
 def approve_and_promote(
@@ -246,23 +255,17 @@ def set_stage(
 ) -> dict[str, Any]:
     """Change the stage and record it; a new production version archives the previous one."""
     row = get_version(ws, name, version)
+    state = follower(ws).refresh()
+    serving, facts = state.production(name), state.version(name, version)
     with ws.log.transaction() as tx:
         previous = None
-        if stage == "production":
-            current = tx.conn.execute(
-                select(model_versions.c.version).where(
-                    model_versions.c.name == name,
-                    model_versions.c.stage == "production",
-                    model_versions.c.version != version,
-                )
-            ).first()
-            if current is not None:
-                previous = int(current[0])
-                tx.conn.execute(
-                    update(model_versions)
-                    .where(model_versions.c.name == name, model_versions.c.version == previous)
-                    .values(stage="archived")
-                )
+        if stage == "production" and serving is not None and serving.version != version:
+            previous = serving.version
+            tx.conn.execute(
+                update(model_versions)
+                .where(model_versions.c.name == name, model_versions.c.version == previous)
+                .values(stage="archived")
+            )
         tx.conn.execute(
             update(model_versions)
             .where(model_versions.c.name == name, model_versions.c.version == version)
@@ -271,7 +274,13 @@ def set_stage(
         receipt = tx.append(
             kind=kind,
             subject=f"model:{name}:{version}",
-            body={"from": row["stage"], "to": stage, "sha256": row["sha256"], "replaced": previous, "gates": gates},
+            body={
+                "from": facts.stage if facts else row["stage"],
+                "to": stage,
+                "sha256": row["sha256"],
+                "replaced": previous,
+                "gates": gates,
+            },
             principal=principal,
         )
     return {
@@ -284,83 +293,31 @@ def set_stage(
     }
 
 
-def rollback(ws: Workspace, name: str, principal: str) -> dict[str, Any]:
-    """Back to the version that production replaced most recently (recorded as a rollback)."""
-    current = [e.parse() for e in ws.log.find("model.promoted", f"model:{name}:", limit=1000)]
-    current += [e.parse() for e in ws.log.find("model.rolled_back", f"model:{name}:", limit=1000)]
-    current.sort(key=lambda e: e.index, reverse=True)
-    latest = next((e for e in current if e.body.get("to") == "production"), None)
-    if latest is None or latest.body.get("replaced") is None:
+def rollback(ws: Workspace, name: str, principal: str, *, eval_path: Path | None = None) -> dict[str, Any]:
+    """Back to the version that production replaced most recently, through today's production gates.
+
+    The target comes from the verified ledger state (the last production change's
+    ``replaced``), and its old gate result is never reused: a version withdrawn since,
+    or one the policy has since been tightened against, is refused like any promotion.
+    """
+    model = follower(ws).refresh().models.get(name)
+    if model is None or model.replaced is None:
         raise NotFound(f"model {name} has no earlier production version to roll back to")
-    target = int(latest.body["replaced"])
-    return set_stage(
-        ws,
-        name,
-        target,
-        "production",
-        principal,
-        gates=_gates_of(ws, name, target),
-        kind="model.rolled_back",
-    )
-
-
-def _gates_of(ws: Workspace, name: str, version: int) -> dict[str, Any] | None:
-    for entry in ws.log.find("model.promoted", f"model:{name}:{version}", limit=100):
-        body = entry.parse().body
-        if body.get("to") == "production" and (body.get("gates") or {}).get("passed"):
-            return dict(body["gates"])
-    return None
-
-
-def served_promotion_ok(ws: Workspace, name: str, version: int, sha256: str) -> bool:
-    """Whether the ledger holds a gated promotion (or rollback) of exactly this version to production."""
-    entries = ws.log.find("model.promoted", f"model:{name}:{version}", limit=50)
-    entries += ws.log.find("model.rolled_back", f"model:{name}:{version}", limit=50)
-    subject = f"model:{name}:{version}"
-    for stored in sorted(entries, key=lambda e: e.index, reverse=True):
-        entry = stored.parse()
-        if entry.subject != subject:
-            continue
-        body = entry.body
-        return (
-            body.get("to") == "production"
-            and body.get("sha256") == sha256
-            and bool((body.get("gates") or {}).get("passed"))
-        )
-    return False
+    return promote(ws, name, model.replaced, "production", principal, eval_path=eval_path, kind="model.rolled_back")
 
 
 def stage_drift(ws: Workspace) -> list[dict[str, Any]]:
-    """Versions whose stage in the database is not the one their last ledger entry put them in."""
-    drift = []
-    with ws.engine.connect() as conn:
-        rows = conn.execute(
-            select(model_versions.c.name, model_versions.c.version, model_versions.c.stage, model_versions.c.sha256)
-        ).all()
-    for name, version, stage, sha in rows:
-        subject = f"model:{name}:{version}"
-        entries = [e.parse() for e in ws.log.find("model.promoted", subject, limit=50)]
-        entries += [e.parse() for e in ws.log.find("model.rolled_back", subject, limit=50)]
-        entries = [e for e in entries if e.subject == subject]
-        replaced = [e.parse() for e in ws.log.find("model.promoted", f"model:{name}:", limit=1000)]
-        replaced += [e.parse() for e in ws.log.find("model.rolled_back", f"model:{name}:", limit=1000)]
-        archived_by = [e for e in replaced if e.body.get("replaced") == version]
-        expected = "candidate"
-        latest = max(entries, key=lambda e: e.index, default=None)
-        if latest is not None:
-            expected = str(latest.body.get("to"))
-        if archived_by and (latest is None or max(e.index for e in archived_by) > latest.index):
-            expected = "archived"
-        if stage != expected:
-            drift.append({"model": f"{name}:{version}", "stage": stage, "ledger_says": expected, "sha256": sha})
-    return drift
+    """Versions whose row disagrees with the ledger: stage, or a signature that does not verify."""
+    from mlwarden.trust.audit import model_rows
+
+    return [f.to_json() for f in model_rows(ws, follower(ws).refresh())]
 
 
 def report_drift(ws: Workspace, principal: str) -> list[dict[str, Any]]:
     """Find stage drift and record each as an alert-worthy entry."""
     drift = stage_drift(ws)
     for item in drift:
-        ws.log.append(kind="model.stage_tampered", subject=f"model:{item['model']}", body=item, principal=principal)
+        ws.log.append(kind="model.stage_tampered", subject=str(item["row"]), body=item, principal=principal)
     return drift
 
 

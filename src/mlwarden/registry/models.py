@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 
 from mlwarden.errors import ArtifactIntegrityError, InvalidInput, NotFound, UnsafeArtifact
+from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import parse_json_object, utc_now
 from mlwarden.registry.artifacts import ArtifactStore
 from mlwarden.registry.attest import check_claims, sign_claims
@@ -77,8 +78,45 @@ def parse_ref(ref: str, *, default_version: bool = False, ws: Workspace | None =
 
 
 def model_claims(name: str, version: int, sha256: str, card_sha256: str) -> dict[str, Any]:
-    """What a model version's attestation signs."""
+    """The identifying part of what a model version's attestation signs."""
     return {"kind": "model", "name": name, "version": version, "sha256": sha256, "card_sha256": card_sha256}
+
+
+def _json_sha256(text: str | None) -> str | None:
+    """SHA-256 of the canonical form of a stored JSON column (None stays None)."""
+    if text is None:
+        return None
+    return hashlib.sha256(canonical_json(json.loads(text))).hexdigest()
+
+
+def row_claims(row: dict[str, Any]) -> dict[str, Any]:
+    """Everything in a version's row that anything enforces, as its attestation signs it.
+
+    Rows are immutable after registration (the stage is not here: it comes from the
+    ledger), so a signature under the workspace key checked on every use stops a database
+    writer from loosening the input signature, changing the registrant (four eyes),
+    the format, the card or the lineage.
+    """
+    try:
+        return {
+            **model_claims(row["name"], int(row["version"]), row["sha256"], row["card_sha256"]),
+            "format": row["format"],
+            "registrant": row["registrant"],
+            "signature_sha256": _json_sha256(row["input_signature"]),
+            "lineage_sha256": _json_sha256(row["lineage"]),
+        }
+    except (ValueError, TypeError) as exc:
+        raise ArtifactIntegrityError(
+            f"model:{row['name']}:{row['version']}: stored columns are not readable ({exc})"
+        ) from exc
+
+
+def check_row(ws: Workspace, row: dict[str, Any]) -> None:
+    """Raise :class:`ArtifactIntegrityError` unless the row is exactly what was registered and signed."""
+    subject = f"model:{row['name']}:{row['version']}"
+    check_claims(ws.signer.verifier(), row_claims(row), row["attestation"], subject)
+    if hashlib.sha256(str(row["card"]).encode()).hexdigest() != row["card_sha256"]:
+        raise ArtifactIntegrityError(f"{subject}: the stored model card does not match its registered sha256")
 
 
 def _read(path: Path, what: str, limit: int) -> bytes:
@@ -187,22 +225,24 @@ def register_model(
         ).scalar()
         version = int(latest or 0) + 1
         lineage = {"datasets": refs, "code_commit": code_commit, "parents": parents}
+        values: dict[str, Any] = dict(
+            name=name, version=version, sha256=sha, format=fmt.name, stage="candidate", card=card.text,
+            card_sha256=card.sha256, card_meta=json.dumps(card.summary()),
+            input_signature=json.dumps(signature.to_json()) if signature else None,
+            lineage=json.dumps(lineage), registrant=principal, created=utc_now(),
+        )  # fmt: skip
+        claims = row_claims(values)
         receipt = tx.append(
             kind="model.registered",
             subject=f"model:{name}:{version}",
-            body={"sha256": sha, "format": fmt.name, "card_sha256": card.sha256, **lineage},
+            body={
+                "sha256": sha, "format": fmt.name, "card_sha256": card.sha256,
+                "signature_sha256": claims["signature_sha256"], **lineage,
+            },
             principal=principal,
-        )
-        tx.conn.execute(
-            insert(model_versions).values(
-                name=name, version=version, sha256=sha, format=fmt.name, stage="candidate", card=card.text,
-                card_sha256=card.sha256, card_meta=json.dumps(card.summary()),
-                input_signature=json.dumps(signature.to_json()) if signature else None,
-                lineage=json.dumps(lineage), registrant=principal, created=utc_now(),
-                attestation=sign_claims(ws.signer, model_claims(name, version, sha, card.sha256)),
-                ledger_index=receipt.index,
-            )
         )  # fmt: skip
+        values.update(attestation=sign_claims(ws.signer, claims), ledger_index=receipt.index)
+        tx.conn.execute(insert(model_versions).values(**values))
     return Registration(name, version, sha, fmt.name, "candidate", True)
 
 
@@ -298,12 +338,7 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
     row = get_version(ws, name, version)
     subject = f"model:{row['name']}:{row['version']}"
     try:
-        check_claims(
-            ws.signer.verifier(),
-            model_claims(row["name"], row["version"], row["sha256"], row["card_sha256"]),
-            row["attestation"],
-            subject,
-        )
+        check_row(ws, row)
         data = ArtifactStore(ws.options.paths.artifacts).read(row["sha256"])
         fmt = detect_format(data, subject)
         if fmt.name != row["format"]:
@@ -322,14 +357,16 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
     return ServedModel(row, model, Validator(model.signature))
 
 
-def production_version(ws: Workspace, name: str) -> dict[str, Any]:
-    """The version of ``name`` in production; NotFound when there is none."""
+def production_row(ws: Workspace, name: str) -> dict[str, Any] | None:
+    """The version the database marks as production (a cache: the ledger state decides)."""
     with ws.engine.connect() as conn:
-        row = conn.execute(
+        rows = conn.execute(
             select(model_versions.c.version, model_versions.c.sha256).where(
                 model_versions.c.name == name, model_versions.c.stage == "production"
             )
-        ).first()
-    if row is None:
-        raise NotFound(f"model {name} has no production version")
-    return {"version": int(row[0]), "sha256": str(row[1])}
+        ).all()
+    if not rows:
+        return None
+    if len(rows) > 1:  # only a writer around mlwarden makes two; refuse rather than pick one
+        return {"version": -1, "sha256": ""}
+    return {"version": int(rows[0][0]), "sha256": str(rows[0][1])}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
 
 from mlwarden.api.app import create_app
 from mlwarden.config import Settings, WorkspaceOptions
@@ -18,7 +18,6 @@ from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
-from mlwarden.store.schema import tokens
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 
@@ -57,11 +56,9 @@ def make_env(home: Path, sample: SampleModel, settings: Settings) -> Iterator[En
     toks["other-model"], _ = create_token(
         ws, name="other-model", scopes=["inference:read", "audit:read"], principal="admin", models=["other"]
     )
-    toks["expired"], expired = create_token(ws, name="expired", scopes=list(Scope), principal="admin", expires="1h")
-    with ws.engine.begin() as conn:
-        conn.execute(
-            update(tokens).where(tokens.c.id == expired.token_id).values(expires="2000-01-01T00:00:00.000000Z")
-        )
+    toks["expired"], _ = create_token(
+        ws, name="expired", scopes=list(Scope), principal="admin", expires_at=datetime(2000, 1, 1, tzinfo=UTC)
+    )
     toks["revoked"], revoked = create_token(ws, name="revoked", scopes=list(Scope), principal="admin")
     revoke_token(ws, revoked.token_id, "admin")
     full = toks[Scope.INFERENCE_READ.value]

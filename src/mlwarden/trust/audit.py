@@ -1,0 +1,166 @@
+"""Name every stored row that disagrees with the verified ledger or its signature.
+
+``ledger verify`` runs all of it, ``model check`` the model part. Each finding names the
+table, the row and what is wrong, so an operator knows exactly what a database writer
+changed. Enforcement never depends on these checks (the gateway and the workflows
+refuse on use); they are the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from mlwarden.errors import ArtifactIntegrityError
+from mlwarden.identity.tokens import token_row_problem
+from mlwarden.ledger.canonical import canonical_json
+from mlwarden.registry.dataset_versions import check_dataset_row
+from mlwarden.registry.models import check_row
+from mlwarden.store.schema import approvals, batches, dataset_versions, ledger_entries, ledger_refs, model_versions
+from mlwarden.store.schema import tokens as tokens_table
+from mlwarden.trust.projection import TrustedState
+from mlwarden.workspace import Workspace
+
+_TIME_MARK = b',"time":'
+_INDEX_MARK = b',"index":'
+
+
+@dataclass(frozen=True, slots=True)
+class RowFinding:
+    """One stored row that cannot be trusted."""
+
+    table: str
+    row: str
+    problem: str
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "row": self.row, "problem": self.problem, **dict(self.extra)}
+
+    def line(self) -> str:
+        return f"{self.table} row {self.row}: {self.problem}"
+
+
+def model_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
+    """Model versions (signature, stage) and approvals against the ledger."""
+    found: list[RowFinding] = []
+    with ws.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(model_versions)).mappings()]
+        approval_rows = conn.execute(select(approvals.c.name, approvals.c.version, approvals.c.principal)).all()
+    for row in rows:
+        key = f"model:{row['name']}:{row['version']}"
+        ref = f"{row['name']}:{row['version']}"
+        facts = state.version(row["name"], int(row["version"]))
+        try:
+            check_row(ws, row)
+        except ArtifactIntegrityError as exc:
+            found.append(RowFinding("model_versions", key, exc.message, (("model", ref),)))
+            continue
+        if facts is None or facts.sha256 != row["sha256"] or facts.registrant != row["registrant"]:
+            found.append(RowFinding("model_versions", key, "no matching model.registered entry", (("model", ref),)))
+            continue
+        if row["stage"] != facts.stage:
+            extra = (("model", ref), ("stage", row["stage"]), ("ledger_says", facts.stage),
+                     ("ledger_index", facts.stage_index), ("sha256", row["sha256"]))  # fmt: skip
+            problem = f"stage is {row['stage']} but the ledger says {facts.stage}"
+            found.append(RowFinding("model_versions", key, problem, extra))
+    for name, version, principal in approval_rows:
+        facts = state.version(str(name), int(version))
+        if facts is None or principal not in facts.approvals:
+            found.append(
+                RowFinding("approvals", f"model:{name}:{version}:{principal}", "no model.approved entry backs it")
+            )
+    return found
+
+
+def token_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
+    """Tokens against their ``token.created`` / ``token.revoked`` entries."""
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(tokens_table)).all()
+    return [
+        RowFinding("tokens", str(row.id), problem)
+        for row in rows
+        if (problem := token_row_problem(row, state.tokens.get(row.id))) is not None
+    ]
+
+
+def dataset_rows(ws: Workspace) -> list[RowFinding]:
+    """Dataset versions against their signatures (contract, label, source and hashes included)."""
+    with ws.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(select(dataset_versions)).mappings()]
+    found = []
+    for row in rows:
+        try:
+            check_dataset_row(ws, row)
+        except ArtifactIntegrityError as exc:
+            found.append(RowFinding("dataset_versions", f"dataset:{row['name']}:{row['version']}", exc.message))
+    return found
+
+
+def batch_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
+    """Quarantined and released batches against their entries."""
+    with ws.engine.connect() as conn:
+        rows = conn.execute(select(batches.c.id, batches.c.status, batches.c.ingested_by, batches.c.released_by)).all()
+    found = []
+    for batch_id, status, ingested_by, released_by in rows:
+        facts = state.batches.get(str(batch_id))
+        if facts is None:
+            if status != "accepted":
+                found.append(RowFinding("batches", str(batch_id), f"status {status} but no quarantine entry"))
+            continue
+        expected = "released" if facts.released_by is not None else "quarantined"
+        if (status, ingested_by, released_by) != (expected, facts.ingested_by, facts.released_by):
+            found.append(RowFinding("batches", str(batch_id), f"row says {status}; the ledger says {expected}"))
+    return found
+
+
+def ledger_columns(ws: Workspace) -> list[RowFinding]:
+    """The columns lookups select on: each entry's ``kind`` and ``subject``, each reference's index."""
+    found: list[RowFinding] = []
+    with ws.engine.connect() as conn:
+        query = select(ledger_entries.c.idx, ledger_entries.c.kind, ledger_entries.c.subject, ledger_entries.c.entry)
+        for idx, kind, subject, text in conn.execute(query.order_by(ledger_entries.c.idx)):
+            problem = _column_problem(str(kind), str(subject), str(text).encode())
+            if problem:
+                found.append(RowFinding("ledger_entries", str(idx), problem))
+        refs = select(ledger_refs.c.ref, ledger_refs.c.idx, ledger_entries.c.entry).join_from(
+            ledger_refs, ledger_entries, ledger_entries.c.idx == ledger_refs.c.idx, isouter=True
+        )
+        for ref, idx, text in conn.execute(refs):
+            if text is None or f'"{ref}"' not in str(text):
+                found.append(RowFinding("ledger_refs", str(ref), f"points at entry {idx}, which does not record it"))
+    return found
+
+
+def _column_problem(kind: str, subject: str, text: bytes) -> str | None:
+    """Compare the index columns with the entry text (canonical JSON: fixed key order)."""
+    at = text.rfind(_INDEX_MARK)
+    end = text.rfind(_TIME_MARK)
+    if at < 0 or end < 0:
+        return "entry text is not a canonical entry"
+    tail = text[at:end]
+    if b',"kind":' + canonical_json(kind) + b',"principal":' not in tail:
+        return f"kind column {kind!r} differs from the entry"
+    if not tail.endswith(b',"subject":' + canonical_json(subject)):
+        return f"subject column {subject!r} differs from the entry"
+    return None
+
+
+def audit_all(ws: Workspace, state: TrustedState) -> list[RowFinding]:
+    """Every check above, in a stable order."""
+    return [
+        *ledger_columns(ws),
+        *token_rows(ws, state),
+        *model_rows(ws, state),
+        *dataset_rows(ws),
+        *batch_rows(ws, state),
+    ]
+
+
+def describe(findings: list[RowFinding]) -> str:
+    """A short summary line."""
+    if not findings:
+        return "every enforced row matches the ledger"
+    return f"{len(findings)} row(s) disagree with the ledger: " + "; ".join(f.line() for f in findings[:5])
