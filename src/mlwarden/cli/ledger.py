@@ -13,6 +13,7 @@ from mlwarden.errors import InvalidInput, KeyMismatch
 from mlwarden.ledger.bundle import export_bundle, verify_bundle
 from mlwarden.ledger.entry import PreparedEntry, parse_json_object
 from mlwarden.ledger.keys import load_verifier
+from mlwarden.ledger.kinds import user_kind
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.trust import KeyPin
 from mlwarden.ledger.verify import KEY_MISMATCH, CheckpointSource, Finding, VerifyReport
@@ -46,7 +47,7 @@ def _read_jsonl(path: Path, principal: str) -> list[PreparedEntry]:
                             raise InvalidInput(f"missing field {key!r}")
                     prepared.append(
                         PreparedEntry.build(
-                            kind=obj["kind"], subject=obj["subject"], principal=principal, body=obj["body"]
+                            kind=user_kind(obj["kind"]), subject=obj["subject"], principal=principal, body=obj["body"]
                         )
                     )
                 except InvalidInput as exc:
@@ -59,14 +60,24 @@ def _read_jsonl(path: Path, principal: str) -> list[PreparedEntry]:
 @app.command()
 def record(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--kind", help="Entry kind, e.g. review.approved.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind", help="User kind, written under external.* (deploy -> external.deploy); system kinds refused."
+        ),
+    ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="What the decision is about.")] = None,
     body: Annotated[str | None, typer.Option("--body", help="JSON object with the details.")] = None,
     jsonl: Annotated[
         Path | None, typer.Option("--jsonl", help="Record one entry per line ({kind, subject, body}); all or nothing.")
     ] = None,
 ) -> None:
-    """Record an external decision; print its receipt {"index", "leaf_hash"} as one JSON line."""
+    """Record an external decision; print its receipt {"index", "leaf_hash"} as one JSON line.
+
+    Kinds live in the user namespace ``external.*`` (``--kind deploy`` is recorded as
+    ``external.deploy``); a system kind such as ``model.promoted`` is refused (exit 2), so a
+    user record never counts as evidence the system acts on.
+    """
     principal = local_principal()
     if jsonl is not None:
         if kind or subject or body:
@@ -76,7 +87,7 @@ def record(
         if kind is None or subject is None or body is None:
             raise InvalidInput("--kind, --subject and --body are all required (or use --jsonl FILE)")
         parsed = parse_json_object(body, what="--body")
-        prepared = [PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=parsed)]
+        prepared = [PreparedEntry.build(kind=user_kind(kind), subject=subject, principal=principal, body=parsed)]
     ws = state(ctx).open()
     try:
         for receipt in ws.log.append_many(prepared):

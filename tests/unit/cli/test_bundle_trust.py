@@ -155,7 +155,7 @@ def test_resigned_bundle_with_its_own_public_key_is_refused(cli: Cli, exported: 
 
 
 def test_resigned_bundle_keeping_the_original_public_key_is_refused(cli: Cli, exported: tuple[Path, Path, str]) -> None:
-    """Re-signed checkpoints beside the untouched original ledger.pub fail: no checkpoint is signed by the pinned key."""
+    """Re-signed checkpoints beside the original ledger.pub fail: no checkpoint is signed by the pinned key."""
     bundle, pinned, fingerprint = exported
     attacker = _resign(bundle, keep_public_key=True)
     for pin in (("--public-key", str(pinned)), ("--key-fingerprint", fingerprint)):
