@@ -65,6 +65,10 @@ class IntegrityError(VerificationError):
         self.problem = problem
 
 
+class KeyMismatch(VerificationError):
+    """A signature or key is not by the key that was pinned or expected (e.g. a re-signed bundle)."""
+
+
 class NotFound(MlwardenError):
     """A named thing (entry, checkpoint, model...) does not exist."""
 

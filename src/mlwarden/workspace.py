@@ -89,6 +89,7 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
                 )
             write_private_key(paths.signing_key)
         signer = load_signer(paths.signing_key, str(origin))
+        fingerprint = signer.verifier().fingerprint
         paths.public_key.write_text(signer.verifier().vkey() + "\n", encoding="utf-8")
         if not paths.policy.exists():
             from mlwarden.gates.runner import DEFAULT_POLICY
@@ -106,6 +107,7 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
         "database": options.display_url,
         "signing_key": f"{paths.signing_key} (ed25519, mode 0600)",
         "public_key": str(paths.public_key),
+        "public_key_fingerprint": fingerprint,
         "checkpoints": str(paths.checkpoints),
         "artifacts": str(paths.artifacts),
         "policy": str(paths.policy),

@@ -19,7 +19,8 @@ from mlwarden.ledger.merkle import verify_inclusion
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.workspace import init_workspace, open_workspace
 
-KINDS = ("prediction", "access.denied", "review.approved", "token.created")
+# user records, as `ledger record` writes them
+KINDS = ("external.review.approved", "external.deploy", "external.incident", "external.change")
 
 
 def _step(title: str, command: str = "") -> None:

@@ -9,11 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from mlwarden.cli.context import print_json, state
-from mlwarden.errors import InvalidInput
+from mlwarden.errors import InvalidInput, KeyMismatch
 from mlwarden.ledger.bundle import export_bundle, verify_bundle
 from mlwarden.ledger.entry import PreparedEntry, parse_json_object
 from mlwarden.ledger.keys import load_verifier
-from mlwarden.ledger.verify import CheckpointSource, VerifyReport
+from mlwarden.ledger.kinds import user_kind
+from mlwarden.ledger.log import Log
+from mlwarden.ledger.trust import KeyPin
+from mlwarden.ledger.verify import KEY_MISMATCH, CheckpointSource, Finding, VerifyReport
 from mlwarden.workspace import local_principal
 
 app = typer.Typer(help="The tamper-evident decision ledger.", no_args_is_help=True)
@@ -44,7 +47,7 @@ def _read_jsonl(path: Path, principal: str) -> list[PreparedEntry]:
                             raise InvalidInput(f"missing field {key!r}")
                     prepared.append(
                         PreparedEntry.build(
-                            kind=obj["kind"], subject=obj["subject"], principal=principal, body=obj["body"]
+                            kind=user_kind(obj["kind"]), subject=obj["subject"], principal=principal, body=obj["body"]
                         )
                     )
                 except InvalidInput as exc:
@@ -57,14 +60,24 @@ def _read_jsonl(path: Path, principal: str) -> list[PreparedEntry]:
 @app.command()
 def record(
     ctx: typer.Context,
-    kind: Annotated[str | None, typer.Option("--kind", help="Entry kind, e.g. review.approved.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind", help="User kind, written under external.* (deploy -> external.deploy); system kinds refused."
+        ),
+    ] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="What the decision is about.")] = None,
     body: Annotated[str | None, typer.Option("--body", help="JSON object with the details.")] = None,
     jsonl: Annotated[
         Path | None, typer.Option("--jsonl", help="Record one entry per line ({kind, subject, body}); all or nothing.")
     ] = None,
 ) -> None:
-    """Record an external decision; print its receipt {"index", "leaf_hash"} as one JSON line."""
+    """Record an external decision; print its receipt {"index", "leaf_hash"} as one JSON line.
+
+    Kinds live in the user namespace ``external.*`` (``--kind deploy`` is recorded as
+    ``external.deploy``); a system kind such as ``model.promoted`` is refused (exit 2), so a
+    user record never counts as evidence the system acts on.
+    """
     principal = local_principal()
     if jsonl is not None:
         if kind or subject or body:
@@ -74,7 +87,7 @@ def record(
         if kind is None or subject is None or body is None:
             raise InvalidInput("--kind, --subject and --body are all required (or use --jsonl FILE)")
         parsed = parse_json_object(body, what="--body")
-        prepared = [PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=parsed)]
+        prepared = [PreparedEntry.build(kind=user_kind(kind), subject=subject, principal=principal, body=parsed)]
     ws = state(ctx).open()
     try:
         for receipt in ws.log.append_many(prepared):
@@ -132,18 +145,32 @@ def _checkpoint_args(paths: list[Path]) -> list[CheckpointSource]:
     return sources
 
 
+def _key_label(report: VerifyReport) -> str:
+    if report.key_fingerprint is None:
+        return ""
+    name = f"{report.key_name} " if report.key_name else ""
+    return f"key {name}(fingerprint {report.key_fingerprint})"
+
+
 def _print_report(report: VerifyReport, as_json: bool) -> None:
     if as_json:
         print_json(report.to_json())
     elif report.finding is None:
         typer.echo(
             f"ledger intact: {report.size} {'entry' if report.size == 1 else 'entries'}, root {report.root.hex()}, "
-            f"{report.checkpoints_checked} signed checkpoint(s) verified"
+            f"{report.checkpoints_checked} signed checkpoint(s) verified with {_key_label(report)}"
         )
     else:
         f = report.finding
         where = "" if f.index is None else f" at index {f.index}"
-        typer.echo(f"ledger NOT intact: {f.problem}{where}: {f.message}", err=True)
+        pinned = f" (verifying with {_key_label(report)})" if report.key_fingerprint else ""
+        typer.echo(f"ledger NOT intact: {f.problem}{where}: {f.message}{pinned}", err=True)
+
+
+def _key_pin(public_key: Path | None, fingerprint: str | None) -> KeyPin | None:
+    if public_key is None and fingerprint is None:
+        return None
+    return KeyPin(load_verifier(public_key) if public_key else None, fingerprint)
 
 
 @app.command()
@@ -154,27 +181,55 @@ def verify(
         typer.Option("--checkpoint", help="A checkpoint note published earlier; the log must be consistent with it."),
     ] = None,
     bundle: Annotated[
-        Path | None, typer.Option("--bundle", help="Verify an exported bundle, with no database.")
+        Path | None,
+        typer.Option("--bundle", help="Verify an exported bundle, with no database (needs a pinned key)."),
     ] = None,
     public_key: Annotated[
-        Path | None, typer.Option("--public-key", help="Pin the verifier key (name+id+key file) for --bundle.")
+        Path | None,
+        typer.Option("--public-key", help="The verifier key you trust (the workspace's keys/ledger.pub)."),
+    ] = None,
+    key_fingerprint: Annotated[
+        str | None,
+        typer.Option(
+            "--key-fingerprint", help="The fingerprint you trust: hex SHA-256 of the raw key, as `init` prints it."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Recompute every leaf and root and check every signed checkpoint. Exit 0 intact, 1 not."""
+    """Recompute every leaf and root and check every signed checkpoint. Exit 0 intact, 1 not.
+
+    A bundle is checked only against the key you pin with --public-key or --key-fingerprint,
+    never against the key it carries. With a workspace, a pin must match the workspace's key.
+    """
     extra = _checkpoint_args(checkpoint_files or [])
+    pin = _key_pin(public_key, key_fingerprint)
     if bundle is not None:
-        verifier = load_verifier(public_key) if public_key else None
-        report = verify_bundle(bundle, extra, verifier)
+        if pin is None:
+            raise InvalidInput(
+                "--bundle needs the key you trust: pass --public-key FILE (the workspace's keys/ledger.pub) "
+                "or --key-fingerprint HEX (printed by `mlwarden init`); the key inside a bundle proves nothing"
+            )
+        report = verify_bundle(bundle, pin, extra)
     else:
         ws = state(ctx).open(check=False)
         try:
-            report = ws.log.verify(extra)
+            report = _verify_workspace(ws.log, pin, extra)
         finally:
             ws.close()
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _verify_workspace(log: Log, pin: KeyPin | None, extra: list[CheckpointSource]) -> VerifyReport:
+    if pin is not None:
+        try:
+            pin.resolve(log.verifier, holder="the workspace")
+        except KeyMismatch as exc:
+            report = VerifyReport(finding=Finding(None, KEY_MISMATCH, exc.message))
+            report.verified_with(log.verifier)
+            return report
+    return log.verify(extra)
 
 
 @app.command("export")
@@ -186,7 +241,9 @@ def export(ctx: typer.Context, folder: Annotated[Path, typer.Argument(help="New 
     finally:
         ws.close()
     typer.echo(
-        f"exported {manifest['size']} entries to {folder}; verify with: mlwarden ledger verify --bundle {folder}"
+        f"exported {manifest['size']} entries to {folder}, signed by key {manifest['key_name']} "
+        f"(fingerprint {manifest['key_fingerprint']}); an auditor verifies with: mlwarden ledger verify "
+        f"--bundle {folder} --key-fingerprint FINGERPRINT, taking the fingerprint from you, not from the bundle"
     )
 
 

@@ -14,6 +14,11 @@ from mlwarden.gates.interface import FAIL, PASS, GateResult
 MARK = {PASS: "PASS", FAIL: "FAIL", "error": "ERROR"}
 
 
+def _number(value: object) -> str:
+    """A figure to four places, or "n/a" when there is none (missing, NaN and infinite figures are None)."""
+    return f"{value:.4f}" if isinstance(value, int | float) else "n/a"
+
+
 def table(results: list[GateResult], title: str) -> str:
     """A plain-text table (what `promote` and `gate check` print)."""
     width = max([len(r.gate) for r in results] + [4])
@@ -102,7 +107,7 @@ def html_report(results: list[GateResult], title: str) -> str:
         if r.gate == "performance" and r.measured:
             production = r.details.get("production") or {}
             body = "".join(
-                f"<tr><td>{html.escape(k)}</td><td>{v:.4f}</td><td>{production.get(k, float('nan')):.4f}</td></tr>"
+                f"<tr><td>{html.escape(k)}</td><td>{_number(v)}</td><td>{_number(production.get(k))}</td></tr>"
                 for k, v in sorted(r.measured.items())
             )
             sections.append(

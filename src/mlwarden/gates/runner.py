@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from mlwarden.errors import InvalidInput
 from mlwarden.gates.approvals import ApprovalsGate
 from mlwarden.gates.artifact_safety import ArtifactSafetyGate
 from mlwarden.gates.fairness import FairnessGate
+from mlwarden.gates.figures import json_safe, unfit_figures
 from mlwarden.gates.interface import ERROR, PASS, Gate, GateContext, GateResult, Waiver
 from mlwarden.gates.model_card import ModelCardGate
 from mlwarden.gates.performance import PerformanceGate
@@ -88,14 +89,30 @@ def load_gate_policy(path: Path) -> GatePolicy:
 
 
 def run_gates(policy: GatePolicy, stage: str, ctx: GateContext) -> list[GateResult]:
-    """Run the stage's gates in order; a crashing gate is an ``error`` result, never a pass."""
+    """Run the stage's gates in order; a crashing gate, or one that measured a NaN, infinite or
+    missing figure, is an ``error`` result, never a pass."""
     results = []
     for name in policy.gates_for(stage):
         try:
-            results.append(GATES[name].run(ctx, policy.settings.get(name, {})))
+            results.append(fail_safe(GATES[name].run(ctx, policy.settings.get(name, {}))))
         except Exception as exc:  # a gate that breaks must block, and say why
             results.append(GateResult(name, ERROR, f"gate failed to run: {type(exc).__name__}: {str(exc)[:200]}"))
     return results
+
+
+def fail_safe(result: GateResult) -> GateResult:
+    """``result`` made JSON-safe; ``error`` if it measured a figure that is missing, NaN or infinite."""
+    unfit = unfit_figures(result.measured)
+    safe = replace(
+        result,
+        measured=json_safe(result.measured),
+        thresholds=json_safe(result.thresholds),
+        details=json_safe(result.details),
+    )
+    if not unfit or result.status == ERROR:
+        return safe
+    names = ", ".join(unfit)
+    return replace(safe, status=ERROR, message=f"{names}: NaN, infinite or missing, so the gate cannot decide")
 
 
 def all_passed(results: list[GateResult]) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from mlwarden.errors import InvalidInput
+from mlwarden.gates.figures import finite
 from mlwarden.gates.interface import Candidate, GateContext
 from mlwarden.registry.models import instantiate
 from mlwarden.registry.sniff import detect_format
@@ -62,7 +64,25 @@ def score(candidate: Candidate, ctx: GateContext, config: dict[str, Any]) -> Sco
 
 
 def metric(name: str, s: Scored) -> float:
-    """accuracy, roc_auc, f1, precision, recall, rmse, mae."""
+    """accuracy, roc_auc, f1, precision, recall, rmse, mae: a finite number, else :class:`InvalidInput`.
+
+    A metric that is undefined on the evaluation data (ROC AUC with one class present, say)
+    is an error naming the metric, never a number a bound could wave through.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = _compute(name, s)
+        except ValueError as exc:
+            raise InvalidInput(f"metric {name} cannot be computed on the evaluation data: {exc}") from exc
+    try:
+        return finite(f"metric {name}", value)
+    except InvalidInput as exc:
+        why = f": {caught[0].message}" if caught else ""
+        raise InvalidInput(f"{exc.message} on the evaluation data{why}") from exc
+
+
+def _compute(name: str, s: Scored) -> float:
     from sklearn import metrics as m
 
     if name == "accuracy":

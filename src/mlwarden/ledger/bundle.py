@@ -2,10 +2,14 @@
 
 Layout::
 
-    DIR/manifest.json        format, origin, size, root (informational; the notes are what count)
+    DIR/manifest.json        format, origin, size, root, key name and fingerprint (informational)
     DIR/entries.jsonl        one canonical entry per line, in index order
     DIR/checkpoints/*.txt    the signed head and every stored checkpoint
-    DIR/ledger.pub           the verifier key (name+id+key)
+    DIR/ledger.pub           the verifier key (name+id+key); informational, never trusted
+
+A bundle proves nothing about who signed it: whoever hands one over can rewrite the log
+and re-sign it with a key of their own. So :func:`verify_bundle` checks the checkpoints
+only with the key the auditor pinned (:class:`~mlwarden.ledger.trust.KeyPin`).
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from mlwarden.errors import InvalidInput, MlwardenError
+from mlwarden.errors import InvalidInput, KeyFileError, KeyMismatch, MlwardenError
 from mlwarden.ledger.keys import load_verifier
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.notes import Checkpoint, NoteVerifier
-from mlwarden.ledger.verify import CheckpointSource, Finding, Row, VerifyReport, verify_log
+from mlwarden.ledger.trust import KeyPin
+from mlwarden.ledger.verify import KEY_MISMATCH, CheckpointSource, Finding, Row, VerifyReport, verify_log
 
 FORMAT = "mlwarden-ledger-bundle/1"
 HEAD_NOTE = "head.txt"
@@ -47,6 +52,8 @@ def export_bundle(log: Log, target: Path) -> dict[str, object]:
             "origin": head.origin,
             "size": head.size,
             "root": head.root.hex(),
+            "key_name": log.verifier.name,
+            "key_fingerprint": log.verifier.fingerprint,
         }
         (target / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
@@ -60,14 +67,30 @@ def _bundle_rows(path: Path) -> Iterator[Row]:
             yield index, line.rstrip(b"\n"), None
 
 
-def verify_bundle(
-    folder: Path, extra: Sequence[CheckpointSource] = (), verifier: NoteVerifier | None = None
-) -> VerifyReport:
-    """Verify a bundle folder offline; ``verifier`` pins the key instead of the bundle's own."""
+def _offered_key(folder: Path) -> NoteVerifier | None:
+    """The key the bundle carries, or None when it has none that parses."""
+    if not (folder / "ledger.pub").is_file():
+        return None
+    try:
+        return load_verifier(folder / "ledger.pub")
+    except KeyFileError:
+        return None
+
+
+def verify_bundle(folder: Path, pin: KeyPin, extra: Sequence[CheckpointSource] = ()) -> VerifyReport:
+    """Verify a bundle folder offline, trusting only the key ``pin`` names (never the bundle's own)."""
     entries = folder / "entries.jsonl"
     if not folder.is_dir() or not entries.is_file():
         raise InvalidInput(f"{folder} is not a ledger bundle (no entries.jsonl)")
-    key = verifier or load_verifier(folder / "ledger.pub")
+    try:
+        key = pin.resolve(_offered_key(folder))
+    except KeyMismatch as exc:
+        report = VerifyReport(finding=Finding(None, KEY_MISMATCH, exc.message))
+        if pin.verifier is not None:
+            report.verified_with(pin.verifier)
+        else:
+            report.key_fingerprint = pin.fingerprint
+        return report
     sources: list[CheckpointSource] = []
     cp_dir = folder / "checkpoints"
     head_size: int | None = None
@@ -80,7 +103,9 @@ def verify_bundle(
             except MlwardenError:
                 head_size = None
     if not any(s.label == f"bundle {HEAD_NOTE}" for s in sources):
-        return VerifyReport(finding=Finding(None, "missing", f"bundle has no signed head ({HEAD_NOTE})"))
+        report = VerifyReport(finding=Finding(None, "missing", f"bundle has no signed head ({HEAD_NOTE})"))
+        report.verified_with(key)
+        return report
     return verify_log(
         _bundle_rows(entries),
         [*sources, *extra],

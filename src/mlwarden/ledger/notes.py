@@ -9,7 +9,9 @@ A checkpoint note reads::
     — mlwarden.local/1f2e3d4c5b6a <base64(key id || ed25519 signature)>
 
 The key id is the first four bytes of SHA-256(name || "\\n" || 0x01 || public key), and a
-verifier key is written ``name+<hex key id>+<base64(0x01 || public key)>``.
+verifier key is written ``name+<hex key id>+<base64(0x01 || public key)>``. A key's
+*fingerprint*, what an auditor pins, is the lowercase hex SHA-256 of the 32 raw Ed25519
+public key bytes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from mlwarden.errors import InvalidInput, VerificationError
+from mlwarden.errors import InvalidInput, KeyMismatch, VerificationError
 from mlwarden.ledger.ranges import HASH_SIZE
 
 ED25519_ALG = 0x01
@@ -59,6 +61,11 @@ class NoteVerifier:
     def key_id(self) -> bytes:
         """The 4-byte key id that prefixes every signature."""
         return _key_id(self.name, self.public_raw)
+
+    @property
+    def fingerprint(self) -> str:
+        """The key's fingerprint: lowercase hex SHA-256 of the raw public key (what an auditor pins)."""
+        return hashlib.sha256(self.public_raw).hexdigest()
 
     def vkey(self) -> str:
         """The verifier key string ``name+hexid+base64(0x01||key)``."""
@@ -118,7 +125,8 @@ def _check_text(text: str) -> None:
 def open_note(note: str, verifier: NoteVerifier) -> str:
     """Verify a signed note with ``verifier`` and return its text.
 
-    Raises :class:`VerificationError` when no signature by that key is present and valid.
+    Raises :class:`VerificationError` when no signature by that key is present and valid
+    (:class:`KeyMismatch` when the note is signed only by other keys, or not at all).
     """
     if len(note.encode()) > MAX_NOTE_BYTES:
         raise VerificationError(f"note is larger than {MAX_NOTE_BYTES} bytes")
@@ -129,6 +137,7 @@ def open_note(note: str, verifier: NoteVerifier) -> str:
     if not sig_block.endswith("\n"):
         raise VerificationError("note signature block must end with a newline")
     found_key = False
+    others: list[str] = []
     for line in sig_block[:-1].split("\n"):
         if not line.startswith(_SIG_PREFIX):
             raise VerificationError(f"malformed signature line: {line[:60]!r}")
@@ -138,6 +147,7 @@ def open_note(note: str, verifier: NoteVerifier) -> str:
         except (ValueError, binascii.Error) as exc:
             raise VerificationError(f"malformed signature line: {line[:60]!r}") from exc
         if name != verifier.name or raw[:4] != verifier.key_id:
+            others.append(f"{name[:64]!r} (key id {raw[:4].hex()})")
             continue
         found_key = True
         try:
@@ -147,7 +157,10 @@ def open_note(note: str, verifier: NoteVerifier) -> str:
         return text
     if found_key:
         raise VerificationError(f"bad signature: note signature by {verifier.name} does not verify")
-    raise VerificationError(f"note carries no signature by key {verifier.name}")
+    signed_by = f"; it is signed by {', '.join(others[:3])}" if others else ""
+    raise KeyMismatch(
+        f"key mismatch: note carries no signature by key {verifier.name} (key id {verifier.key_id.hex()}){signed_by}"
+    )
 
 
 @dataclass(frozen=True, slots=True)

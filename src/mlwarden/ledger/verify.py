@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlwarden.errors import VerificationError
+from mlwarden.errors import KeyMismatch, VerificationError
 from mlwarden.ledger.entry import embedded_index
 from mlwarden.ledger.notes import Checkpoint, NoteVerifier
 from mlwarden.ledger.ranges import Frontier, fold_frontier
@@ -28,6 +28,7 @@ OUT_OF_ORDER = "out of order"
 EXTRA = "extra"
 BAD_SIGNATURE = "bad signature"
 ROLLED_BACK = "rolled back"
+KEY_MISMATCH = "key mismatch"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,12 @@ class VerifyReport:
     checkpoints_checked: int = 0
     finding: Finding | None = None
     checked_sizes: list[int] = field(default_factory=list)
+    key_name: str | None = None
+    key_fingerprint: str | None = None
+
+    def verified_with(self, verifier: NoteVerifier) -> None:
+        """Note the key the checkpoints were checked with (name and fingerprint)."""
+        self.key_name, self.key_fingerprint = verifier.name, verifier.fingerprint
 
     @property
     def ok(self) -> bool:
@@ -75,6 +82,9 @@ class VerifyReport:
             "size": self.size,
             "root": self.root.hex(),
             "checkpoints_checked": self.checkpoints_checked,
+            "key": None
+            if self.key_fingerprint is None
+            else {"name": self.key_name, "fingerprint": self.key_fingerprint},
             "index": None if f is None else f.index,
             "problem": None if f is None else f.problem,
             "message": "ledger intact" if f is None else f.message,
@@ -201,6 +211,7 @@ def verify_scanned(
     pinpoint an entry rewritten together with its stored leaf hash.
     """
     report = VerifyReport()
+    report.verified_with(verifier)
     try:
         opened = _open_all(checkpoints, verifier, report)
         _assemble(scanner, opened, report, stored_leaves, rows_from)
@@ -228,7 +239,8 @@ def _open_all(
         try:
             cp = Checkpoint.open(source.note, verifier)
         except VerificationError as exc:
-            raise _Stop(Finding(_unsigned_size(source.note), BAD_SIGNATURE, f"{source.label}: {exc}")) from exc
+            problem = KEY_MISMATCH if isinstance(exc, KeyMismatch) else BAD_SIGNATURE
+            raise _Stop(Finding(_unsigned_size(source.note), problem, f"{source.label}: {exc}")) from exc
         opened.append((cp, source))
     opened.sort(key=lambda pair: pair[0].size)
     by_size: dict[int, tuple[Checkpoint, CheckpointSource]] = {}

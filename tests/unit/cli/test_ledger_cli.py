@@ -207,14 +207,16 @@ def test_export_bundle_verifies_without_the_database(cli: Cli, filled: Path, tmp
     """An exported bundle verifies with no workspace at all, and a tampered bundle does not."""
     bundle = tmp_path / "bundle"
     assert cli("ledger", "export", str(bundle)).code == 0
+    pinned = tmp_path / "trusted.pub"
+    shutil.copy(filled / "keys" / "ledger.pub", pinned)
     shutil.rmtree(filled)
-    result = cli("ledger", "verify", "--bundle", str(bundle), "--json", use_home=False)
+    result = cli("ledger", "verify", "--bundle", str(bundle), "--public-key", str(pinned), "--json", use_home=False)
     assert result.code == 0, result.err
     assert json.loads(result.out)["size"] == 20
     lines = (bundle / "entries.jsonl").read_text().splitlines()
     lines[4], lines[5] = lines[5], lines[4]
     (bundle / "entries.jsonl").write_text("\n".join(lines) + "\n")
-    result = cli("ledger", "verify", "--bundle", str(bundle), "--json", use_home=False)
+    result = cli("ledger", "verify", "--bundle", str(bundle), "--public-key", str(pinned), "--json", use_home=False)
     assert result.code == 1
     assert json.loads(result.out)["index"] == 4
 
