@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from mlwarden.errors import InvalidInput, NotFound
-from mlwarden.identity.scopes import Scope, parse_scopes
+from mlwarden.identity.scopes import Scope, effective_grant, parse_grant, parse_scopes
 from mlwarden.ledger.entry import utc_now
 from mlwarden.store.schema import tokens
 from mlwarden.workspace import Workspace
@@ -74,13 +74,14 @@ class TokenRecord:
     expires: str | None
     revoked: str | None
     created_by: str
+    grant: tuple[Scope, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.token_id, "name": self.name, "scopes": [s.value for s in self.scopes],
             "models": list(self.models) if self.models is not None else None, "created": self.created,
             "expires": self.expires, "revoked": self.revoked, "created_by": self.created_by,
-            "state": self.state(),
+            "grant": [s.value for s in self.grant], "state": self.state(),
         }  # fmt: skip
 
     def state(self, now: datetime | None = None) -> str:
@@ -99,7 +100,21 @@ def _record(row: Any) -> TokenRecord:
     models = json.loads(row.models)
     scopes = tuple(Scope(s) for s in json.loads(row.scopes))
     limited = tuple(models) if models is not None else None
-    return TokenRecord(row.id, row.name, scopes, limited, row.created, row.expires, row.revoked, row.created_by)
+    stored = json.loads(row.grant) if row.grant is not None else None  # NULL: a token from before grants
+    grant = effective_grant(scopes, tuple(Scope(s) for s in stored) if stored is not None else None)
+    return TokenRecord(row.id, row.name, scopes, limited, row.created, row.expires, row.revoked, row.created_by, grant)
+
+
+def _model_list(models: list[str] | None) -> tuple[str, ...] | None:
+    """None (every model) or a non-empty list of names; an empty list never means every model."""
+    if models is None:
+        return None
+    if not models:
+        raise InvalidInput("the model list is empty: name at least one model, or omit it for every model")
+    for model in models:
+        if not isinstance(model, str) or not model or len(model) > 128:
+            raise InvalidInput("each model name must be 1-128 characters")
+    return tuple(dict.fromkeys(models))
 
 
 def create_token(
@@ -110,17 +125,25 @@ def create_token(
     principal: str,
     models: list[str] | None = None,
     expires: str | None = None,
+    grant: list[str] | None = None,
 ) -> tuple[str, TokenRecord]:
-    """Create a token; return the full token (shown once) and its record. Recorded in the ledger."""
+    """Create a token; return the full token (shown once) and its record. Recorded in the ledger.
+
+    ``models`` None means every model; an empty list is refused. ``grant`` lists the scopes an
+    ``admin`` token may hand out (None: :data:`~mlwarden.identity.scopes.DEFAULT_GRANT`); it is
+    refused without ``admin``.
+    Whether the creator may grant all this is the caller's policy decision (see
+    :func:`mlwarden.identity.policy.decide_mint`); here, on the workspace's own machine, anything goes.
+    """
     if not name or len(name) > 128:
         raise InvalidInput("token name must be 1-128 characters")
     parsed_scopes = parse_scopes(scopes)
+    limited = _model_list(models)
+    granted = effective_grant(parsed_scopes, parse_grant(grant) if grant is not None else None)
     expiry = (datetime.now(UTC) + parse_duration(expires)).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if expires else None
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    record = TokenRecord(
-        token_id, name, parsed_scopes, tuple(models) if models else None, utc_now(), expiry, None, principal
-    )
+    record = TokenRecord(token_id, name, parsed_scopes, limited, utc_now(), expiry, None, principal, granted)
     with ws.log.transaction() as tx:
         tx.conn.execute(
             insert(tokens).values(
@@ -128,11 +151,12 @@ def create_token(
                 name=name,
                 secret_hash=hash_secret(secret),
                 scopes=json.dumps([s.value for s in parsed_scopes]),
-                models=json.dumps(list(models) if models else None),
+                models=json.dumps(list(limited) if limited is not None else None),
                 created=record.created,
                 expires=expiry,
                 revoked=None,
                 created_by=principal,
+                grant=json.dumps([s.value for s in granted]),
             )
         )
         tx.append(kind="token.created", subject=f"token:{token_id}", body=record.to_json(), principal=principal)
