@@ -175,6 +175,9 @@ class Gateway:
     def authorize_entry(self, principal: Principal, action: Scope, index: int) -> Decision:
         """Authorize reading about ledger entry ``index``: the scope, then the model its subject names."""
         self.authorize(principal, action, "ledger")
+        size = self.ws.log.size()
+        if index >= size:  # before any query: an index past SQL's integer range is an answer, not a crash
+            raise NotFound(f"ledger entry {index} is not in a log of size {size}")
         model = subject_model(self.ws.log.entry(index).parse().subject)  # from the hashed text, not a column
         return self.authorize(principal, action, f"ledger:{index}", model)
 

@@ -169,3 +169,11 @@ def test_model_limited_token_gets_no_inclusion_proof_of_another_models_entry(env
     assert env.client.get(f"/v1/ledger/proofs/consistency?old=1&new={ours}", headers=headers).status_code == 200
     auditor = env.headers(env.tokens["audit:read"])
     assert env.client.get(f"/v1/ledger/proofs/inclusion/{theirs}", headers=auditor).status_code == 200
+
+
+def test_inclusion_proof_of_an_index_past_the_log_is_404(env: Env) -> None:
+    """Resolving an entry's model never crashes on an index beyond the log (or SQL's integer range)."""
+    for token in (env.tokens["other-model"], env.tokens["audit:read"]):
+        for index in (env.ws.log.size(), 2**63, 2**70):
+            response = env.client.get(f"/v1/ledger/proofs/inclusion/{index}", headers=env.headers(token))
+            assert response.status_code == 404, (index, response.text)
