@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,13 +31,14 @@ from mlwarden.errors import (
     MlwardenError,
     ModelNotServable,
     PayloadTooLarge,
+    PolicyDenied,
     RateLimited,
     StoreError,
     Unauthenticated,
 )
 from mlwarden.identity.policy import Principal
 from mlwarden.identity.ratelimit import TokenBuckets
-from mlwarden.identity.scopes import Scope
+from mlwarden.identity.scopes import Scope, effective_grant, parse_grant, parse_scopes
 from mlwarden.identity.tokens import create_token, list_tokens, revoke_token, token_json
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.notes import Checkpoint
@@ -73,8 +74,15 @@ class ApproveBody(BaseModel):
 class TokenBody(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     scopes: list[str] = Field(min_length=1, max_length=16)
-    models: list[str] | None = Field(default=None, max_length=256)
+    models: list[str] | None = Field(
+        default=None, min_length=1, max_length=256, description="Omit for every model; an empty list is refused."
+    )
     expires: str | None = Field(default=None, max_length=16)
+    grant: list[str] | None = Field(
+        default=None,
+        max_length=16,
+        description="With admin: the scopes the new token may hand out (omit for the default; within yours).",
+    )
 
 
 class BodyLimit:
@@ -172,13 +180,20 @@ async def authenticated(request: Request) -> Principal:
 Caller = Annotated[Principal, Depends(authenticated)]
 
 
-def _authorize(request: Request, principal: Principal, scope: Scope, resource: str, model: str | None = None) -> Any:
-    gateway: Gateway = request.app.state.gateway
+@contextmanager
+def _counting_denials(request: Request) -> Iterator[None]:
+    """Count the policy denials raised inside (the gateway has already recorded them)."""
     try:
-        return gateway.authorize(principal, scope, resource, model)
-    except MlwardenError:
+        yield
+    except PolicyDenied:
         request.app.state.metrics.denials.labels(reason="policy").inc()
         raise
+
+
+def _authorize(request: Request, principal: Principal, scope: Scope, resource: str, model: str | None = None) -> Any:
+    gateway: Gateway = request.app.state.gateway
+    with _counting_denials(request):
+        return gateway.authorize(principal, scope, resource, model)
 
 
 def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> FastAPI:
@@ -249,7 +264,8 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     @app.post("/v1/feedback", summary="Flag a decision (scope feedback:write)")
     def feedback(body: FeedbackBody, request: Request, principal: Caller) -> dict[str, Any]:
         gateway: Gateway = request.app.state.gateway
-        decision = _authorize(request, principal, Scope.FEEDBACK_WRITE, f"decision:{body.decision_id}")
+        with _counting_denials(request):
+            decision, _index, _entry = gateway.authorize_decision(principal, Scope.FEEDBACK_WRITE, body.decision_id)
         if body.kind not in FEEDBACK_KINDS:  # pragma: no cover - pydantic's Literal already refuses it
             raise InvalidInput("kind must be incorrect, suspicious or other")
         return gateway.feedback(principal, body.decision_id, body.kind, body.expected, body.comment, decision)
@@ -266,8 +282,9 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     @app.get("/v1/decisions/{decision_id}", summary="A decision's ledger entry and inclusion proof (scope audit:read)")
     def get_decision(decision_id: str, request: Request, principal: Caller) -> dict[str, Any]:
         gateway: Gateway = request.app.state.gateway
-        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, f"decision:{decision_id}"))
-        index, entry = gateway.decision_entry(decision_id)
+        with _counting_denials(request):
+            decision, index, entry = gateway.authorize_decision(principal, Scope.AUDIT_READ, decision_id)
+        gateway.record_allow(decision)
         note = gateway.ws.log.head_note()
         checkpoint = Checkpoint.open(note, gateway.ws.log.verifier)
         proof = gateway.ws.log.inclusion_proof(index, checkpoint.size)
@@ -287,9 +304,11 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         request: Request, principal: Caller, index: int, size: Annotated[int | None, Query(ge=1)] = None
     ) -> dict[str, Any]:
         gateway: Gateway = request.app.state.gateway
-        gateway.record_allow(_authorize(request, principal, Scope.AUDIT_READ, "ledger"))
         if index < 0:
+            _authorize(request, principal, Scope.AUDIT_READ, "ledger")
             raise InvalidInput("index must be zero or more")
+        with _counting_denials(request):
+            gateway.record_allow(gateway.authorize_entry(principal, Scope.AUDIT_READ, index))
         return gateway.ws.log.inclusion_proof(index, size).to_json()
 
     @app.get("/v1/ledger/proofs/consistency", summary="Consistency proof (scope audit:read)")
@@ -387,6 +406,10 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     def admin_create(body: TokenBody, request: Request, principal: Caller) -> dict[str, Any]:
         gateway: Gateway = request.app.state.gateway
         _authorize(request, principal, Scope.ADMIN, "tokens")
+        scopes = parse_scopes(body.scopes)
+        grant = effective_grant(scopes, parse_grant(body.grant) if body.grant is not None else None)
+        with _counting_denials(request):
+            gateway.authorize_mint(principal, scopes, grant, body.models)
         token, record = create_token(
             gateway.ws,
             name=body.name,
@@ -394,6 +417,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             principal=principal.id,
             models=body.models,
             expires=body.expires,
+            grant=[s.value for s in grant],
         )
         return {"token": token, **record.to_json()}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,16 @@ from mlwarden.errors import (
     PolicyDenied,
     Unauthenticated,
 )
-from mlwarden.identity.policy import EMPTY, Decision, PolicyFile, Principal, decide, load_policy
+from mlwarden.identity.policy import (
+    EMPTY,
+    Decision,
+    PolicyFile,
+    Principal,
+    decide,
+    decide_mint,
+    load_policy,
+    subject_model,
+)
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
@@ -69,7 +79,8 @@ class Gateway:
                 reason or "token is not valid",
             ) from _Who(who)
         models = frozenset(record.models) if record.models is not None else None
-        return Principal(f"token:{record.token_id}", "token", frozenset(record.scopes), models, record.name)
+        scopes, grant = frozenset(record.scopes), frozenset(record.grant)
+        return Principal(f"token:{record.token_id}", "token", scopes, models, record.name, grant)
 
     def principal_from_spiffe(self, spiffe_id: str) -> Principal:
         """The principal for a verified client certificate's SPIFFE ID, per the policy file."""
@@ -148,6 +159,37 @@ class Gateway:
         if not decision.allow:
             self.record_denial(decision)
             raise PolicyDenied(f"{decision.reason} (action {action.value} on {resource})")
+        return decision
+
+    def authorize_decision(
+        self, principal: Principal, action: Scope, decision_id: str
+    ) -> tuple[Decision, int, dict[str, Any]]:
+        """Authorize ``action`` on a recorded decision: the scope, then the model its entry names.
+
+        Returns the allow decision with the decision's ledger index and entry.
+        """
+        resource = f"decision:{decision_id}"
+        self.authorize(principal, action, resource)
+        index, entry = self.decision_entry(decision_id)
+        return self.authorize(principal, action, resource, subject_model(entry["subject"])), index, entry
+
+    def authorize_entry(self, principal: Principal, action: Scope, index: int) -> Decision:
+        """Authorize reading about ledger entry ``index``: the scope, then the model its subject names."""
+        self.authorize(principal, action, "ledger")
+        size = self.ws.log.size()
+        if index >= size:  # before any query: an index past SQL's integer range is an answer, not a crash
+            raise NotFound(f"ledger entry {index} is not in a log of size {size}")
+        model = subject_model(self.ws.log.entry(index).parse().subject)  # from the hashed text, not a column
+        return self.authorize(principal, action, f"ledger:{index}", model)
+
+    def authorize_mint(
+        self, principal: Principal, scopes: Iterable[Scope], grant: Iterable[Scope], models: Iterable[str] | None
+    ) -> Decision:
+        """May ``principal`` create a token with these scopes, grant and models? A denial is recorded and raised."""
+        decision = decide_mint(principal, scopes, grant, models)
+        if not decision.allow:
+            self.record_denial(decision)
+            raise PolicyDenied(f"{decision.reason} (action {decision.action} on {decision.resource})")
         return decision
 
     def record_denial(self, decision: Decision) -> None:

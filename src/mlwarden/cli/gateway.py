@@ -27,14 +27,30 @@ def token_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", help="Who or what the token is for.")],
     scope: Annotated[list[str], typer.Option("--scope", help="inference:read, feedback:write, audit:read, admin, …")],
-    model: Annotated[list[str] | None, typer.Option("--model", help="Limit to these models (repeatable).")] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Limit to these models (repeatable; omit for every model).")
+    ] = None,
     expires: Annotated[str | None, typer.Option("--expires", help="Lifetime, e.g. 30d, 12h.")] = None,
+    grant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grant",
+            help="With --scope admin: a scope the token may put in tokens it creates over the API (repeatable). "
+            "Without --grant an admin token may grant only inference:read, feedback:write, data:read and "
+            "audit:read; --grant admin lets it create admins whose grant is within its own.",
+        ),
+    ] = None,
 ) -> None:
-    """Create a token; it is printed once and only its hash is kept."""
+    """Create a token; it is printed once and only its hash is kept.
+
+    This command is the bootstrap: on the workspace's own machine it may grant any scope.
+
+    Over the API (POST /v1/admin/tokens) an admin token grants only its --grant, for at most its own models.
+    """
     ws = state(ctx).open()
     try:
         token, record = create_token(
-            ws, name=name, scopes=scope, principal=local_principal(), models=model, expires=expires
+            ws, name=name, scopes=scope, principal=local_principal(), models=model, expires=expires, grant=grant
         )
     finally:
         ws.close()

@@ -6,12 +6,20 @@ and models from the workspace policy file, in the spirit of an Istio Authorizati
     spiffe:
       - id: spiffe://example.org/ns/scoring/sa/batch
         scopes: [inference:read]
-        models: [credit-risk]        # omit for every model
+        models: [credit-risk]        # omit for every model; [] is no model
+      - id: spiffe://example.org/ns/ops/sa/token-issuer
+        scopes: [admin]
+        grant: [inference:read]      # what it may put in tokens it creates (default: DEFAULT_GRANT)
+
+Resources that hold a model's data (its predictions, their decisions, feedback and proofs)
+name the model to :func:`decide`, so a model-restricted principal is held to its models on
+every route, not only on predict.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +27,7 @@ from typing import Any
 import yaml
 
 from mlwarden.errors import ConfigError, InvalidInput
-from mlwarden.identity.scopes import Scope, parse_scopes
+from mlwarden.identity.scopes import Scope, effective_grant, parse_grant, parse_scopes
 
 SPIFFE_PREFIX = "spiffe://"
 
@@ -33,6 +41,7 @@ class Principal:
     scopes: frozenset[Scope]
     models: frozenset[str] | None = None
     name: str = ""
+    grant: frozenset[Scope] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +74,44 @@ def decide(principal: Principal | None, action: Scope, resource: str, model: str
     return Decision(True, f"scope {action.value}", who, action.value, resource)
 
 
+def subject_model(subject: str) -> str | None:
+    """The model a ledger subject belongs to (``model:<name>`` or ``model:<name>:<version>``), else None."""
+    kind, sep, rest = subject.partition(":")
+    if kind != "model" or not sep:
+        return None
+    return rest.partition(":")[0]
+
+
+def decide_mint(
+    principal: Principal | None, scopes: Iterable[Scope], grant: Iterable[Scope], models: Iterable[str] | None
+) -> Decision:
+    """Allow creating a token only within the creator's own grant and model restriction.
+
+    Every scope of the new token and every scope of its grant must be grantable by the creator
+    (so ``admin`` with a wider grant can never be minted), and a model-restricted creator can
+    only create tokens restricted to some of its own models.
+    """
+    decision = decide(principal, Scope.ADMIN, "tokens")
+    if principal is None or not decision.allow:
+        return decision
+    grantable = ", ".join(sorted(s.value for s in principal.grant)) or "none"
+    for what, wanted in (("scope", scopes), ("grant scope", grant)):
+        for scope in wanted:
+            if scope not in principal.grant:
+                reason = f"{what} {scope.value} is not grantable by {principal.id} (grantable: {grantable})"
+                return Decision(False, reason, principal.id, Scope.ADMIN.value, "tokens")
+    if principal.models is not None:
+        limited = ", ".join(sorted(principal.models)) or "none"
+        if models is None:
+            reason = f"a token for every model is not grantable by a principal limited to models: {limited}"
+            return Decision(False, reason, principal.id, Scope.ADMIN.value, "tokens")
+        for model in models:
+            if model not in principal.models:
+                reason = f"model {model} is not grantable by a principal limited to models: {limited}"
+                return Decision(False, reason, principal.id, Scope.ADMIN.value, "tokens")
+    return Decision(True, "within the creator's grant", principal.id, Scope.ADMIN.value, "tokens")
+
+
 @dataclass(frozen=True, slots=True)
 class SpiffeBinding:
     """Scopes and models granted to one SPIFFE ID."""
@@ -72,6 +119,7 @@ class SpiffeBinding:
     spiffe_id: str
     scopes: tuple[Scope, ...]
     models: tuple[str, ...] | None
+    grant: tuple[Scope, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +135,8 @@ class PolicyFile:
         for binding in self.bindings:
             if binding.spiffe_id == spiffe_id:
                 models = frozenset(binding.models) if binding.models is not None else None
-                return Principal(spiffe_id, "mtls", frozenset(binding.scopes), models, spiffe_id)
+                scopes = frozenset(binding.scopes)
+                return Principal(spiffe_id, "mtls", scopes, models, spiffe_id, frozenset(binding.grant))
         return None
 
 
@@ -114,7 +163,14 @@ def parse_policy(text: str) -> PolicyFile:
         models = item.get("models")
         if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
             raise InvalidInput(f"policy spiffe[{i}].models must be a list of model names")
-        bindings.append(SpiffeBinding(item["id"], scopes, tuple(models) if models is not None else None))
+        grant = item.get("grant")
+        if grant is not None and not isinstance(grant, list):
+            raise InvalidInput(f"policy spiffe[{i}].grant must be a list of scopes")
+        try:
+            granted = effective_grant(scopes, parse_grant([str(s) for s in grant]) if grant is not None else None)
+        except InvalidInput as exc:
+            raise InvalidInput(f"policy spiffe[{i}]: {exc.message}") from exc
+        bindings.append(SpiffeBinding(item["id"], scopes, tuple(models) if models is not None else None, granted))
     return PolicyFile(tuple(bindings), hashlib.sha256(text.encode()).hexdigest(), raw)
 
 

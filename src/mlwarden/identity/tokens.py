@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import insert, select, update
 
 from mlwarden.errors import InvalidInput, NotFound
-from mlwarden.identity.scopes import Scope, parse_scopes
+from mlwarden.identity.scopes import Scope, effective_grant, parse_grant, parse_scopes
 from mlwarden.ledger.entry import utc_now
 from mlwarden.ledger.notes import NoteSigner
 from mlwarden.store.schema import tokens
@@ -89,13 +89,14 @@ class TokenRecord:
     expires: str | None
     revoked: str | None
     created_by: str
+    grant: tuple[Scope, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.token_id, "name": self.name, "scopes": [s.value for s in self.scopes],
             "models": list(self.models) if self.models is not None else None, "created": self.created,
             "expires": self.expires, "revoked": self.revoked, "created_by": self.created_by,
-            "state": self.state(),
+            "grant": [s.value for s in self.grant], "state": self.state(),
         }  # fmt: skip
 
     def state(self, now: datetime | None = None) -> str:
@@ -111,14 +112,28 @@ def _parse_time(value: str) -> datetime:
 
 
 def _record(row: Any) -> TokenRecord:
-    """The row as stored (untrusted: compare with :func:`_facts` before believing it)."""
+    """The row as stored (untrusted: compare with the ledger's facts before believing it)."""
     try:
         models = json.loads(row.models)
         scopes = tuple(Scope(s) for s in json.loads(row.scopes))
         limited = tuple(str(m) for m in models) if models is not None else None
-    except (ValueError, TypeError) as exc:
-        raise _Tampered("scopes or models are not readable") from exc
-    return TokenRecord(row.id, row.name, scopes, limited, row.created, row.expires, row.revoked, row.created_by)
+        stored = json.loads(row.grant) if row.grant is not None else None  # NULL: a token from before grants
+        grant = effective_grant(scopes, tuple(Scope(s) for s in stored) if stored is not None else None)
+    except (ValueError, TypeError, InvalidInput) as exc:
+        raise _Tampered("scopes, models or grant are not readable") from exc
+    return TokenRecord(row.id, row.name, scopes, limited, row.created, row.expires, row.revoked, row.created_by, grant)
+
+
+def _model_list(models: list[str] | None) -> tuple[str, ...] | None:
+    """None (every model) or a non-empty list of names; an empty list never means every model."""
+    if models is None:
+        return None
+    if not models:
+        raise InvalidInput("the model list is empty: name at least one model, or omit it for every model")
+    for model in models:
+        if not isinstance(model, str) or not model or len(model) > 128:
+            raise InvalidInput("each model name must be 1-128 characters")
+    return tuple(dict.fromkeys(models))
 
 
 class _Tampered(Exception):
@@ -136,10 +151,20 @@ def _disagreement(record: TokenRecord, facts: TokenFacts) -> str | None:
             ("expires", record.expires, facts.expires),
             ("created_by", record.created_by, facts.created_by),
             ("revoked", record.revoked is not None, facts.revoked_index is not None),
+            ("grant", tuple(s.value for s in record.grant), _granted(record.scopes, facts.grant)),
         )
         if stored != recorded
     ]
     return ", ".join(differ) or None
+
+
+def _granted(scopes: tuple[Scope, ...], recorded: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The grant the ledger gave a token (the default when its entry predates grants)."""
+    try:
+        stored = tuple(Scope(s) for s in recorded) if recorded is not None else None
+        return tuple(s.value for s in effective_grant(scopes, stored))
+    except (ValueError, InvalidInput):
+        return ("unreadable",)
 
 
 def token_row_problem(row: Any, facts: TokenFacts | None) -> str | None:
@@ -178,19 +203,27 @@ def create_token(
     models: list[str] | None = None,
     expires: str | None = None,
     expires_at: datetime | None = None,
+    grant: list[str] | None = None,
 ) -> tuple[str, TokenRecord]:
-    """Create a token; return the full token (shown once) and its record. Recorded in the ledger."""
+    """Create a token; return the full token (shown once) and its record. Recorded in the ledger.
+
+    ``models`` None means every model; an empty list is refused. ``grant`` lists the scopes an
+    ``admin`` token may hand out (None: :data:`~mlwarden.identity.scopes.DEFAULT_GRANT`); it is
+    refused without ``admin``.
+    Whether the creator may grant all this is the caller's policy decision (see
+    :func:`mlwarden.identity.policy.decide_mint`); here, on the workspace's own machine, anything goes.
+    """
     if not name or len(name) > 128:
         raise InvalidInput("token name must be 1-128 characters")
     parsed_scopes = parse_scopes(scopes)
+    limited = _model_list(models)
+    granted = effective_grant(parsed_scopes, parse_grant(grant) if grant is not None else None)
     if expires is not None:
         expires_at = datetime.now(UTC) + parse_duration(expires)
     expiry = expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if expires_at is not None else None
     token_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
-    record = TokenRecord(
-        token_id, name, parsed_scopes, tuple(models) if models else None, utc_now(), expiry, None, principal
-    )
+    record = TokenRecord(token_id, name, parsed_scopes, limited, utc_now(), expiry, None, principal, granted)
     with ws.log.transaction() as tx:
         tx.conn.execute(
             insert(tokens).values(
@@ -198,11 +231,12 @@ def create_token(
                 name=name,
                 secret_hash=hash_secret(_key(ws), token_id, secret),
                 scopes=json.dumps([s.value for s in parsed_scopes]),
-                models=json.dumps(list(models) if models else None),
+                models=json.dumps(list(limited) if limited is not None else None),
                 created=record.created,
                 expires=expiry,
                 revoked=None,
                 created_by=principal,
+                grant=json.dumps([s.value for s in granted]),
             )
         )
         tx.append(kind="token.created", subject=f"token:{token_id}", body=record.to_json(), principal=principal)

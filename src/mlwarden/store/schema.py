@@ -113,6 +113,7 @@ tokens = Table(
     Column("expires", String(32), nullable=True),
     Column("revoked", String(32), nullable=True),
     Column("created_by", String(512), nullable=False),
+    Column("grant", Text, nullable=True),  # JSON scopes an admin token may hand out; NULL: before grants
 )
 
 ledger_refs = Table(

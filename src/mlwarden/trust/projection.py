@@ -41,7 +41,7 @@ class TokenFacts:
     expires: str | None
     created_by: str
     created_index: int
-    grant: tuple[str, ...] = ()
+    grant: tuple[str, ...] | None = None
     revoked_index: int | None = None
 
 
@@ -131,7 +131,7 @@ class TrustedState:
             for t in data["tokens"]:
                 t["scopes"] = tuple(t["scopes"])
                 t["models"] = tuple(t["models"]) if t["models"] is not None else None
-                t["grant"] = tuple(t["grant"])
+                t["grant"] = tuple(t["grant"]) if t["grant"] is not None else None
                 state.tokens[t["token_id"]] = TokenFacts(**t)
             for v in data["versions"]:
                 state.versions[(v["name"], int(v["version"]))] = VersionFacts(**v)
@@ -164,7 +164,7 @@ def _token_created(state: TrustedState, entry: Entry) -> None:
         expires=body.get("expires"),
         created_by=entry.principal,
         created_index=entry.index,
-        grant=tuple(str(s) for s in body.get("grant") or ()),
+        grant=tuple(str(s) for s in body["grant"]) if isinstance(body.get("grant"), list) else None,
     )
 
 

@@ -77,7 +77,7 @@ def test_failed_append_leaves_the_token_unrevoked(gated: Workspace, monkeypatch:
     with pytest.raises(AppendFailed):
         revoke_token(gated, record.token_id, "admin")
     assert seen[0] is not None
-    (after,) = list_tokens(gated)
+    ((after, _problem),) = list_tokens(gated)
     assert after.revoked is None
     assert gated.log.size() == size
     assert "token.revoked" not in _kinds(gated)
