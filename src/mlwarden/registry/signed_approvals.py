@@ -8,6 +8,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mlwarden.errors import InvalidInput, VerificationError
+from mlwarden.gates.interface import GateContext
 from mlwarden.identity.approvers import KEY_PRINCIPAL, Approver, Approvers, load_approvers
 from mlwarden.identity.statements import (
     MODEL_APPROVE,
@@ -49,6 +50,23 @@ def sign_model_approval(
 def model_expectation(name: str, version: int, sha256: str) -> dict[str, Any]:
     """What a ``model.approve`` statement must say to approve this version."""
     return {"action": MODEL_APPROVE, "model": name, "version": version, "sha256": sha256}
+
+
+def artifact_expectation(sha256: str) -> dict[str, Any]:
+    """What a ``model.approve`` statement must say to approve a model file (CI): its bytes, by sha256."""
+    return {"action": MODEL_APPROVE, "sha256": sha256}
+
+
+def add_signed_approvals(
+    ctx: GateContext, approvers: Approvers, statements: list[SignedStatement], *, expected: dict[str, Any]
+) -> None:
+    """Count signed approvals in a gate run (CI) after verifying each; one that does not verify is an error."""
+    for signed in statements:
+        approver = verify_statement(signed, approvers, expected=expected, now=datetime.now(UTC))
+        ctx.approvals.append(approver.principal)
+    for principal in [*ctx.approvals, ctx.candidate.registrant]:
+        if principal is not None:
+            ctx.persons[principal] = approvers.person_of(principal)
 
 
 def check_or_record_refusal(
