@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,12 +48,16 @@ class Workspace:
 
 
 def local_principal() -> str:
-    """The principal for commands run by a local operator."""
+    """The principal for commands run by a local operator: the OS account of the process's uid.
+
+    Never ``$LOGNAME``, ``$USER`` or ``getpass.getuser()``: those are whatever the caller set.
+    An uid with no account entry is ``local:uid:<n>``.
+    """
+    uid = os.getuid()
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"local:{user}"
+        return f"local:{pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"local:uid:{uid}"
 
 
 def _read_origin(engine: Engine) -> str | None:

@@ -9,8 +9,10 @@ from typing import Annotated
 import typer
 
 from mlwarden.cli.context import print_json, state
+from mlwarden.cli.keys import VALID_DAYS_HELP, read_statement, valid_for, write_statement
 from mlwarden.data.check import check_file, infer_contract
 from mlwarden.data.contracts import load_contract
+from mlwarden.errors import InvalidInput
 
 app = typer.Typer(help="Data contracts, screening and quarantine.", no_args_is_help=True)
 contract_app = typer.Typer(help="Contracts.", no_args_is_help=True)
@@ -60,17 +62,47 @@ def ingest(
 def release(
     ctx: typer.Context,
     batch: Annotated[str, typer.Argument(help="Batch id from `data ingest`.")],
-    reason: Annotated[str, typer.Option("--reason", help="Why this quarantined batch may be used.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why this quarantined batch may be used (signed with --sign-with).")
+    ] = None,
+    sign_with: Annotated[
+        Path | None, typer.Option("--sign-with", help="Your private key (`mlwarden keys create`): a signed release.")
+    ] = None,
+    approval: Annotated[
+        Path | None, typer.Option("--approval", help="A signed release made elsewhere (`--sign-with KEY --out`).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="With --sign-with: write the signed release here, release nothing.")
+    ] = None,
+    valid_days: Annotated[int, typer.Option("--valid-days", min=1, max=366, help=VALID_DAYS_HELP)] = 30,
 ) -> None:
-    """Release a quarantined batch (by someone other than its ingester)."""
+    """Release a quarantined batch: as yourself (OS account) or with your own key; never by its ingester."""
     from mlwarden.data.ingest import release as run_release
+    from mlwarden.data.ingest import release_with_key, sign_release
+    from mlwarden.identity.personal_keys import load_personal_key
     from mlwarden.workspace import local_principal
 
+    if sign_with is not None and approval is not None:
+        raise InvalidInput("use either --sign-with or --approval, not both")
+    if out is not None and sign_with is None:
+        raise InvalidInput("--out goes with --sign-with")
+    if approval is None and reason is None:
+        raise InvalidInput("a release needs --reason")
+    key = load_personal_key(sign_with) if sign_with is not None else None
+    signed = read_statement(approval) if approval is not None else None
     ws = state(ctx).open()
     try:
-        print_json(run_release(ws, batch, local_principal(), reason))
+        if key is not None and out is not None:
+            statement = sign_release(ws, batch, key, reason or "", valid_for=valid_for(valid_days))
+            write_statement(out, statement)
+            result = {"statement": str(out), **statement.statement}
+        elif key is not None:
+            result = release_with_key(ws, batch, local_principal(), key, reason or "", valid_for=valid_for(valid_days))
+        else:
+            result = run_release(ws, batch, local_principal(), reason, signed=signed)
     finally:
         ws.close()
+    print_json(result)
 
 
 @contract_app.command("infer")

@@ -11,11 +11,13 @@ from typing import Annotated
 import typer
 
 from mlwarden.cli.context import state
+from mlwarden.cli.keys import read_statement
 from mlwarden.errors import InvalidInput
 from mlwarden.gates.interface import Candidate, GateContext
 from mlwarden.gates.reports import table, write_reports
 from mlwarden.gates.runner import all_passed, load_gate_policy, run_gates
 from mlwarden.registry.cards import parse_card
+from mlwarden.registry.signed_approvals import add_signed_approvals, artifact_expectation, model_expectation
 
 app = typer.Typer(help="Governance gates, also for CI.", no_args_is_help=True)
 
@@ -33,10 +35,15 @@ def check(
     report: Annotated[
         list[Path] | None, typer.Option("--report", help="Vulnerability report JSON (repeatable).")
     ] = None,
-    approver: Annotated[
-        list[str] | None, typer.Option("--approver", help="Approvals to count (CI: who approved).")
+    approval: Annotated[
+        list[Path] | None,
+        typer.Option("--approval", help="Signed approval (`model approve --sign-with KEY --out FILE`); repeatable."),
     ] = None,
-    registrant: Annotated[str | None, typer.Option("--registrant", help="Who submitted the model (CI).")] = None,
+    approver: Annotated[list[str] | None, typer.Option("--approver", hidden=True)] = None,
+    registrant: Annotated[
+        str | None,
+        typer.Option("--registrant", help="For a model file: who submitted it, as the CI authenticated them."),
+    ] = None,
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Write junit.xml, gates.sarif, report.html.")
     ] = None,
@@ -45,7 +52,14 @@ def check(
     """Run the stage's gates and print the table; write JUnit, SARIF and HTML with --report-dir."""
     from mlwarden.registry.governance import evaluation_from_file, gate_context
 
+    if approver:
+        raise InvalidInput(
+            "--approver is no longer accepted (a name on the command line proves nothing): "
+            "pass --approval FILE, an approval signed with "
+            "`mlwarden model approve NAME:VERSION --sign-with KEY --out FILE`"
+        )
     gate_policy = load_gate_policy(policy)
+    statements = [read_statement(item) for item in approval or []]
     if not gate_policy.gates_for(stage):
         raise InvalidInput(f"policy {policy} names no gates for stage {stage!r}")
     path = Path(target)
@@ -70,9 +84,10 @@ def check(
             now=datetime.now(UTC),
             evaluation=evaluation_from_file(eval_file) if eval_file else None,
             reports=reports,
-            approvals=list(approver or []),
             waivers=gate_policy.waivers,
         )
+        expected = artifact_expectation(candidate.sha256)
+        add_signed_approvals(context, gate_policy.approvers, statements, expected=expected)
         label = path.name
     else:
         from mlwarden.registry.models import parse_ref
@@ -84,6 +99,8 @@ def check(
         finally:
             ws.close()
         label = target
+        expected = model_expectation(name, version or 1, context.candidate.sha256)
+        add_signed_approvals(context, gate_policy.approvers, statements, expected=expected)
     results = run_gates(gate_policy, stage, context)
     if as_json:
         typer.echo(

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mlwarden.cli.context import print_json, state
+from mlwarden.cli.keys import VALID_DAYS_HELP, read_statement, valid_for, write_statement
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.dataset_versions import get_dataset, register_dataset
 from mlwarden.registry.models import STAGES, describe, get_version, lineage, list_models, parse_ref, register_model
 from mlwarden.runtime.predict import predict as run_predict
 from mlwarden.workspace import local_principal
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 app = typer.Typer(
     help="Register models by content hash, inspect their cards and lineage, predict.", no_args_is_help=True
@@ -147,21 +152,100 @@ def promote(
     print_json(result)
 
 
+def _approve_ref(ref: str, version: int | None) -> tuple[str, int]:
+    name, in_ref = parse_ref(ref, default_version=True)
+    if in_ref is not None and version is not None and in_ref != version:
+        raise InvalidInput(f"{ref!r} and version {version} disagree")
+    chosen = in_ref or version
+    if chosen is None:
+        raise InvalidInput("approve needs NAME:VERSION (or NAME VERSION)")
+    return name, chosen
+
+
 @app.command()
 def approve(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Model name.")],
-    version: Annotated[int, typer.Argument(help="Version.", min=1)],
+    ref: Annotated[str, typer.Argument(metavar="NAME[:VERSION]", help="Model name, or NAME:VERSION.")],
+    version: Annotated[int | None, typer.Argument(help="Version (unless given as NAME:VERSION).", min=1)] = None,
     comment: Annotated[str | None, typer.Option("--comment")] = None,
+    sign_with: Annotated[
+        Path | None, typer.Option("--sign-with", help="Your private key (`mlwarden keys create`): a signed approval.")
+    ] = None,
+    approval: Annotated[
+        Path | None, typer.Option("--approval", help="A signed approval made elsewhere (`--sign-with KEY --out`).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="With --sign-with: write the signed approval here, record nothing.")
+    ] = None,
+    artifact: Annotated[
+        Path | None, typer.Option("--artifact", help="With --out: approve this model file's sha256 (no workspace).")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option("--policy", help="With --out: the policy listing your key (default: workspace's).")
+    ] = None,
+    valid_days: Annotated[int, typer.Option("--valid-days", min=1, max=366, help=VALID_DAYS_HELP)] = 30,
 ) -> None:
-    """Approve a version (the registrant's own approval does not count for the approvals gate)."""
+    """Approve a version as yourself (OS account), or with your own key; the registrant's own approval never counts."""
+    from mlwarden.identity.personal_keys import load_personal_key
     from mlwarden.registry.governance import approve as record_approval
+    from mlwarden.registry.governance import approve_with_key
 
+    name, number = _approve_ref(ref, version)
+    if sign_with is not None and approval is not None:
+        raise InvalidInput("use either --sign-with or --approval, not both")
+    if sign_with is None and (out or artifact or policy):
+        raise InvalidInput("--out, --artifact and --policy go with --sign-with")
+    if artifact is not None and out is None:
+        raise InvalidInput("--artifact goes with --out: a signed approval for a file is carried, not recorded")
+    key = load_personal_key(sign_with) if sign_with is not None else None
+    if key is not None and out is not None:
+        _write_signed_approval(ctx, name, number, key, out, artifact, policy, comment, valid_for(valid_days))
+        return
+    signed = read_statement(approval) if approval is not None else None
     ws = state(ctx).open()
     try:
-        print_json(record_approval(ws, name, version, local_principal(), comment))
+        if key is not None:
+            result = approve_with_key(
+                ws, name, number, local_principal(), key, comment=comment, valid_for=valid_for(valid_days)
+            )
+        else:
+            result = record_approval(ws, name, number, local_principal(), comment, signed=signed)
     finally:
         ws.close()
+    print_json(result)
+
+
+def _write_signed_approval(
+    ctx: typer.Context,
+    name: str,
+    version: int,
+    key: Ed25519PrivateKey,
+    out: Path,
+    artifact: Path | None,
+    policy: Path | None,
+    comment: str | None,
+    validity: timedelta,
+) -> None:
+    from mlwarden.identity.approvers import load_approvers
+    from mlwarden.registry.artifacts import sha256_file
+    from mlwarden.registry.signed_approvals import sign_model_approval
+
+    if artifact is not None:
+        if not artifact.is_file():
+            raise InvalidInput(f"model file {artifact} does not exist")
+        sha = sha256_file(artifact)
+    else:
+        ws = state(ctx).open()
+        try:
+            sha = str(get_version(ws, name, version)["sha256"])
+        finally:
+            ws.close()
+    approvers = load_approvers(policy or state(ctx).options().paths.policy)
+    signed = sign_model_approval(
+        key, approvers, name=name, version=version, sha256=sha, comment=comment, valid_for=validity
+    )
+    write_statement(out, signed)
+    print_json({"statement": str(out), **signed.statement})
 
 
 @app.command()

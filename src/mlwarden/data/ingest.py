@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, update
 
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
 from mlwarden.data.screen import ScreenReport, screen
-from mlwarden.errors import InvalidInput, NotFound, PolicyDenied
+from mlwarden.errors import InvalidInput, NotFound, PolicyDenied, VerificationError
+from mlwarden.identity.approvers import load_approvers
+from mlwarden.identity.statements import DATA_RELEASE, SignedStatement, new_statement, sign_statement, signer_of
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import ArtifactStore, sha256_file
 from mlwarden.registry.dataset_versions import get_dataset, insert_version, next_version
 from mlwarden.registry.datasets import data_format, profile, scan
+from mlwarden.registry.signed_approvals import check_or_record_refusal, record_refusal
 from mlwarden.store.schema import batches
 from mlwarden.trust.follower import follower
 from mlwarden.workspace import Workspace
@@ -185,10 +190,13 @@ def _latest(conn: Any, dataset: str) -> int:
     return next_version(conn, dataset) - 1
 
 
-def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[str, Any]:
-    """Release a quarantined batch into the dataset: someone other than its ingester, with a reason."""
-    if not reason or not reason.strip():
-        raise InvalidInput("a release needs a reason")
+def release_expectation(row: Any) -> dict[str, Any]:
+    """What a ``data.release`` statement must say to release this batch."""
+    return {"action": DATA_RELEASE, "dataset": row["dataset"], "batch": row["id"], "sha256": row["sha256"]}
+
+
+def quarantined_batch(ws: Workspace, batch_id: str) -> Any:
+    """The row of a quarantined batch (else :class:`NotFound` / :class:`InvalidInput`)."""
     with ws.engine.connect() as conn:
         row = conn.execute(select(batches).where(batches.c.id == batch_id)).mappings().first()
     if row is None:
@@ -198,8 +206,64 @@ def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[s
         raise PolicyDenied(f"batch {batch_id}: no quarantine entry in the ledger matches its row; refused")
     if facts.released_by is not None or row["status"] != "quarantined":
         raise InvalidInput(f"batch {batch_id} is {row['status']}, not quarantined")
-    if facts.ingested_by == principal or row["ingested_by"] == principal:
-        raise PolicyDenied(f"batch {batch_id} was ingested by {principal}; someone else must release it")
+    return {**row, "ingested_by": facts.ingested_by}  # the ledger's word, not the column's
+
+
+def sign_release(
+    ws: Workspace, batch_id: str, key: Ed25519PrivateKey, reason: str, *, valid_for: timedelta | None
+) -> SignedStatement:
+    """A ``data.release`` statement for this quarantined batch, signed with a listed approver's key."""
+    if not reason or not reason.strip():
+        raise InvalidInput("a release needs a reason")
+    row = quarantined_batch(ws, batch_id)
+    approver = signer_of(key, load_approvers(ws.options.paths.policy))
+    fields = {k: v for k, v in release_expectation(row).items() if k != "action"}
+    return sign_statement(
+        new_statement(DATA_RELEASE, approver.name, datetime.now(UTC), valid_for, reason=reason, **fields), key
+    )
+
+
+def release_with_key(
+    ws: Workspace, batch_id: str, principal: str, key: Ed25519PrivateKey, reason: str, *, valid_for: timedelta | None
+) -> dict[str, Any]:
+    """Sign the release with the key and release (see :func:`release`); an unlisted key is a recorded refusal."""
+    try:
+        signed = sign_release(ws, batch_id, key, reason, valid_for=valid_for)
+    except VerificationError as exc:
+        subject = f"dataset:{quarantined_batch(ws, batch_id)['dataset']}"
+        record_refusal(ws, kind="data.release_refused", subject=subject, submitted_by=principal, reason=exc.message)
+        raise
+    return release(ws, batch_id, principal, None, signed=signed)
+
+
+def release(
+    ws: Workspace, batch_id: str, principal: str, reason: str | None, *, signed: SignedStatement | None = None
+) -> dict[str, Any]:
+    """Release a quarantined batch into the dataset: another person than its ingester, with a reason.
+
+    With ``signed``, the releaser is the person whose listed key signed a ``data.release``
+    statement for this batch's sha256 (``key:<name>``; the reason is the signed one). Any
+    identity of the ingester's own person (policy ``approvers`` accounts) is refused, recorded.
+    """
+    row = quarantined_batch(ws, batch_id)
+    approvers = load_approvers(ws.options.paths.policy)
+    subject = f"dataset:{row['dataset']}"
+    extra: dict[str, Any] = {}
+    if signed is not None:
+        if reason is not None and reason != signed.statement["reason"]:
+            raise InvalidInput("--reason differs from the reason in the signed release")
+        approver = check_or_record_refusal(
+            ws, signed, approvers, expected=release_expectation(row), kind="data.release_refused",
+            subject=subject, submitted_by=principal,
+        )  # fmt: skip
+        extra = {"statement": signed.to_json(), "submitted_by": principal}
+        principal, reason = approver.principal, str(signed.statement["reason"])
+    if not reason or not reason.strip():
+        raise InvalidInput("a release needs a reason")
+    if approvers.same_person(str(row["ingested_by"]), principal):
+        message = f"batch {batch_id} was ingested by {row['ingested_by']}; another person must release it"
+        record_refusal(ws, kind="data.release_refused", subject=subject, submitted_by=principal, reason=message)
+        raise PolicyDenied(message)
     ref = get_dataset(ws, row["dataset"], 1)
     store = ArtifactStore(ws.options.paths.artifacts)
     blob = store.path_for(row["sha256"])
@@ -212,7 +276,7 @@ def release(ws: Workspace, batch_id: str, principal: str, reason: str) -> dict[s
         receipt = tx.append(
             kind="data.batch_released",
             subject=f"dataset:{row['dataset']}",
-            body={"batch": batch_id, "reason": reason, "ingested_by": facts.ingested_by},
+            body={"batch": batch_id, "reason": reason, "ingested_by": row["ingested_by"], **extra},
             principal=principal,
         )
         lineage = {"parent_version": _latest(tx.conn, row["dataset"]), "batch": batch_id, "released_by": principal}

@@ -86,6 +86,8 @@ class GateContext:
     approvals: list[str] = field(default_factory=list)
     waivers: list[Waiver] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+    # principal -> the person it belongs to (policy `approvers`); a principal not listed is its own person
+    persons: dict[str, str] = field(default_factory=dict)
 
 
 class Gate(Protocol):

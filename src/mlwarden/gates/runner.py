@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from mlwarden.gates.interface import ERROR, PASS, Gate, GateContext, GateResult,
 from mlwarden.gates.model_card import ModelCardGate
 from mlwarden.gates.performance import PerformanceGate
 from mlwarden.gates.vulnerabilities import VulnerabilitiesGate
+from mlwarden.identity.approvers import Approvers, parse_approvers
 
 GATES: dict[str, Gate] = {
     g.name: g
@@ -34,11 +35,12 @@ GATES: dict[str, Gate] = {
 
 @dataclass(frozen=True, slots=True)
 class GatePolicy:
-    """Gates per stage, their settings, and waivers."""
+    """Gates per stage, their settings, waivers, and the people who may sign approvals."""
 
     stages: dict[str, list[str]]
     settings: dict[str, dict[str, Any]]
     waivers: list[Waiver]
+    approvers: Approvers = field(default_factory=Approvers)
 
     def gates_for(self, stage: str) -> list[str]:
         return self.stages.get(stage, [])
@@ -72,7 +74,7 @@ def parse_gate_policy(raw: dict[str, Any]) -> GatePolicy:
         if not isinstance(w, dict) or not all(k in w for k in ("id", "reason", "expires", "approver")):
             raise InvalidInput(f"waiver {i} needs id, reason, expires and approver")
         waivers.append(Waiver(str(w["id"]), str(w["reason"]), _date(w["expires"]), str(w["approver"])))
-    return GatePolicy(stages, settings, waivers)
+    return GatePolicy(stages, settings, waivers, parse_approvers(raw.get("approvers")))
 
 
 def load_gate_policy(path: Path) -> GatePolicy:
@@ -127,6 +129,9 @@ DEFAULT_POLICY = """\
 #         fairness run the model on a registered evaluation dataset, never trusting
 #         self-reported numbers.
 # waivers: accepted vulnerability findings (id, reason, expires, approver).
+# approvers: people who may sign approvals and releases with their own key
+#         (`mlwarden keys create --name NAME` prints the line), with their other
+#         identities under accounts (local:<os account>, token:<id>); see docs/gates.md.
 # spiffe: mTLS identities and what they may do (see docs/gateway.md).
 
 stages:
@@ -162,6 +167,9 @@ gates:
     unknown_severity_as: high
 
 waivers: []
+
+approvers: []
+#  - {name: alice, key: "ed25519:<base64>", accounts: [local:alice]}
 
 spiffe: []
 """

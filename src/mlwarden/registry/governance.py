@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, update
 
-from mlwarden.errors import ArtifactIntegrityError, GateFailed, InvalidInput, NotFound
+from mlwarden.errors import ArtifactIntegrityError, GateFailed, InvalidInput, NotFound, VerificationError
 from mlwarden.gates.interface import Candidate, Evaluation, GateContext, GateResult
 from mlwarden.gates.runner import GatePolicy, all_passed, load_gate_policy, run_gates
+from mlwarden.identity.approvers import KEY_PRINCIPAL
+from mlwarden.identity.statements import SignedStatement
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import ArtifactStore
 from mlwarden.registry.cards import parse_card
 from mlwarden.registry.dataset_versions import check_dataset_row, get_dataset
 from mlwarden.registry.datasets import scan
 from mlwarden.registry.models import STAGES, check_row, get_version
+from mlwarden.registry.signed_approvals import (
+    DEFAULT_VALIDITY,
+    check_or_record_refusal,
+    model_expectation,
+    record_refusal,
+    sign_model_approval,
+    verified_key_approvals,
+    workspace_approvers,
+)
 from mlwarden.store.schema import approvals, attachments, dataset_versions, model_versions
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import TrustedState, VersionFacts
@@ -25,9 +37,32 @@ from mlwarden.workspace import Workspace
 MAX_REPORT_BYTES = 64 << 20
 
 
-def approve(ws: Workspace, name: str, version: int, principal: str, comment: str | None = None) -> dict[str, Any]:
-    """Record an approval (idempotent per principal)."""
+def approve(
+    ws: Workspace,
+    name: str,
+    version: int,
+    principal: str,
+    comment: str | None = None,
+    *,
+    signed: SignedStatement | None = None,
+) -> dict[str, Any]:
+    """Record an approval (idempotent per principal).
+
+    With ``signed``, the approver is the person whose listed key signed the statement for this
+    version's sha256 (recorded as ``key:<name>``, the statement kept in the entry so anyone can
+    re-verify it); ``principal`` is then who submitted it. A statement that does not verify is
+    a recorded ``model.approval_refused`` and a :class:`VerificationError`.
+    """
     row = get_version(ws, name, version)
+    approvers = workspace_approvers(ws)
+    body: dict[str, Any] = {"sha256": row["sha256"], "comment": comment, "registrant": row["registrant"]}
+    if signed is not None:
+        approver = check_or_record_refusal(
+            ws, signed, approvers, expected=model_expectation(name, version, row["sha256"]),
+            kind="model.approval_refused", subject=f"model:{name}:{version}", submitted_by=principal,
+        )  # fmt: skip
+        body.update(comment=signed.statement.get("comment"), statement=signed.to_json(), submitted_by=principal)
+        principal = approver.principal
     with ws.log.transaction() as tx:
         exists = tx.conn.execute(
             select(approvals.c.principal).where(
@@ -37,21 +72,37 @@ def approve(ws: Workspace, name: str, version: int, principal: str, comment: str
         if exists is None:
             tx.conn.execute(
                 insert(approvals).values(
-                    name=name, version=version, principal=principal, created=utc_now(), comment=comment
+                    name=name, version=version, principal=principal, created=utc_now(), comment=body["comment"]
                 )
             )
-            tx.append(
-                kind="model.approved",
-                subject=f"model:{name}:{version}",
-                body={"sha256": row["sha256"], "comment": comment, "registrant": row["registrant"]},
-                principal=principal,
-            )
-    note = (
-        " (the registrant's own approval does not count for the approvals gate)"
-        if principal == row["registrant"]
-        else ""
-    )
-    return {"name": name, "version": version, "approved_by": principal, "note": note.strip(" ()")}
+            tx.append(kind="model.approved", subject=f"model:{name}:{version}", body=body, principal=principal)
+    own = approvers.same_person(principal, str(row["registrant"]))
+    note = "the registrant's own approval does not count for the approvals gate" if own else ""
+    return {"name": name, "version": version, "approved_by": principal, "note": note}
+
+
+def approve_with_key(
+    ws: Workspace,
+    name: str,
+    version: int,
+    principal: str,
+    key: Ed25519PrivateKey,
+    *,
+    comment: str | None = None,
+    valid_for: timedelta | None = DEFAULT_VALIDITY,
+) -> dict[str, Any]:
+    """Sign a ``model.approve`` statement with a listed approver's key and record it (see :func:`approve`)."""
+    row = get_version(ws, name, version)
+    try:
+        signed = sign_model_approval(
+            key, workspace_approvers(ws), name=name, version=version, sha256=row["sha256"],
+            comment=comment, valid_for=valid_for,
+        )  # fmt: skip
+    except VerificationError as exc:
+        subject = f"model:{name}:{version}"
+        record_refusal(ws, kind="model.approval_refused", subject=subject, submitted_by=principal, reason=exc.message)
+        raise
+    return approve(ws, name, version, principal, signed=signed)
 
 
 def attach_report(ws: Workspace, name: str, version: int, path: Path, principal: str) -> dict[str, Any]:
@@ -167,6 +218,10 @@ def gate_context(
     approvers = list(facts.approvals)  # from verified model.approved entries, never from rows
     current = state.production(name)
     prod = (current.version,) if current is not None and current.version != version else None
+    signed = verified_key_approvals(
+        ws, policy.approvers, name=name, version=version, sha256=row["sha256"], principals=approvers
+    )
+    approvers = [p for p in approvers if not p.startswith(KEY_PRINCIPAL) or p in signed]
     store = ArtifactStore(ws.options.paths.artifacts)
     ctx = GateContext(
         candidate=_candidate(ws, row),
@@ -177,6 +232,7 @@ def gate_context(
         reports=[(fn, store.read(sha), sha) for fn, sha in reports],
         approvals=approvers,
         waivers=policy.waivers,
+        persons={p: policy.approvers.person_of(p) for p in [*approvers, str(row["registrant"])]},
     )
     return ctx
 

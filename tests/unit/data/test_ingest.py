@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +14,10 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_breast_cancer
 
-from mlwarden.data.ingest import ingest, release
-from mlwarden.errors import InvalidInput, PolicyDenied
+from mlwarden.data.ingest import ingest, release, release_with_key, sign_release
+from mlwarden.errors import InvalidInput, PolicyDenied, VerificationError
+from mlwarden.identity.personal_keys import create_personal_key, load_personal_key
+from mlwarden.identity.statements import SignedStatement
 from mlwarden.registry.dataset_versions import get_dataset, register_dataset
 from mlwarden.workspace import Workspace
 from tests.support.cli import Cli
@@ -199,3 +205,92 @@ def test_batches_over_http(dataset: Workspace, split: tuple[Path, pl.DataFrame])
         )
         assert denied.status_code == 403
         assert client.post("/v1/datasets/cells/batches?filename=x.exe", content=clean, headers=auth).status_code == 400
+
+
+def _quarantined(ws: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path, ingester: str) -> str:
+    rows, path = _batch(split[1], tmp_path, "dups.csv")
+    pl.concat([rows, rows[:60]]).write_csv(path)
+    outcome = ingest(ws, "cells", path, ingester)
+    assert outcome["status"] == "quarantined"
+    return str(outcome["batch"])
+
+
+def _with_approvers(ws: Workspace, *lines: str) -> None:
+    policy = ws.options.paths.policy
+    policy.write_text(policy.read_text().replace("approvers: []", "approvers:\n" + "\n".join(lines)))
+
+
+def test_release_signed_with_a_listed_key(dataset: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path) -> None:
+    """A release signed with bob's listed key is recorded as key:bob with the statement; the batch is a version."""
+    bob = create_personal_key("bob", tmp_path / "keys")
+    _with_approvers(dataset, bob.policy_line(()))
+    batch = _quarantined(dataset, split, tmp_path, "local:alice")
+    key = load_personal_key(bob.private_key)
+    released = release_with_key(dataset, batch, "local:alice", key, "replayed rows", valid_for=timedelta(days=1))
+    assert released["status"] == "released"
+    entry = dataset.log.tail(1)[0].parse()
+    assert (entry.kind, entry.principal) == ("data.batch_released", "key:bob")
+    assert entry.body["statement"]["statement"]["reason"] == "replayed rows"
+    assert entry.body["submitted_by"] == "local:alice"
+    assert get_dataset(dataset, "cells")["version"] == released["dataset_version"]
+
+
+def test_the_ingester_cannot_release_under_any_spelling(
+    dataset: Workspace, split: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    """The ingester's own key, or a signed release for another batch, is refused and recorded."""
+    alice = create_personal_key("alice", tmp_path / "keys")
+    bob = create_personal_key("bob", tmp_path / "keys")
+    _with_approvers(dataset, alice.policy_line(("local:alice",)), bob.policy_line(()))
+    batch = _quarantined(dataset, split, tmp_path, "local:alice")
+    with pytest.raises(PolicyDenied):
+        release_with_key(
+            dataset, batch, "local:bob", load_personal_key(alice.private_key), "mine", valid_for=timedelta(days=1)
+        )
+    assert dataset.log.tail(1)[0].parse().kind == "data.release_refused"
+    with pytest.raises(PolicyDenied):
+        release(dataset, batch, "local:alice", "mine")
+    signed = sign_release(dataset, batch, load_personal_key(bob.private_key), "ok", valid_for=timedelta(days=1))
+    other = SignedStatement({**signed.statement, "batch": "0" * 16}, signed.signature)
+    with pytest.raises(VerificationError):
+        release(dataset, batch, "local:carol", None, signed=other)
+    mallory = create_personal_key("mallory", tmp_path / "keys")
+    with pytest.raises(VerificationError, match="not listed"):
+        release_with_key(
+            dataset, batch, "local:carol", load_personal_key(mallory.private_key), "x", valid_for=timedelta(days=1)
+        )
+    kinds = [e.parse().kind for e in dataset.log.tail(4)]
+    assert kinds.count("data.release_refused") == 4
+    assert get_dataset(dataset, "cells")["version"] == 1
+    assert release(dataset, batch, "local:carol", None, signed=signed)["status"] == "released"
+
+
+def test_cli_release_by_the_ingester_with_another_user_variable_is_refused(
+    cli: Cli, home: Path, split: tuple[Path, pl.DataFrame], tmp_path: Path
+) -> None:
+    """USER/LOGNAME changed in a subprocess: the CLI still knows the ingester (exit 1); a signed file releases it."""
+    cli("init")
+    assert cli("dataset", "register", "cells", str(split[0]), "--label", "target").code == 0
+    rows, flood = _batch(split[1], tmp_path, "flood.csv")
+    pl.concat([rows, rows[:80]]).write_csv(flood)
+    batch = json.loads(cli("data", "ingest", "cells", str(flood)).out)["batch"]
+    env = {**os.environ, "USER": "reviewer", "LOGNAME": "reviewer"}
+    env.pop("MLWARDEN_DATABASE_URL", None)
+    spoofed = subprocess.run(
+        [sys.executable, "-m", "mlwarden.cli", "--home", str(home), "data", "release", batch, "--reason", "trust me"],
+        env=env, capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert spoofed.returncode == 1, spoofed.stderr
+    assert "another person must release it" in spoofed.stderr
+    bob = create_personal_key("bob", tmp_path / "keys")
+    policy = home / "policy.yaml"
+    policy.write_text(policy.read_text().replace("approvers: []", "approvers:\n" + bob.policy_line(())))
+    statement = tmp_path / "release.json"
+    made = cli("data", "release", batch, "--reason", "replay", "--sign-with", str(bob.private_key), "--out",
+               str(statement))  # fmt: skip
+    assert made.code == 0, made.err
+    assert json.loads(cli("dataset", "show", "cells").out)["version"] == 1  # --out released nothing
+    released = cli("data", "release", batch, "--approval", str(statement))
+    assert released.code == 0, released.err
+    assert json.loads(released.out)["status"] == "released"
+    assert json.loads(cli("dataset", "show", "cells").out)["version"] == 2

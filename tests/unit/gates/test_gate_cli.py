@@ -12,6 +12,7 @@ from sqlalchemy import update
 
 from mlwarden.api.app import create_app
 from mlwarden.config import Settings
+from mlwarden.identity.personal_keys import CreatedKey, create_personal_key
 from mlwarden.identity.tokens import create_token
 from mlwarden.registry.governance import approve, promote
 from mlwarden.registry.models import register_model
@@ -24,17 +25,33 @@ CI_POLICY = POLICY.replace("    dataset: toy-eval\n", "")
 
 
 @pytest.fixture
-def policy_file(tmp_path: Path) -> Path:
+def bob_key(tmp_path: Path) -> CreatedKey:
+    return create_personal_key("bob", tmp_path / "keys")
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path, bob_key: CreatedKey) -> Path:
     path = tmp_path / "policy.yaml"
-    path.write_text(CI_POLICY.replace("vulnerabilities, approvals]", "approvals]"))
+    approvers = f"approvers:\n{bob_key.policy_line(('ci:bob',))}\n"
+    path.write_text(CI_POLICY.replace("vulnerabilities, approvals]", "approvals]") + approvers)
     return path
 
 
+def _signed_approval(cli: Cli, key: CreatedKey, artifact: Path, policy: Path, out: Path) -> Path:
+    made = cli(
+        "model", "approve", "toy:1", "--sign-with", str(key.private_key), "--out", str(out),
+        "--artifact", str(artifact), "--policy", str(policy), use_home=False,
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    return out
+
+
 def test_gate_check_passes_a_good_artifact_and_writes_reports(
-    cli: Cli, zoo: Zoo, policy_file: Path, tmp_path: Path
+    cli: Cli, zoo: Zoo, policy_file: Path, bob_key: CreatedKey, tmp_path: Path
 ) -> None:
-    """A good model file with its card and eval data: exit 0, and JUnit, SARIF 2.1.0 and HTML are written."""
+    """A good model file with its card, eval data and a signed approval: exit 0, JUnit, SARIF 2.1.0 and HTML."""
     out = tmp_path / "reports"
+    approval = _signed_approval(cli, bob_key, zoo.good, policy_file, tmp_path / "approval.json")
     result = cli(
         "gate",
         "check",
@@ -47,10 +64,10 @@ def test_gate_check_passes_a_good_artifact_and_writes_reports(
         str(zoo.eval_csv),
         "--card",
         str(zoo.card),
-        "--approver",
-        "bob",
+        "--approval",
+        str(approval),
         "--registrant",
-        "alice",
+        "ci:alice",
         "--report-dir",
         str(out),
         use_home=False,
@@ -68,9 +85,12 @@ def test_gate_check_passes_a_good_artifact_and_writes_reports(
     assert "Fairness by group" in page
 
 
-def test_gate_check_fails_a_biased_artifact_with_exit_1(cli: Cli, zoo: Zoo, policy_file: Path, tmp_path: Path) -> None:
+def test_gate_check_fails_a_biased_artifact_with_exit_1(
+    cli: Cli, zoo: Zoo, policy_file: Path, bob_key: CreatedKey, tmp_path: Path
+) -> None:
     """The biased model exits 1; SARIF carries the fairness result and JUnit a failure."""
     out = tmp_path / "reports"
+    approval = _signed_approval(cli, bob_key, zoo.biased, policy_file, tmp_path / "approval.json")
     result = cli(
         "gate",
         "check",
@@ -81,10 +101,10 @@ def test_gate_check_fails_a_biased_artifact_with_exit_1(cli: Cli, zoo: Zoo, poli
         str(zoo.eval_csv),
         "--card",
         str(zoo.card),
-        "--approver",
-        "bob",
+        "--approval",
+        str(approval),
         "--registrant",
-        "alice",
+        "ci:alice",
         "--report-dir",
         str(out),
         use_home=False,
