@@ -65,6 +65,10 @@ class IntegrityError(VerificationError):
         self.problem = problem
 
 
+class TamperedRow(VerificationError):
+    """A stored row that something enforces disagrees with the verified ledger or its signature."""
+
+
 class KeyMismatch(VerificationError):
     """A signature or key is not by the key that was pinned or expected (e.g. a re-signed bundle)."""
 

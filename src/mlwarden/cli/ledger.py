@@ -15,9 +15,11 @@ from mlwarden.ledger.entry import PreparedEntry, parse_json_object
 from mlwarden.ledger.keys import load_verifier
 from mlwarden.ledger.kinds import user_kind
 from mlwarden.ledger.log import Log
-from mlwarden.ledger.trust import KeyPin
+from mlwarden.ledger.pins import KeyPin
 from mlwarden.ledger.verify import KEY_MISMATCH, CheckpointSource, Finding, VerifyReport
-from mlwarden.workspace import local_principal
+from mlwarden.trust.audit import RowFinding, audit_all
+from mlwarden.trust.follower import StateFollower
+from mlwarden.workspace import Workspace, local_principal
 
 app = typer.Typer(help="The tamper-evident decision ledger.", no_args_is_help=True)
 proof_app = typer.Typer(help="Inclusion and consistency proofs (JSON, hex hashes).", no_args_is_help=True)
@@ -210,15 +212,32 @@ def verify(
                 "or --key-fingerprint HEX (printed by `mlwarden init`); the key inside a bundle proves nothing"
             )
         report = verify_bundle(bundle, pin, extra)
+        _print_report(report, as_json)
+        if not report.ok:
+            raise typer.Exit(1)
+        return
+    ws = state(ctx).open(check=False)
+    try:
+        report = _verify_workspace(ws.log, pin, extra)
+        rows = _audit_rows(ws) if report.ok else []
+    finally:
+        ws.close()
+    if as_json:
+        print_json({**report.to_json(), "ok": report.ok and not rows, "rows": [r.to_json() for r in rows]})
     else:
-        ws = state(ctx).open(check=False)
-        try:
-            report = _verify_workspace(ws.log, pin, extra)
-        finally:
-            ws.close()
-    _print_report(report, as_json)
-    if not report.ok:
+        _print_report(report, False)
+        for row in rows:
+            typer.echo(f"row NOT trusted: {row.line()}", err=True)
+        if report.ok and not rows:
+            typer.echo("enforced state intact: every token, stage, approval, dataset and index row matches the ledger")
+    if not report.ok or rows:
         raise typer.Exit(1)
+
+
+def _audit_rows(ws: Workspace) -> list[RowFinding]:
+    """Every enforced row against a state folded afresh from the first entry (no snapshot trusted)."""
+    state = StateFollower(ws.engine, ws.signer, use_snapshot=False).refresh()
+    return audit_all(ws, state)
 
 
 def _verify_workspace(log: Log, pin: KeyPin | None, extra: list[CheckpointSource]) -> VerifyReport:

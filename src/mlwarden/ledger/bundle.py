@@ -9,7 +9,7 @@ Layout::
 
 A bundle proves nothing about who signed it: whoever hands one over can rewrite the log
 and re-sign it with a key of their own. So :func:`verify_bundle` checks the checkpoints
-only with the key the auditor pinned (:class:`~mlwarden.ledger.trust.KeyPin`).
+only with the key the auditor pinned (:class:`~mlwarden.ledger.pins.KeyPin`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mlwarden.errors import InvalidInput, KeyFileError, KeyMismatch, MlwardenErr
 from mlwarden.ledger.keys import load_verifier
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.notes import Checkpoint, NoteVerifier
-from mlwarden.ledger.trust import KeyPin
+from mlwarden.ledger.pins import KeyPin
 from mlwarden.ledger.verify import KEY_MISMATCH, CheckpointSource, Finding, Row, VerifyReport, verify_log
 
 FORMAT = "mlwarden-ledger-bundle/1"

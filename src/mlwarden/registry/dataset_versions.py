@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from mlwarden.errors import ArtifactIntegrityError, InvalidInput, NotFound
+from mlwarden.errors import ArtifactIntegrityError, InvalidInput, NotFound, TamperedRow
 from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import sha256_file
@@ -49,6 +49,20 @@ def check_dataset_row(ws: Workspace, row: dict[str, Any]) -> None:
     """Raise :class:`ArtifactIntegrityError` unless the row is exactly what was registered and signed."""
     what = f"dataset:{row['name']}:{row['version']}"
     check_claims(ws.signer.verifier(), dataset_claims(row), str(row["attestation"]), what)
+
+
+def _checked(ws: Workspace, row: dict[str, Any]) -> None:
+    """:func:`check_dataset_row` on use: a failure is recorded and refused."""
+    try:
+        check_dataset_row(ws, row)
+    except ArtifactIntegrityError as exc:
+        subject = f"dataset:{row['name']}:{row['version']}"
+        ws.log.append(kind="dataset.integrity_failed", subject=subject, body={"message": exc.message},
+                      principal="system:registry")  # fmt: skip
+        raise TamperedRow(
+            f"{subject} was changed outside mlwarden (its contract, label, source or hashes no longer match "
+            "its registration signature): refused"
+        ) from exc
 
 
 def register_dataset(
@@ -181,7 +195,7 @@ def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[st
     if row is None:
         raise NotFound(f"dataset {name}{':' + str(version) if version else ''} is not registered")
     out = dict(row)
-    check_dataset_row(ws, out)  # every use: contract, label, source and hashes as registered
+    _checked(ws, out)  # every use: contract, label, source and hashes as registered
     out["profile"] = json.loads(out["profile"])
     out.pop("attestation", None)
     return out

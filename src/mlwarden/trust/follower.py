@@ -59,7 +59,8 @@ def entry_kind(text: bytes) -> str | None:
 class StateFollower:
     """One per workspace and process: the state, refreshed on demand or by a background thread."""
 
-    def __init__(self, engine: Engine, signer: NoteSigner) -> None:
+    def __init__(self, engine: Engine, signer: NoteSigner, *, use_snapshot: bool = True) -> None:
+        self._use_snapshot = use_snapshot
         self._engine = engine
         self._signer = signer
         self._verifier = signer.verifier()
@@ -98,7 +99,7 @@ class StateFollower:
                 state, frontier = self._fold(state, self._frontier, size, root)
                 self._state, self._frontier = state, frontier
             self._refreshed = started
-            if state.size - self._snapshot_size >= SNAPSHOT_EVERY:
+            if self._use_snapshot and state.size - self._snapshot_size >= SNAPSHOT_EVERY:
                 self._save_snapshot(state, self._frontier)
             return state
 
@@ -152,6 +153,8 @@ class StateFollower:
         }
 
     def _load_snapshot(self) -> tuple[TrustedState, Frontier]:
+        if not self._use_snapshot:
+            return TrustedState(), Frontier()
         try:
             with self._engine.connect() as conn:
                 raw = conn.execute(select(meta.c.value).where(meta.c.key == SNAPSHOT_KEY)).scalar()
@@ -168,6 +171,12 @@ class StateFollower:
             log.warning("state_snapshot_refused", reason=str(exc)[:200])
             return TrustedState(), Frontier()
         return state, frontier
+
+    def save_snapshot(self) -> None:
+        """Store the current state, signed, so the next process folds only what came after."""
+        with self._lock:
+            if self._state is not None:
+                self._save_snapshot(self._state, self._frontier)
 
     def _save_snapshot(self, state: TrustedState, frontier: Frontier) -> None:
         doc = {
