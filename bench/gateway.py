@@ -7,7 +7,12 @@ uvicorn workers sharing one workspace. The governed path authenticates a scoped 
 asks the policy decision point, rate-limits, validates, predicts and commits a durable
 ledger record before answering. Prints one JSON object.
 
-Usage: python bench/gateway.py [--quick]
+Beside req/s and latency it reports server CPU per request: user + system time of every
+process in the server's process group (workers and their threads), read from /proc before
+and after each run and divided by the requests wrk completed. That figure holds up on a
+busy machine, where req/s does not.
+
+Usage: python bench/gateway.py [--quick] [--workers 1,2,4]
 """
 
 from __future__ import annotations
@@ -68,6 +73,19 @@ def _ensure_wrk() -> str:
     return found
 
 
+def _group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU seconds of every live process in a process group (from /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the command: state, ppid, pgrp, ...
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def _wrk(wrk: str, url: str, script: Path, connections: int, seconds: int) -> dict[str, float]:
     threads = 1 if connections == 1 else 2
     out = subprocess.run(
@@ -77,7 +95,9 @@ def _wrk(wrk: str, url: str, script: Path, connections: int, seconds: int) -> di
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     lat = {p: _ms(v, u) for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "non_2xx": float(errors.group(1)) if errors else 0.0}
+    total = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "requests": total,
+            "non_2xx": float(errors.group(1)) if errors else 0.0}  # fmt: skip
 
 
 def _ms(value: str, unit: str) -> float:
@@ -105,6 +125,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 s per run instead of 8")
+    parser.add_argument("--workers", default="1,2,4", help="comma-separated worker counts (default 1,2,4)")
     args = parser.parse_args()
     seconds = 3 if args.quick else 8
     wrk = _ensure_wrk()
@@ -129,8 +150,9 @@ def main() -> None:
             'wrk.headers["Content-Type"] = "application/json"\n'
             f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         )
-        env = {**os.environ, "BARE_MODEL": str(sample.onnx), "MLWARDEN_RATE_LIMIT": "0", "PYTHONPATH": str(HERE)}
-        for workers in (1, 2, 4):
+        path_env = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE)) if p)
+        env = {**os.environ, "BARE_MODEL": str(sample.onnx), "MLWARDEN_RATE_LIMIT": "0", "PYTHONPATH": path_env}
+        for workers in (int(w) for w in args.workers.split(",")):
             port = _free_port()
             bare_cmd = [sys.executable, "-m", "uvicorn", "bare_server:app", "--factory", "--port", str(port),
                         "--log-level", "warning", "--no-access-log", "--workers", str(workers)]  # fmt: skip
@@ -145,8 +167,11 @@ def main() -> None:
                 try:
                     _wrk(wrk, f"http://127.0.0.1:{url_port}{path}", script, 4, 1)  # warm up
                     for c in levels:
+                        cpu_before = _group_cpu_seconds(proc.pid)
                         m = _wrk(wrk, f"http://127.0.0.1:{url_port}{path}", script, c, seconds)
+                        cpu = _group_cpu_seconds(proc.pid) - cpu_before
                         key = f"c{c}{suffix}"
+                        result[f"cpu_us_per_req_{label}_{key}"] = round(cpu * 1e6 / max(m["requests"], 1), 1)
                         result[f"rps_{label}_{key}"] = round(m["rps"], 1)
                         result[f"p50_ms_{label}_{key}"] = round(m["p50_ms"], 3)
                         result[f"p99_ms_{label}_{key}"] = round(m["p99_ms"], 3)
@@ -157,6 +182,9 @@ def main() -> None:
                 key = f"c{c}{suffix}"
                 result[f"rps_ratio_{key}"] = round(result[f"rps_governed_{key}"] / result[f"rps_bare_{key}"], 3)
                 result[f"p99_ratio_{key}"] = round(result[f"p99_ms_governed_{key}"] / result[f"p99_ms_bare_{key}"], 3)
+                result[f"cpu_ratio_{key}"] = round(
+                    result[f"cpu_us_per_req_governed_{key}"] / result[f"cpu_us_per_req_bare_{key}"], 3
+                )
         check = open_workspace(options)
         result["ledger_entries_after"] = check.log.size()
         result["ledger_verifies"] = check.log.verify().ok

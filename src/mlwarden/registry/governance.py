@@ -202,12 +202,8 @@ def gate_context(
     row = get_version(ws, name, version)
     state = follower(ws).refresh()
     facts = _facts(state, row)
+    reports = [(filename, sha) for sha, filename in facts.reports.items()]  # from model.report_attached entries
     with ws.engine.connect() as conn:
-        reports = conn.execute(
-            select(attachments.c.filename, attachments.c.sha256).where(
-                attachments.c.name == name, attachments.c.version == version
-            )
-        ).all()
         known: dict[str, set[str]] = {}
         for ds in conn.execute(select(dataset_versions)).mappings():
             try:

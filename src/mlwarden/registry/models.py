@@ -48,16 +48,14 @@ def check_alias(alias: str) -> str:
 
 
 def resolve_alias(ws: Workspace, name: str, alias: str) -> int:
-    """The version an alias points at."""
-    from mlwarden.store.schema import model_aliases
+    """The version an alias points at, as the verified ``model.alias_set`` entries say."""
+    from mlwarden.trust.follower import follower
 
-    with ws.engine.connect() as conn:
-        row = conn.execute(
-            select(model_aliases.c.version).where(model_aliases.c.name == name, model_aliases.c.alias == alias)
-        ).first()
-    if row is None:
+    facts = follower(ws).refresh().models.get(name)
+    version = facts.aliases.get(alias) if facts is not None else None
+    if version is None:
         raise NotFound(f"model {name} has no alias {alias!r}")
-    return int(row[0])
+    return version
 
 
 def parse_ref(ref: str, *, default_version: bool = False, ws: Workspace | None = None) -> tuple[str, int | None]:
@@ -276,12 +274,11 @@ def get_version(ws: Workspace, name: str, version: int | None = None) -> dict[st
 
 
 def aliases_of(ws: Workspace, name: str) -> dict[str, int]:
-    """Every alias of a model and its version."""
-    from mlwarden.store.schema import model_aliases
+    """Every alias of a model and its version (from the verified ledger state)."""
+    from mlwarden.trust.follower import follower
 
-    with ws.engine.connect() as conn:
-        rows = conn.execute(select(model_aliases.c.alias, model_aliases.c.version).where(model_aliases.c.name == name))
-        return {str(a): int(v) for a, v in rows}
+    facts = follower(ws).refresh().models.get(name)
+    return dict(facts.aliases) if facts is not None else {}
 
 
 def describe(row: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,16 @@ from mlwarden.identity.tokens import token_row_problem
 from mlwarden.ledger.canonical import canonical_json
 from mlwarden.registry.dataset_versions import check_dataset_row
 from mlwarden.registry.models import check_row
-from mlwarden.store.schema import approvals, batches, dataset_versions, ledger_entries, ledger_refs, model_versions
+from mlwarden.store.schema import (
+    approvals,
+    attachments,
+    batches,
+    dataset_versions,
+    ledger_entries,
+    ledger_refs,
+    model_aliases,
+    model_versions,
+)
 from mlwarden.store.schema import tokens as tokens_table
 from mlwarden.trust.projection import TrustedState
 from mlwarden.workspace import Workspace
@@ -49,6 +58,8 @@ def model_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
     with ws.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(select(model_versions)).mappings()]
         approval_rows = conn.execute(select(approvals.c.name, approvals.c.version, approvals.c.principal)).all()
+        attachment_rows = conn.execute(select(attachments.c.name, attachments.c.version, attachments.c.sha256)).all()
+        alias_rows = conn.execute(select(model_aliases.c.name, model_aliases.c.alias, model_aliases.c.version)).all()
     for row in rows:
         key = f"model:{row['name']}:{row['version']}"
         ref = f"{row['name']}:{row['version']}"
@@ -66,6 +77,14 @@ def model_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
                      ("ledger_index", facts.stage_index), ("sha256", row["sha256"]))  # fmt: skip
             problem = f"stage is {row['stage']} but the ledger says {facts.stage}"
             found.append(RowFinding("model_versions", key, problem, extra))
+    for name, version, sha in attachment_rows:
+        facts = state.version(str(name), int(version))
+        if facts is None or sha not in facts.reports:
+            found.append(RowFinding("attachments", f"model:{name}:{version}:{sha}", "no model.report_attached entry"))
+    for name, alias, version in alias_rows:
+        facts_of_model = state.models.get(str(name))
+        if facts_of_model is None or facts_of_model.aliases.get(str(alias)) != int(version):
+            found.append(RowFinding("model_aliases", f"{name}@{alias}", f"points at v{version}; the ledger disagrees"))
     for name, version, principal in approval_rows:
         facts = state.version(str(name), int(version))
         if facts is None or principal not in facts.approvals:

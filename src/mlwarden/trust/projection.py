@@ -21,6 +21,8 @@ STATE_KINDS = frozenset(
         "model.approved",
         "model.promoted",
         "model.rolled_back",
+        "model.report_attached",
+        "model.alias_set",
         "data.batch_quarantined",
         "data.batch_released",
     }
@@ -58,15 +60,18 @@ class VersionFacts:
     stage: str = "candidate"
     stage_index: int | None = None
     approvals: dict[str, int] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    """Attached vulnerability reports: sha256 → file name."""
 
 
 @dataclass(slots=True)
 class ModelFacts:
-    """Per model name: the version in production and what the last production change replaced."""
+    """Per model name: the version in production, what the last production change replaced, aliases."""
 
     production: int | None = None
     production_index: int | None = None
     replaced: int | None = None
+    aliases: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -196,6 +201,22 @@ def _approved(state: TrustedState, entry: Entry) -> None:
         facts.approvals.setdefault(entry.principal, entry.index)
 
 
+def _report_attached(state: TrustedState, entry: Entry) -> None:
+    key = model_subject(entry.subject)
+    facts = state.versions.get(key) if key else None
+    sha, filename = entry.body.get("sha256"), entry.body.get("filename")
+    if facts is not None and isinstance(sha, str) and isinstance(filename, str):
+        facts.reports.setdefault(sha, filename)
+
+
+def _alias_set(state: TrustedState, entry: Entry) -> None:
+    key = model_subject(entry.subject)
+    facts = state.versions.get(key) if key else None
+    alias = entry.body.get("alias")
+    if facts is not None and isinstance(alias, str) and entry.body.get("sha256") == facts.sha256:
+        state.models.setdefault(facts.name, ModelFacts()).aliases[alias] = facts.version
+
+
 def _stage_changed(state: TrustedState, entry: Entry) -> None:
     key = model_subject(entry.subject)
     facts = state.versions.get(key) if key else None
@@ -239,6 +260,8 @@ _HANDLERS = {
     "model.approved": _approved,
     "model.promoted": _stage_changed,
     "model.rolled_back": _stage_changed,
+    "model.report_attached": _report_attached,
+    "model.alias_set": _alias_set,
     "data.batch_quarantined": _quarantined,
     "data.batch_released": _released,
 }

@@ -5,15 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import delete, insert, update
 
 from mlwarden.errors import GateFailed
-from mlwarden.registry.governance import promote, rollback, stage_drift
-from mlwarden.store.schema import approvals
+from mlwarden.registry.governance import attach_report, promote, rollback, set_alias, stage_drift
+from mlwarden.registry.models import resolve_alias
+from mlwarden.store.schema import approvals, attachments, model_aliases
 from mlwarden.trust.follower import trusted_state
 from mlwarden.workspace import Workspace
 from tests.unit.gates.conftest import Zoo
-from tests.unit.gates.test_gates import _clean_report, _ready, _refused_by, _register
+from tests.unit.gates.test_gates import _clean_report, _ready, _refused_by, _register, _trivy
 
 LAX = "gates: [model_card, artifact_safety, approvals]"
 STRICT = "gates: [model_card, artifact_safety, performance, fairness, vulnerabilities, approvals]"
@@ -27,8 +28,6 @@ def _policy(ws: Workspace, gates: str) -> None:
 def test_approval_rows_inserted_by_sql_do_not_count(gated: Workspace, zoo: Zoo, tmp_path: Path) -> None:
     """Four eyes reads verified model.approved entries: a planted approvals row passes nothing, and is named."""
     v = _register(gated, zoo.good, zoo.card)
-    from mlwarden.registry.governance import attach_report
-
     attach_report(gated, "toy", v, _clean_report(tmp_path), "alice")
     with gated.engine.begin() as conn:
         conn.execute(insert(approvals).values(name="toy", version=v, principal="bob", created="2026", comment=None))
@@ -75,3 +74,24 @@ def test_rollback_links_the_stage_to_a_fresh_gate_run(gated: Workspace, zoo: Zoo
     facts = trusted_state(gated).version("toy", first)
     assert facts is not None
     assert (facts.stage, facts.stage_index) == ("production", back["ledger_index"])
+
+
+def test_deleting_an_attachment_row_hides_no_vulnerability_report(gated: Workspace, zoo: Zoo, tmp_path: Path) -> None:
+    """Reports come from model.report_attached entries: dropping the row of a critical finding hides nothing."""
+    v = _register(gated, zoo.good, zoo.card)
+    _ready(gated, tmp_path, v)
+    critical = attach_report(gated, "toy", v, _trivy(tmp_path, "CVE-2099-0001", "CRITICAL"), "alice")
+    with gated.engine.begin() as conn:
+        conn.execute(delete(attachments).where(attachments.c.sha256 == critical["sha256"]))
+    _refused_by(gated, v, "vulnerabilities", "CVE-2099-0001")
+
+
+def test_alias_rows_changed_by_sql_resolve_as_the_ledger_says(gated: Workspace, zoo: Zoo) -> None:
+    """An alias re-pointed by UPDATE still resolves to the version its model.alias_set entry names; audit names it."""
+    first = _register(gated, zoo.good, zoo.card)
+    second = _register(gated, zoo.weak, zoo.card)
+    set_alias(gated, "toy", "champion", first, "bob")
+    with gated.engine.begin() as conn:
+        conn.execute(update(model_aliases).where(model_aliases.c.alias == "champion").values(version=second))
+    assert resolve_alias(gated, "toy", "champion") == first
+    assert any(d["table"] == "model_aliases" and d["row"] == "toy@champion" for d in stage_drift(gated))

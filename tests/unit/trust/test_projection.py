@@ -118,8 +118,9 @@ def _entries(draw: st.DrawFn) -> list[Entry]:
         sha = draw(st.sampled_from(["a", "b"])) * 64
         token = draw(st.sampled_from(["t1", "t2"]))
         if kind.startswith("token"):
-            body: dict[str, Any] = {"id": token, "name": token, "scopes": ["admin"], "models": draw(st.sampled_from([None, ["m"]])),
-                    "expires": None, "grant": draw(st.sampled_from([None, ["audit:read"]]))}  # fmt: skip
+            models = draw(st.sampled_from([None, ["m"]]))
+            grant = draw(st.sampled_from([None, ["audit:read"]]))
+            body: dict[str, Any] = {"id": token, "name": token, "scopes": ["admin"], "models": models, "grant": grant}
             out.append(_entry(index, kind, f"token:{token}", {k: v for k, v in body.items() if v is not None}))
         else:
             to = draw(st.sampled_from(["production", "staging", "archived"]))
