@@ -36,9 +36,11 @@ from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
 from mlwarden.ledger.async_append import AsyncAppender
 from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
 from mlwarden.trust.follower import follower
+from mlwarden.trust.projection import VersionFacts
 from mlwarden.workspace import Workspace
 
 log = structlog.get_logger("mlwarden.gateway")
@@ -179,7 +181,8 @@ class Gateway:
         size = self.ws.log.size()
         if index >= size:  # before any query: an index past SQL's integer range is an answer, not a crash
             raise NotFound(f"ledger entry {index} is not in a log of size {size}")
-        model = subject_model(self.ws.log.entry(index).parse().subject)  # from the hashed text, not a column
+        entry, _proof = self.ws.log.verified_entry(index)  # the text proven against the signed head, not a column
+        model = subject_model(entry.subject)
         return self.authorize(principal, action, f"ledger:{index}", model)
 
     def authorize_mint(
@@ -237,11 +240,11 @@ class Gateway:
         follow = follower(self.ws)
         facts = follow.state(self.settings.model_refresh_seconds).production(name)
         row = production_row(self.ws, name)
-        if row is not None and (facts is None or (facts.version, facts.sha256) != (row["version"], row["sha256"])):
-            facts = follow.refresh().production(name)  # promoted since the last refresh?
+        if _disagree(facts, row):
+            facts = follow.refresh().production(name)  # promoted, archived or rolled back since the last refresh?
         if row is None and facts is None:
             raise NotFound(f"model {name} has no production version")
-        if facts is None or row is None or (facts.version, facts.sha256) != (row["version"], row["sha256"]):
+        if facts is None or row is None or _disagree(facts, row):
             marked = row["version"] if row is not None else None
             self.ws.log.append(
                 kind="model.stage_tampered",
@@ -252,8 +255,9 @@ class Gateway:
                 principal="system:gateway",
             )  # fmt: skip
             ledger = "no version" if facts is None else f"v{facts.version} (entry {facts.stage_index})"
+            database = "(no version)" if marked is None else f"v{marked}"
             raise ModelNotServable(
-                f"model {name} v{marked} is marked production in the database, but no gated promotion of it is "
+                f"model {name} {database} is marked production in the database, but no gated promotion of it is "
                 f"in force in the ledger, which puts {ledger} in production: not served"
             )
         return {"version": facts.version, "sha256": facts.sha256, "stage_index": facts.stage_index}
@@ -265,7 +269,7 @@ class Gateway:
         if index is None:
             raise NotFound(f"decision {decision_id} is not in the ledger")
         entry, _proof = self.ws.log.verified_entry(index)
-        if entry.kind != "prediction" or decision_id not in (entry.body.get("decision_ids") or ()):
+        if entry.kind != "prediction" or decision_id not in recorded_refs(entry.kind, entry.body):
             self.ws.log.append(
                 kind="ledger.index_tampered", subject=f"decision:{decision_id}",
                 body={"ref": decision_id, "points_at": index, "problem": "the entry does not record this decision"},
@@ -285,6 +289,7 @@ class Gateway:
             kind="feedback",
             subject=entry["subject"],
             body={
+                "feedback_id": feedback_id,
                 "decision_id": decision_id,
                 "decision_index": index,
                 "kind": kind,
@@ -296,6 +301,13 @@ class Gateway:
             refs=(feedback_id,),
         )
         return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": receipt.index}
+
+
+def _disagree(facts: VersionFacts | None, row: dict[str, Any] | None) -> bool:
+    """Whether the ledger's production version and the row marked production differ (either may be None)."""
+    if facts is None or row is None:
+        return (facts is None) != (row is None)
+    return (facts.version, facts.sha256) != (row["version"], row["sha256"])
 
 
 class _Who(Exception):

@@ -9,6 +9,8 @@ is refused rather than renamed, so nobody believes they recorded what the system
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlwarden.errors import InvalidInput
 
 USER_NAMESPACE = "external"
@@ -72,3 +74,19 @@ def user_kind(kind: str) -> str:
             f"user records, under {USER_PREFIX}* (e.g. --kind external.deploy, or --kind deploy)"
         )
     return USER_PREFIX + kind
+
+
+def recorded_refs(kind: str, body: dict[str, Any]) -> tuple[str, ...]:
+    """The references an entry's own text records (``ledger_refs`` rows must point at such an entry).
+
+    A prediction records its decision ids, feedback its feedback id; nothing else carries
+    references, so a reference re-pointed at an entry that merely mentions it (feedback
+    names its decision) is still found.
+    """
+    if kind == "prediction":
+        ids = body.get("decision_ids")
+        return tuple(i for i in ids if isinstance(i, str)) if isinstance(ids, list) else ()
+    if kind == "feedback":
+        found = body.get("feedback_id")
+        return (found,) if isinstance(found, str) else ()
+    return ()

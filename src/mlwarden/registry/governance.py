@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from mlwarden.errors import ArtifactIntegrityError, GateFailed, InvalidInput, NotFound, VerificationError
 from mlwarden.gates.interface import Candidate, Evaluation, GateContext, GateResult
@@ -307,17 +307,9 @@ def set_stage(
 ) -> dict[str, Any]:
     """Change the stage and record it; a new production version archives the previous one."""
     row = get_version(ws, name, version)
-    state = follower(ws).refresh()
-    serving, facts = state.production(name), state.version(name, version)
+    facts = follower(ws).refresh().version(name, version)
     with ws.log.transaction() as tx:
-        previous = None
-        if stage == "production" and serving is not None and serving.version != version:
-            previous = serving.version
-            tx.conn.execute(
-                update(model_versions)
-                .where(model_versions.c.name == name, model_versions.c.version == previous)
-                .values(stage="archived")
-            )
+        previous = _archive_production(tx.conn, name, version) if stage == "production" else None
         tx.conn.execute(
             update(model_versions)
             .where(model_versions.c.name == name, model_versions.c.version == version)
@@ -343,6 +335,23 @@ def set_stage(
         "replaced_production": previous,
         "ledger_index": receipt.index,
     }
+
+
+def _archive_production(conn: Connection, name: str, version: int) -> int | None:
+    """Archive every other row of ``name`` marked production; return the one it replaced.
+
+    Read inside the write transaction, never from a state read before it: two promotions
+    that both saw the same production version would otherwise leave two production rows,
+    while the ledger (folded in commit order) archives the first.
+    """
+    others = (
+        model_versions.c.name == name,
+        model_versions.c.stage == "production",
+        model_versions.c.version != version,
+    )
+    replaced = conn.execute(select(func.max(model_versions.c.version)).where(*others)).scalar()
+    conn.execute(update(model_versions).where(*others).values(stage="archived"))
+    return None if replaced is None else int(replaced)
 
 
 def rollback(ws: Workspace, name: str, principal: str, *, eval_path: Path | None = None) -> dict[str, Any]:

@@ -13,9 +13,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mlwarden.errors import ArtifactIntegrityError
+from mlwarden.errors import ArtifactIntegrityError, InvalidInput
 from mlwarden.identity.tokens import token_row_problem
 from mlwarden.ledger.canonical import canonical_json
+from mlwarden.ledger.entry import Entry
+from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.dataset_versions import check_dataset_row
 from mlwarden.registry.models import check_row
 from mlwarden.store.schema import (
@@ -147,10 +149,24 @@ def ledger_columns(ws: Workspace) -> list[RowFinding]:
         refs = select(ledger_refs.c.ref, ledger_refs.c.idx, ledger_entries.c.entry).join_from(
             ledger_refs, ledger_entries, ledger_entries.c.idx == ledger_refs.c.idx, isouter=True
         )
-        for ref, idx, text in conn.execute(refs):
-            if text is None or f'"{ref}"' not in str(text):
+        recorded: tuple[int | None, tuple[str, ...]] = (None, ())
+        for ref, idx, text in conn.execute(refs.order_by(ledger_refs.c.idx)):
+            if recorded[0] != idx:
+                recorded = (idx, _entry_refs(text))
+            if str(ref) not in recorded[1]:
                 found.append(RowFinding("ledger_refs", str(ref), f"points at entry {idx}, which does not record it"))
     return found
+
+
+def _entry_refs(text: str | None) -> tuple[str, ...]:
+    """The references an entry text records (none when it is missing or not an entry)."""
+    if text is None:
+        return ()
+    try:
+        entry = Entry.parse(text)
+    except InvalidInput:
+        return ()
+    return recorded_refs(entry.kind, entry.body)
 
 
 def _column_problem(kind: str, subject: str, text: bytes) -> str | None:
