@@ -72,7 +72,7 @@ def scan_pickle(data: bytes) -> PickleScan:
     while pos < len(data):
         try:
             found, pos = _scan_one(data, pos)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, DeprecationWarning) as exc:
             complete = False
             notes.append(f"opcode walk stopped at byte {pos}: {exc}")
             break
@@ -182,6 +182,6 @@ def is_pickle(data: bytes) -> bool:
             stack.apply(op)  # raises where the unpickler would fail before acting
             if op.name in _ACTING or op.name == "STOP":
                 return True
-    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, EOFError):
-        return False
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, EOFError, DeprecationWarning):
+        return False  # DeprecationWarning: a bad STRING escape, raised only where warnings are errors
     return False
