@@ -42,7 +42,7 @@ class CreatedKey:
 
 def check_name(name: str) -> str:
     """A person's name as ``policy.yaml`` and ``key:<name>`` principals use it."""
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise InvalidInput(f"approver name {name!r} is not valid: use 1-64 letters, digits, '.', '_', '@' or '-'")
     return name
 

@@ -71,7 +71,7 @@ def _check_fields(statement: dict[str, Any]) -> None:
         value = statement[field]
         if not isinstance(value, kind) or isinstance(value, bool):
             raise InvalidInput(f"signed {action} statement field {field} must be a {kind.__name__}")
-    if not _SHA256.match(statement["sha256"]):
+    if not _SHA256.fullmatch(statement["sha256"]):
         raise InvalidInput("signed statement sha256 must be 64 lowercase hex characters")
     _time(statement["time"], "time")
     if "expires" in statement:

@@ -49,7 +49,7 @@ def parse_token(value: str) -> ParsedToken:
         raise MalformedToken("token is malformed")
     prefix, _, rest = value.partition("_")
     token_id, _, secret = rest.partition("_")
-    if prefix != PREFIX or not _ID.match(token_id) or not _SECRET.match(secret):
+    if prefix != PREFIX or not _ID.fullmatch(token_id) or not _SECRET.fullmatch(secret):
         raise MalformedToken("token is malformed")
     return ParsedToken(token_id, secret)
 
@@ -261,7 +261,7 @@ def list_tokens(ws: Workspace) -> list[tuple[TokenRecord, str | None]]:
 
 def revoke_token(ws: Workspace, token_id: str, principal: str) -> TokenRecord:
     """Revoke by id; recorded. Revoking twice is harmless."""
-    if not _ID.match(token_id):
+    if not _ID.fullmatch(token_id):
         raise InvalidInput(f"token id {token_id!r} is not 16 hex characters")
     with ws.log.transaction() as tx:
         row = tx.conn.execute(select(tokens).where(tokens.c.id == token_id)).first()

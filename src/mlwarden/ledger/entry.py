@@ -72,7 +72,7 @@ class PreparedEntry:
         cls, *, kind: str, subject: str, principal: str, body: dict[str, Any], refs: tuple[str, ...] = ()
     ) -> PreparedEntry:
         """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
-        if not isinstance(kind, str) or not _KIND.match(kind):
+        if not isinstance(kind, str) or not _KIND.fullmatch(kind):
             raise InvalidInput(
                 f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', "
                 "starting with a letter"

@@ -41,7 +41,7 @@ def _key_id(name: str, public_raw: bytes) -> bytes:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(f"note key name {name!r} must be non-empty with no spaces or '+'")
 
 

@@ -20,7 +20,7 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 def parse_fingerprint(text: str) -> str:
     """Normalise a key fingerprint to 64 lowercase hex digits; raise :class:`InvalidInput` if it is not one."""
     value = text.strip().lower().removeprefix("sha256:")
-    if not _HEX64.match(value):
+    if not _HEX64.fullmatch(value):
         raise InvalidInput(
             "key fingerprint must be the 64 hex digits of SHA-256 over the raw ed25519 public key "
             "(as `mlwarden init` prints it)"

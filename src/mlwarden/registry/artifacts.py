@@ -32,7 +32,7 @@ class ArtifactStore:
 
     def path_for(self, sha256: str) -> Path:
         """Where the blob with this hash lives."""
-        if not _HEX.match(sha256):
+        if not _HEX.fullmatch(sha256):
             raise InvalidInput(f"not a sha256 hex digest: {sha256[:80]!r}")
         return self._root / sha256[:2] / sha256[2:]
 

@@ -17,34 +17,21 @@ from mlwarden.ledger.entry import parse_json_object, utc_now
 from mlwarden.registry.artifacts import ArtifactStore
 from mlwarden.registry.attest import check_claims, sign_claims
 from mlwarden.registry.cards import parse_card
+from mlwarden.registry.names import NAME as NAME
+from mlwarden.registry.names import STAGES as STAGES
+from mlwarden.registry.names import check_alias as check_alias
+from mlwarden.registry.names import check_name as check_name
 from mlwarden.registry.sniff import ONNX, SKOPS, ArtifactFormat, detect_format
 from mlwarden.runtime.interface import LoadedModel
+from mlwarden.runtime.probe import probe_artifact
+from mlwarden.runtime.runtime_policy import RuntimePolicy, load_runtime_policy
 from mlwarden.runtime.signature import InputSignature
 from mlwarden.runtime.validator import Validator
 from mlwarden.store.schema import dataset_versions, model_versions
 from mlwarden.workspace import Workspace
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-DATASET_REF = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})@sha256:(?P<sha>[0-9a-f]{64})$")
+DATASET_REF = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,127})@sha256:(?P<sha>[0-9a-f]{64})", re.ASCII)
 MAX_MODEL_BYTES = 2 << 30
-STAGES = ("candidate", "staging", "production", "archived")
-
-
-def check_name(name: str, what: str = "model") -> str:
-    """A registry name: letters, digits, '.', '_' or '-', at most 128 characters."""
-    if not NAME.match(name):
-        raise InvalidInput(f"{what} name {name!r} is not valid: use letters, digits, '.', '_' or '-' (max 128)")
-    return name
-
-
-ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-
-
-def check_alias(alias: str) -> str:
-    """An alias: lowercase letters, digits, '_' or '-', not a stage name."""
-    if not ALIAS.match(alias) or alias in STAGES:
-        raise InvalidInput(f"alias {alias!r} is not valid: lowercase letters, digits, '_' or '-', and not a stage name")
-    return alias
 
 
 def resolve_alias(ws: Workspace, name: str, alias: str) -> int:
@@ -146,12 +133,12 @@ def _record_refusal(ws: Workspace, name: str, path: Path, sha256: str, exc: Unsa
     )
 
 
-def instantiate(fmt: str, data: bytes) -> LoadedModel:
-    """Load served formats through their safe loaders."""
+def instantiate(fmt: str, data: bytes, *, runtime: RuntimePolicy | None = None) -> LoadedModel:
+    """Load served formats through their safe loaders (ONNX domains beyond the standard as ``runtime`` allows)."""
     if fmt == ONNX:
         from mlwarden.runtime.onnx_model import OnnxModel
 
-        return OnnxModel(data)
+        return OnnxModel(data, allowed_domains=(runtime or RuntimePolicy()).onnx_domains)
     if fmt == SKOPS:
         from mlwarden.runtime.skops_model import SkopsModel
 
@@ -190,9 +177,12 @@ def register_model(
     data = _read(path, "model file", MAX_MODEL_BYTES)
 
     sha = hashlib.sha256(data).hexdigest()
+    runtime = load_runtime_policy(ws.options.paths.policy)
     try:
         fmt: ArtifactFormat = detect_format(data, path.name)
-        model = instantiate(fmt.name, data) if fmt.servable else None
+        if fmt.servable:  # a file that crashes the loader costs a child process, not this one
+            probe_artifact(fmt.name, data, onnx_domains=runtime.onnx_domains, where=path.name)
+        model = instantiate(fmt.name, data, runtime=runtime) if fmt.servable else None
     except UnsafeArtifact as exc:
         _record_refusal(ws, name, path, sha, exc, principal)
         raise
@@ -245,7 +235,7 @@ def register_model(
 
 
 def _dataset_ref(ws: Workspace, ref: str) -> dict[str, Any]:
-    match = DATASET_REF.match(ref)
+    match = DATASET_REF.fullmatch(ref)
     if not match:
         raise InvalidInput(f"dataset {ref!r} must be NAME@sha256:HEX")
     with ws.engine.connect() as conn:
@@ -348,7 +338,7 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
         if isinstance(exc, UnsafeArtifact):  # a registered artifact that now scans as unsafe was tampered with
             raise ArtifactIntegrityError(f"{subject}: {exc.message}") from exc
         raise
-    model = instantiate(fmt.name, data)
+    model = instantiate(fmt.name, data, runtime=load_runtime_policy(ws.options.paths.policy))
     if row["input_signature"]:
         model.signature = InputSignature.from_json(json.loads(row["input_signature"]))
     return ServedModel(row, model, Validator(model.signature))

@@ -72,7 +72,7 @@ def scan_pickle(data: bytes) -> PickleScan:
     while pos < len(data):
         try:
             found, pos = _scan_one(data, pos)
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, DeprecationWarning) as exc:
             complete = False
             notes.append(f"opcode walk stopped at byte {pos}: {exc}")
             break
@@ -132,33 +132,56 @@ def _scan_one(data: bytes, start: int) -> tuple[list[str], int]:
     return found, end
 
 
+# Opcodes with which an unpickler imports or calls something: a stream that reaches one has
+# already run code, even if it breaks right after (a pickle need not be well formed to act).
+_ACTING = frozenset(
+    {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "BUILD", "NEWOBJ", "NEWOBJ_EX", "EXT1", "EXT2", "EXT4"}
+)
+_MARK = pickletools.markobject
+
+
+class _Stack:
+    """The unpickler's stack shape (depth and marks, no values), enough to tell what it would refuse."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.marks: list[int] = []  # depth at each MARK; items below it are out of reach until it is popped
+
+    def apply(self, op: pickletools.OpcodeInfo) -> None:
+        """Pop and push as ``op`` does; raise ValueError where the real unpickler fails."""
+        before = op.stack_before
+        if _MARK in before or (op.name == "POP" and self.marks and self.marks[-1] == self.depth):
+            if not self.marks:
+                raise ValueError(f"{op.name} needs a MARK and there is none")
+            self.depth = self.marks.pop()
+            before = before[: before.index(_MARK)] if _MARK in before else []
+        floor = self.marks[-1] if self.marks else 0
+        if self.depth - floor < len(before):
+            raise ValueError(f"{op.name} pops {len(before)} item(s) from a stack of {self.depth - floor}")
+        self.depth -= len(before)
+        for item in op.stack_after:
+            if item is _MARK:
+                self.marks.append(self.depth)
+            else:
+                self.depth += 1
+
+
 def is_pickle(data: bytes) -> bool:
-    """Whether ``data`` parses as a pickle stream from its first byte to a STOP opcode."""
-    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
-        return True
-    if not data or data[:1] not in (
-        b"(",
-        b"c",
-        b"}",
-        b"]",
-        b"\x80",
-        b"I",
-        b"F",
-        b"S",
-        b"V",
-        b"N",
-        b"L",
-        b"K",
-        b"J",
-        b"X",
-        b"i",
-        b"U",
-        b"T",
-        b"q",
-    ):
-        return False
+    """Whether an unpickler given ``data`` would load it or act on it, decided by walking opcodes.
+
+    The stream is parsed from its first byte with :func:`pickletools.genops` (nothing is
+    executed) while the stack's shape is tracked: ``data`` is a pickle when a prefix of it
+    reaches STOP as the unpickler would, or when it reaches an import or a call before it
+    breaks. No list of first bytes: a protocol 0 pickle may start with any opcode.
+    """
+    stack = _Stack()
     try:
-        _scan_one(data[: 16 * 1024 * 1024], 0)
-    except (ValueError, KeyError, IndexError, TypeError):
-        return False
-    return True
+        for count, (op, _arg, _pos) in enumerate(pickletools.genops(io.BytesIO(data))):
+            if count > MAX_OPCODES:
+                return True  # millions of well-formed opcodes: a pickle, whatever else it is
+            stack.apply(op)  # raises where the unpickler would fail before acting
+            if op.name in _ACTING or op.name == "STOP":
+                return True
+    except (ValueError, KeyError, IndexError, TypeError, UnicodeDecodeError, EOFError, DeprecationWarning):
+        return False  # DeprecationWarning: a bad STRING escape, raised only where warnings are errors
+    return False

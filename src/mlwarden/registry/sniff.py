@@ -2,35 +2,41 @@
 
 The extension is a hint, never trusted: a pickle named ``model.onnx`` is a pickle. Served
 formats are ONNX and skops; safetensors may be registered as weights. The whole pickle
-family — raw pickles of any protocol, joblib dumps (also compressed), PyTorch zip archives
-with ``data.pkl``, NumPy files holding object arrays, and any zip member that is one of
-these — is refused with the imports the static scan found.
+family is refused with the imports the static scan found: anything an unpickler would
+load or act on (decided by walking opcodes, whatever the first byte), joblib dumps (also
+compressed), PyTorch zip archives with ``data.pkl``, NumPy files whose dtype holds
+objects, and any of these inside zip, tar or compressed streams at any depth (one
+decompression budget for all levels, see :mod:`mlwarden.registry.archives`).
 """
 
 from __future__ import annotations
 
-import ast
-import bz2
-import gzip
 import io
 import json
-import lzma
 import struct
-import zipfile
-import zlib
 from dataclasses import dataclass
 
-from mlwarden.errors import InvalidInput, UnsafeArtifact
-from mlwarden.registry.pickles import PickleScan, is_pickle, scan_pickle
+import numpy as np
+from numpy.lib import format as npy_format
 
-MAX_EXPANDED = 1 << 30
-"""Largest decompressed size examined (a bomb beyond it is refused)."""
-MAX_ZIP_MEMBERS = 100_000
+from mlwarden.errors import InvalidInput, UnsafeArtifact
+from mlwarden.registry.archives import (
+    ExpansionBudget,
+    check_depth,
+    expand_stream,
+    is_tar,
+    is_zip,
+    tar_members,
+    zip_members,
+    zip_names,
+)
+from mlwarden.registry.pickles import PickleScan, is_pickle, scan_pickle
 
 ONNX = "onnx"
 SKOPS = "skops"
 SAFETENSORS = "safetensors"
 SERVED = frozenset({ONNX, SKOPS})
+_NPY_MAX_HEADER = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,86 +63,62 @@ def _refuse(kind: str, where: str, scan: PickleScan) -> UnsafeArtifact:
     )
 
 
-def _decompress(data: bytes) -> tuple[str, bytes] | None:
-    """Undo the compressions joblib uses; None when ``data`` is not compressed."""
+def npy_dtype(data: bytes, where: str) -> tuple[np.dtype[np.generic], int]:
+    """The dtype of a ``.npy`` file and where its data starts, read by NumPy's own header parser."""
+    stream = io.BytesIO(data)
     try:
-        if data[:2] == b"\x1f\x8b":
-            return "gzip", gzip.GzipFile(fileobj=io.BytesIO(data)).read(MAX_EXPANDED)
-        if data[:3] == b"BZh":
-            return "bz2", bz2.BZ2Decompressor().decompress(data, MAX_EXPANDED)
-        if data[:6] == b"\xfd7zXZ\x00" or data[:3] == b"\x5d\x00\x00":
-            return "lzma", lzma.LZMADecompressor().decompress(data, MAX_EXPANDED)
-        if data[:2] == b"ZF":  # joblib's own zlib container: "ZF0x" + length + zlib stream
-            return "zlib", zlib.decompressobj().decompress(data[data.index(b"x") :], MAX_EXPANDED)
-        if len(data) > 2 and data[0] == 0x78 and (data[0] * 256 + data[1]) % 31 == 0:
-            return "zlib", zlib.decompressobj().decompress(data, MAX_EXPANDED)
-    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error):
-        return None
-    return None
-
-
-def _npy_header(data: bytes) -> dict[str, object] | None:
-    if not data.startswith(b"\x93NUMPY") or len(data) < 10:
-        return None
-    major = data[6]
-    if major == 1:
-        (length,) = struct.unpack("<H", data[8:10])
-        start = 10
-    else:
-        (length,) = struct.unpack("<I", data[8:12])
-        start = 12
-    try:
-        header = ast.literal_eval(data[start : start + length].decode("latin1"))
-    except (ValueError, SyntaxError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"malformed NumPy header: {exc}") from exc
-    if not isinstance(header, dict):
-        raise InvalidInput("malformed NumPy header")
-    header["_offset"] = start + length
-    return header
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            _shape, _order, dtype = npy_format.read_array_header_1_0(stream, max_header_size=_NPY_MAX_HEADER)
+        elif version == (2, 0):
+            _shape, _order, dtype = npy_format.read_array_header_2_0(stream, max_header_size=_NPY_MAX_HEADER)
+        else:  # 3.0 (utf-8 header) has no public reader; NumPy's own private one, as np.load uses
+            read = getattr(npy_format, "_read_array_header")  # noqa: B009 (private, untyped)
+            _shape, _order, dtype = read(stream, version, max_header_size=_NPY_MAX_HEADER)
+    except (ValueError, TypeError, SyntaxError, EOFError, OSError) as exc:
+        raise InvalidInput(f"{where} has a malformed NumPy header: {str(exc)[:200]}") from exc
+    return dtype, stream.tell()
 
 
 def _check_npy(data: bytes, where: str) -> None:
-    header = _npy_header(data)
-    if header is None:
+    dtype, offset = npy_dtype(data, where)
+    if dtype.hasobject:  # object fields anywhere: plain, structured, sub-array
+        raise _refuse(f"NumPy array of dtype {dtype.str if dtype.names is None else 'structured'} holding objects",
+                      where, scan_pickle(data[offset:]))  # fmt: skip
+
+
+def _check_bytes(data: bytes, where: str, budget: ExpansionBudget, depth: int = 0) -> None:
+    """Refuse ``data`` if it is, or hides at any depth, anything of the pickle family."""
+    check_depth(depth, where)
+    if is_pickle(data):
+        raise _refuse("pickle", where, scan_pickle(data))
+    if data.startswith(b"\x93NUMPY"):
+        _check_npy(data, where)
         return
-    if "O" in str(header.get("descr", "")):
-        raise _refuse("NumPy object array", where, scan_pickle(data[int(str(header["_offset"])) :]))
+    expanded = expand_stream(data, where, budget)
+    if expanded is not None:
+        kind, content = expanded
+        if is_pickle(content):
+            raise _refuse(f"{kind}-compressed pickle (joblib)", where, scan_pickle(content))
+        _check_bytes(content, f"{where}({kind})", budget, depth + 1)
+    elif is_zip(data):
+        for name, content in zip_members(data, where, budget):
+            inner = f"{where}:{name}"
+            if name.rsplit("/", 1)[-1].endswith("data.pkl"):
+                raise _refuse("PyTorch pickle archive", inner, scan_pickle(content))
+            _check_bytes(content, inner, budget, depth + 1)
+    elif is_tar(data):
+        for name, content in tar_members(data, where, budget):
+            _check_bytes(content, f"{where}:{name}", budget, depth + 1)
 
 
-def _check_zip(data: bytes, where: str) -> ArtifactFormat:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        members = archive.infolist()
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise InvalidInput(f"{where} is a damaged zip archive: {exc}") from exc
-    if len(members) > MAX_ZIP_MEMBERS or sum(m.file_size for m in members) > MAX_EXPANDED:
-        raise UnsafeArtifact(f"refused {where}: zip archive expands beyond the size limit", kind="zip bomb")
-    names = {m.filename for m in members}
-    for member in members:
-        if member.is_dir():
-            continue
-        inner = f"{where}:{member.filename}"
-        content = archive.read(member)
-        if member.filename.endswith("data.pkl") or "data.pkl" in member.filename.rsplit("/", 1)[-1]:
-            raise _refuse("PyTorch pickle archive", inner, scan_pickle(content))
-        _check_bytes(content, inner)
+def _zip_format(data: bytes, where: str) -> ArtifactFormat:
+    names = set(zip_names(data, where))
     if "schema.json" in names:
         return ArtifactFormat(SKOPS, True)
     if names and all(n.endswith(".npy") for n in names):
         return ArtifactFormat("npz", False, "NumPy archive (recorded, not served)")
     return ArtifactFormat("zip", False, "zip archive (recorded, not served)")
-
-
-def _check_bytes(data: bytes, where: str) -> None:
-    """Refuse ``data`` if it is, or hides, anything of the pickle family."""
-    if is_pickle(data):
-        raise _refuse("pickle", where, scan_pickle(data))
-    expanded = _decompress(data)
-    if expanded is not None and is_pickle(expanded[1]):
-        raise _refuse(f"{expanded[0]}-compressed pickle (joblib)", where, scan_pickle(expanded[1]))
-    _check_npy(data, where)
-    if data[:4] == b"PK\x03\x04":
-        _check_zip(data, where)
 
 
 def _is_safetensors(data: bytes) -> bool:
@@ -152,13 +134,20 @@ def _is_safetensors(data: bytes) -> bool:
     return isinstance(header, dict)
 
 
-def _is_onnx(data: bytes) -> bool:
+def _is_onnx(data: bytes, where: str) -> bool:
+    """Whether ``data`` is an ONNX model; refuses one that keeps tensors outside its bytes."""
     import onnx
 
+    from mlwarden.runtime.onnx_checks import check_self_contained, parse_onnx
+
     try:
-        model = onnx.load_model_from_string(data)
+        model = parse_onnx(data, where)
+    except InvalidInput:
+        return False
+    check_self_contained(model, where)  # before the checker, which would look for the files
+    try:
         onnx.checker.check_model(model)
-    except Exception:  # any parse or check failure means "not an ONNX model"
+    except Exception:  # any check failure means "not an ONNX model"
         return False
     return len(model.graph.node) > 0
 
@@ -168,13 +157,13 @@ def detect_format(data: bytes, filename: str) -> ArtifactFormat:
     where = filename or "artifact"
     if not data:
         raise InvalidInput(f"{where} is empty")
-    _check_bytes(data, where)
-    if data[:4] == b"PK\x03\x04":
-        return _check_zip(data, where)
+    _check_bytes(data, where, ExpansionBudget())
+    if is_zip(data):
+        return _zip_format(data, where)
     if data.startswith(b"\x93NUMPY"):
         return ArtifactFormat("npy", False, "NumPy array (recorded, not served)")
     if _is_safetensors(data):
         return ArtifactFormat(SAFETENSORS, False, "weights (recorded, not served)")
-    if _is_onnx(data):
+    if _is_onnx(data, where):
         return ArtifactFormat(ONNX, True)
     raise InvalidInput(f"{where} is not a format mlwarden can register: expected ONNX, skops or safetensors")

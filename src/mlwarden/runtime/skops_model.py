@@ -12,6 +12,7 @@ import numpy as np
 from mlwarden.errors import InvalidInput, UnsafeArtifact
 from mlwarden.runtime.interface import Outputs
 from mlwarden.runtime.signature import Feature, InputSignature
+from mlwarden.runtime.skops_checks import check_estimator
 
 # The explicit allow-list: containers and numpy scalars skops writes, and scikit-learn
 # estimators whose loading runs no user code. Anything else in a file is refused by name.
@@ -83,6 +84,7 @@ class SkopsModel:
             self.estimator = sio.loads(data, trusted=names)
         except Exception as exc:  # skops raises many types for damaged files
             raise InvalidInput(f"skops cannot load this model: {str(exc).splitlines()[0][:200]}") from exc
+        check_estimator(self.estimator)  # raw indices (tree nodes) checked before anything runs on them
         count = getattr(self.estimator, "n_features_in_", None)
         if not isinstance(count, int):
             raise InvalidInput("the estimator does not say how many features it takes (n_features_in_)")

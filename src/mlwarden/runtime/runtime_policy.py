@@ -1,0 +1,64 @@
+"""The ``runtime:`` section of ``policy.yaml``: what model files may use beyond the safe defaults.
+
+Only one key today, read fail-closed (an unknown key, a wrong type or a malformed
+domain is an error, never ignored)::
+
+    runtime:
+      onnx_domains: [com.microsoft]   # operator domains allowed besides "", ai.onnx, ai.onnx.ml
+
+No ``runtime:`` section, or no policy file, allows nothing beyond the standard.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlwarden.errors import InvalidInput
+
+_DOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
+_KEYS = ("onnx_domains",)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimePolicy:
+    """Allowances for model files; the default allows nothing extra."""
+
+    onnx_domains: frozenset[str] = frozenset()
+
+
+def parse_runtime_policy(raw: Any) -> RuntimePolicy:
+    """The ``runtime`` value of a policy mapping (None: the defaults)."""
+    if raw is None:
+        return RuntimePolicy()
+    if not isinstance(raw, dict):
+        raise InvalidInput("policy `runtime` must be a mapping, e.g. {onnx_domains: [com.microsoft]}")
+    unknown = sorted(str(k) for k in raw if k not in _KEYS)
+    if unknown:
+        raise InvalidInput(f"policy runtime: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+    domains = raw.get("onnx_domains")
+    if domains is None:
+        return RuntimePolicy()
+    if not isinstance(domains, list):
+        raise InvalidInput("policy runtime.onnx_domains must be a list of operator domains, e.g. [com.microsoft]")
+    for i, domain in enumerate(domains):
+        if not isinstance(domain, str) or _DOMAIN.fullmatch(domain) is None:
+            raise InvalidInput(f"policy runtime.onnx_domains[{i}] is not an operator domain: {domain!r}")
+    return RuntimePolicy(frozenset(domains))
+
+
+def load_runtime_policy(path: Path) -> RuntimePolicy:
+    """The runtime allowances of a policy file; no file allows nothing extra, a broken one is an error."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return RuntimePolicy()
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"policy file {path} cannot be read: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"policy file {path} must be a YAML mapping")
+    return parse_runtime_policy(raw.get("runtime"))
