@@ -9,6 +9,8 @@ from typing import Any, Protocol
 import polars as pl
 
 from mlwarden.registry.cards import ModelCard
+from mlwarden.runtime.signature import InputSignature
+from mlwarden.runtime.skops_trust import SkopsTrust
 
 PASS = "pass"  # noqa: S105 - a gate status, not a password
 FAIL = "fail"
@@ -62,6 +64,8 @@ class Candidate:
     card: ModelCard | None = None
     registrant: str | None = None
     attestation_ok: bool | None = None
+    signature: InputSignature | None = None
+    """The registered input signature (a signature file may have renamed the model's features)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,8 @@ class GateContext:
     cache: dict[str, Any] = field(default_factory=dict)
     # principal -> the person it belongs to (policy `approvers`); a principal not listed is its own person
     persons: dict[str, str] = field(default_factory=dict)
+    # skops types trusted beyond the built-in list (policy `runtime.skops_trusted_types`)
+    skops_trust: SkopsTrust = field(default_factory=SkopsTrust)
 
 
 class Gate(Protocol):

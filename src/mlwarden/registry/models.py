@@ -20,6 +20,7 @@ from mlwarden.registry.cards import parse_card
 from mlwarden.registry.sniff import ONNX, SKOPS, ArtifactFormat, detect_format
 from mlwarden.runtime.interface import LoadedModel
 from mlwarden.runtime.signature import InputSignature
+from mlwarden.runtime.skops_trust import SkopsTrust, load_skops_trust
 from mlwarden.runtime.validator import Validator
 from mlwarden.store.schema import dataset_versions, model_versions
 from mlwarden.workspace import Workspace
@@ -146,8 +147,8 @@ def _record_refusal(ws: Workspace, name: str, path: Path, sha256: str, exc: Unsa
     )
 
 
-def instantiate(fmt: str, data: bytes) -> LoadedModel:
-    """Load served formats through their safe loaders."""
+def instantiate(fmt: str, data: bytes, *, skops_trust: SkopsTrust | None = None) -> LoadedModel:
+    """Load served formats through their safe loaders (skops: the built-in types plus ``skops_trust``)."""
     if fmt == ONNX:
         from mlwarden.runtime.onnx_model import OnnxModel
 
@@ -155,7 +156,7 @@ def instantiate(fmt: str, data: bytes) -> LoadedModel:
     if fmt == SKOPS:
         from mlwarden.runtime.skops_model import SkopsModel
 
-        return SkopsModel(data)
+        return SkopsModel(data, trust=skops_trust)
     raise InvalidInput(f"{fmt} artifacts are recorded, not served")
 
 
@@ -192,7 +193,8 @@ def register_model(
     sha = hashlib.sha256(data).hexdigest()
     try:
         fmt: ArtifactFormat = detect_format(data, path.name)
-        model = instantiate(fmt.name, data) if fmt.servable else None
+        trust = load_skops_trust(ws.options.paths.policy)
+        model = instantiate(fmt.name, data, skops_trust=trust) if fmt.servable else None
     except UnsafeArtifact as exc:
         _record_refusal(ws, name, path, sha, exc, principal)
         raise
@@ -348,7 +350,7 @@ def load_model(ws: Workspace, name: str, version: int | None, principal: str) ->
         if isinstance(exc, UnsafeArtifact):  # a registered artifact that now scans as unsafe was tampered with
             raise ArtifactIntegrityError(f"{subject}: {exc.message}") from exc
         raise
-    model = instantiate(fmt.name, data)
+    model = instantiate(fmt.name, data, skops_trust=load_skops_trust(ws.options.paths.policy))
     if row["input_signature"]:
         model.signature = InputSignature.from_json(json.loads(row["input_signature"]))
     return ServedModel(row, model, Validator(model.signature))
