@@ -178,7 +178,8 @@ def narrow_feature(base: Feature, item: Any) -> Feature:
     )
 
 
-def _narrow_dtype(base: Feature, name: str, dtype: str) -> str:
+def _narrow_dtype(base: Feature, name: str, given: str) -> str:
+    dtype = given
     if dtype == "number":
         dtype = base.dtype if base.dtype in NUMERIC else ALIASES[dtype]
     elif dtype == "integer":
@@ -189,7 +190,7 @@ def _narrow_dtype(base: Feature, name: str, dtype: str) -> str:
             "or a tensor type (float32, float64, int32, int64)"
         )
     if base.is_text != (dtype in TEXT) or (dtype == "bool") != (base.dtype == "bool"):
-        raise InvalidInput(f"feature {name!r}: the model takes {base.dtype} values, the signature file says {dtype}")
+        raise InvalidInput(f"feature {name!r}: the model takes {base.dtype} values, the signature file says {given}")
     if base.dtype == "categorical" and dtype == "string":
         return base.dtype  # the model's categories still hold; "string" says nothing narrower
     return dtype

@@ -143,7 +143,7 @@ def test_runner_turns_an_unfit_figure_into_an_error(bad: float | None) -> None:
 
 
 def test_unscorable_evaluation_data_blocks_promotion(gated: Workspace, zoo: Zoo, tmp_path: Path) -> None:
-    """Evaluation data the model cannot be scored on makes each gate `error`, naming the column; promotion is refused."""
+    """Evaluation data the model cannot be scored on makes each gate `error` naming the column; nothing is promoted."""
     register_dataset(gated, name="broken", path=_broken_csv(zoo, tmp_path), principal="alice")
     _policy(gated, "model_card, performance, fairness", **{"dataset: toy-eval": "dataset: broken"})
     v = register_model(gated, name="toy", path=zoo.good, card_path=zoo.card, principal="alice").version
