@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import polars as pl
 
 CARD = """---
 license: apache-2.0
@@ -172,7 +175,8 @@ class MixedSample:
     cities: tuple[str, ...] = ("lille", "lyon", "nice", "paris")
 
 
-def _mixed_frame(n: int, seed: int) -> Any:
+def mixed_frame(n: int, seed: int) -> pl.DataFrame:
+    """Rows of income, age, city, an unused group and a target that depends on all three features."""
     import polars as pl
 
     rng = np.random.default_rng(seed)
@@ -198,7 +202,7 @@ def mixed_pipeline_model(folder: Path) -> MixedSample:
     from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
     folder.mkdir(parents=True, exist_ok=True)
-    train, evaluation = _mixed_frame(1500, 3), _mixed_frame(600, 4)
+    train, evaluation = mixed_frame(1500, 3), mixed_frame(600, 4)
     paths = MixedSample(folder / "pipeline.skops", folder / "ordinal.skops", folder / "card.md",
                         folder / "train.csv", folder / "eval.csv")  # fmt: skip
     train.write_csv(paths.train_csv)
