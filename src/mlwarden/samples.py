@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import polars as pl
 
 CARD = """---
 license: apache-2.0
@@ -158,3 +161,63 @@ def fairness_zoo(folder: Path) -> FairnessZoo:
     biased = LogisticRegression(C=100).fit(x, np.where(x[:, 3] == 1, 1, y))
     return FairnessZoo(folder / "train.csv", folder / "eval.csv", save(good, "good.onnx"), save(weak, "weak.onnx"),
                        save(biased, "biased.onnx"))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class MixedSample:
+    """A scikit-learn pipeline over a text column and numbers, saved with skops, with its data."""
+
+    pipeline: Path
+    ordinal: Path
+    card: Path
+    train_csv: Path
+    eval_csv: Path
+    cities: tuple[str, ...] = ("lille", "lyon", "nice", "paris")
+
+
+def mixed_frame(n: int, seed: int) -> pl.DataFrame:
+    """Rows of income, age, city, an unused group and a target that depends on all three features."""
+    import polars as pl
+
+    rng = np.random.default_rng(seed)
+    income = rng.normal(50, 10, n).round(2)
+    age = rng.integers(18, 80, n)
+    city = rng.choice(["paris", "lyon", "nice", "lille"], n)
+    bonus = np.select([city == "paris", city == "lille"], [8.0, -4.0], 0.0)
+    target = (income + bonus + 0.05 * (age - 50) + rng.normal(0, 1.5, n) > 52).astype(np.int64)
+    group = rng.integers(0, 2, n)
+    return pl.DataFrame({"income": income, "age": age, "city": city, "group": group, "target": target})
+
+
+def mixed_pipeline_model(folder: Path) -> MixedSample:
+    """``OneHotEncoder`` on ``city`` plus scaled ``income`` and ``age`` into a logistic regression.
+
+    Also an ``OrdinalEncoder`` variant, whose encoder is not on the built-in skops allow-list.
+    The evaluation CSV carries an extra ``group`` column the model does not read.
+    """
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    folder.mkdir(parents=True, exist_ok=True)
+    train, evaluation = mixed_frame(1500, 3), mixed_frame(600, 4)
+    paths = MixedSample(folder / "pipeline.skops", folder / "ordinal.skops", folder / "card.md",
+                        folder / "train.csv", folder / "eval.csv")  # fmt: skip
+    train.write_csv(paths.train_csv)
+    evaluation.write_csv(paths.eval_csv)
+    import pandas as pd
+
+    x = pd.DataFrame({c: train.get_column(c).to_numpy() for c in ("income", "age", "city")})
+    y = train.get_column("target").to_numpy()
+    for path, encoder in ((paths.pipeline, OneHotEncoder()), (paths.ordinal, OrdinalEncoder())):
+        columns = ColumnTransformer([("city", encoder, ["city"]), ("num", StandardScaler(), ["income", "age"])])
+        model = Pipeline([("prepare", columns), ("classify", LogisticRegression(max_iter=500))]).fit(x, y)
+        path.write_bytes(sio.dumps(model))
+    paths.card.write_text(
+        CARD.format(name="mixed", accuracy=0.9)
+        .replace("breast-cancer-train", "mixed-train")
+        .replace("(30 numeric features)", "(income, age, city)")
+    )
+    return paths

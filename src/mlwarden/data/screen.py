@@ -76,8 +76,29 @@ def screen(
         if label and label in batch.columns and label in reference.columns:
             _label_flips(ref_x, reference.get_column(label).to_numpy(), x, batch.get_column(label).to_numpy(), report)
             _triggers(batch, reference, numeric, label, report)
-        _duplicates(x, report)
+        _duplicates(_duplicate_keys(x, batch, _text_columns(batch, label)), report)
     return report
+
+
+def _text_columns(batch: pl.DataFrame, label: str | None) -> list[str]:
+    """String and categorical columns: screened for drift (category frequencies), and they tell duplicates apart.
+
+    Outliers, label flips and triggers read the numeric columns; a text column's values have
+    no distance to measure there, so it is left out rather than guessed at.
+    """
+    return [c for c, t in batch.schema.items() if t in (pl.String, pl.Categorical, pl.Enum) and c != label]
+
+
+def _duplicate_keys(x: np.ndarray, batch: pl.DataFrame, text: list[str]) -> np.ndarray:
+    """The numbers of each row and a code per distinct text value: rows differing only in text are not duplicates.
+
+    Text alone never makes a duplicate (a few categories repeat by nature).
+    """
+    parts = [x]
+    for column in text:
+        values = batch.get_column(column).cast(pl.String).fill_null("").to_numpy().astype(str)
+        parts.append(np.unique(values, return_inverse=True)[1].reshape(-1, 1).astype(np.float64))
+    return np.hstack(parts)
 
 
 def _drift(

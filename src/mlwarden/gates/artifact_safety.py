@@ -1,4 +1,8 @@
-"""Gate ``artifact_safety``: allowed format, clean static scan, hash and registration signature valid."""
+"""Gate ``artifact_safety``: allowed format, clean static scan, hash and registration signature valid.
+
+For skops files every type must be trusted; the details record which types the file needed,
+split into those from the built-in allow-list and those the policy trusts explicitly.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Any
 
 from mlwarden.errors import MlwardenError, UnsafeArtifact
 from mlwarden.gates.interface import FAIL, PASS, GateContext, GateResult
-from mlwarden.registry.sniff import detect_format
+from mlwarden.registry.sniff import SKOPS, detect_format
+from mlwarden.runtime.skops_trust import check_types
 
 
 class ArtifactSafetyGate:
@@ -38,6 +43,14 @@ class ArtifactSafetyGate:
         except MlwardenError as exc:
             return GateResult(self.name, FAIL, exc.message, thresholds=thresholds, evidence=evidence)
         measured = {"format": fmt.name, "signature": "valid" if c.attestation_ok else "not registered"}
+        details: dict[str, Any] = {}
+        if fmt.name == SKOPS:
+            try:
+                details["skops_trusted_types"] = check_types(c.artifact, ctx.runtime.skops).to_json()
+            except UnsafeArtifact as exc:
+                return GateResult(self.name, FAIL, exc.message, {"found": list(exc.found)}, thresholds, evidence)
+            except MlwardenError as exc:
+                return GateResult(self.name, FAIL, exc.message, thresholds=thresholds, evidence=evidence)
         if fmt.name not in allowed:
             return GateResult(
                 self.name,
@@ -47,4 +60,6 @@ class ArtifactSafetyGate:
                 thresholds,
                 evidence,
             )
-        return GateResult(self.name, PASS, f"{fmt.name}, scan clean, hash matches", measured, thresholds, evidence)
+        return GateResult(
+            self.name, PASS, f"{fmt.name}, scan clean, hash matches", measured, thresholds, evidence, details
+        )

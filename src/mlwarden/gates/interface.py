@@ -9,6 +9,8 @@ from typing import Any, Protocol
 import polars as pl
 
 from mlwarden.registry.cards import ModelCard
+from mlwarden.runtime.runtime_policy import RuntimePolicy
+from mlwarden.runtime.signature import InputSignature
 
 PASS = "pass"  # noqa: S105 - a gate status, not a password
 FAIL = "fail"
@@ -62,6 +64,8 @@ class Candidate:
     card: ModelCard | None = None
     registrant: str | None = None
     attestation_ok: bool | None = None
+    signature: InputSignature | None = None
+    """The registered input signature (a signature file may have renamed the model's features)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,8 @@ class GateContext:
     cache: dict[str, Any] = field(default_factory=dict)
     # principal -> the person it belongs to (policy `approvers`); a principal not listed is its own person
     persons: dict[str, str] = field(default_factory=dict)
+    # what model files may use beyond the defaults (policy `runtime:`: ONNX domains, skops types)
+    runtime: RuntimePolicy = field(default_factory=RuntimePolicy)
 
 
 class Gate(Protocol):

@@ -19,6 +19,7 @@ from mlwarden.gates.model_card import ModelCardGate
 from mlwarden.gates.performance import PerformanceGate
 from mlwarden.gates.vulnerabilities import VulnerabilitiesGate
 from mlwarden.identity.approvers import Approvers, parse_approvers
+from mlwarden.runtime.runtime_policy import RuntimePolicy, parse_runtime_policy
 
 GATES: dict[str, Gate] = {
     g.name: g
@@ -41,6 +42,7 @@ class GatePolicy:
     settings: dict[str, dict[str, Any]]
     waivers: list[Waiver]
     approvers: Approvers = field(default_factory=Approvers)
+    runtime: RuntimePolicy = field(default_factory=RuntimePolicy)
 
     def gates_for(self, stage: str) -> list[str]:
         return self.stages.get(stage, [])
@@ -74,7 +76,8 @@ def parse_gate_policy(raw: dict[str, Any]) -> GatePolicy:
         if not isinstance(w, dict) or not all(k in w for k in ("id", "reason", "expires", "approver")):
             raise InvalidInput(f"waiver {i} needs id, reason, expires and approver")
         waivers.append(Waiver(str(w["id"]), str(w["reason"]), _date(w["expires"]), str(w["approver"])))
-    return GatePolicy(stages, settings, waivers, parse_approvers(raw.get("approvers")))
+    runtime = parse_runtime_policy(raw.get("runtime"))
+    return GatePolicy(stages, settings, waivers, parse_approvers(raw.get("approvers")), runtime)
 
 
 def load_gate_policy(path: Path) -> GatePolicy:
@@ -94,6 +97,7 @@ def run_gates(policy: GatePolicy, stage: str, ctx: GateContext) -> list[GateResu
     """Run the stage's gates in order; a crashing gate, or one that measured a NaN, infinite or
     missing figure, is an ``error`` result, never a pass."""
     results = []
+    ctx = replace(ctx, runtime=policy.runtime)  # the policy that gates also says what model files may use
     for name in policy.gates_for(stage):
         try:
             results.append(fail_safe(GATES[name].run(ctx, policy.settings.get(name, {}))))
@@ -133,6 +137,8 @@ DEFAULT_POLICY = """\
 #         (`mlwarden keys create --name NAME` prints the line), with their other
 #         identities under accounts (local:<os account>, token:<id>); see docs/gates.md.
 # spiffe: mTLS identities and what they may do (see docs/gateway.md).
+# runtime: skops_trusted_types lists scikit-learn types trusted beyond the built-in
+#         allow-list, by full name (see docs/registry.md); the gates record which were used.
 
 stages:
   staging:

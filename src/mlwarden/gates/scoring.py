@@ -14,6 +14,8 @@ from mlwarden.gates.figures import finite
 from mlwarden.gates.interface import Candidate, GateContext
 from mlwarden.registry.models import instantiate
 from mlwarden.registry.sniff import detect_format
+from mlwarden.runtime.interface import LoadedModel
+from mlwarden.runtime.signature import InputSignature
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,30 +27,68 @@ class Scored:
     y_score: np.ndarray | None
 
 
-def features_and_label(frame: pl.DataFrame, config: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def features_and_label(
+    frame: pl.DataFrame, config: dict[str, Any], signature: InputSignature
+) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray]:
+    """The model's validated input and the truth, with evaluation columns read by feature name.
+
+    Extra columns and any column order are fine. Text features take their column as strings
+    (a CSV has no types); numeric features need numeric columns (strings are never read as
+    numbers). Only an unnamed model (``x0``, ``x1``, ...) reads columns by position: the
+    policy's ``features``, else every column but the label and ``drop``.
+    """
     label = str(config.get("label", "target"))
     if label not in frame.columns:
         raise InvalidInput(f"evaluation data has no label column {label!r}")
-    features = config.get("features") or [c for c in frame.columns if c != label and c not in config.get("drop", [])]
-    missing = [c for c in features if c not in frame.columns]
+    columns = _feature_columns(frame, config, signature, label)
+    selected = frame.select(columns)
+    text = [c for c, f in zip(columns, signature.features, strict=True) if f.is_text]
+    numeric = [c for c, f in zip(columns, signature.features, strict=True) if not f.is_text]
+    wrong = [c for c in numeric if not (selected.schema[c].is_numeric() or selected.schema[c] == pl.Null)]
+    if wrong:
+        raise InvalidInput(f"evaluation columns {', '.join(wrong)} hold text, but the model takes numbers there")
+    y = frame.get_column(label).to_numpy()
+    if text:
+        rows = [list(r) for r in selected.with_columns(pl.col(text).cast(pl.String)).iter_rows()]
+        return signature.validate(rows), y
+    return signature.validate(selected.to_numpy().astype(np.float32)), y
+
+
+def _feature_columns(frame: pl.DataFrame, config: dict[str, Any], signature: InputSignature, label: str) -> list[str]:
+    names = signature.names
+    explicit = [str(c) for c in config.get("features") or []]
+    if all(n in frame.columns for n in names) and (not explicit or set(names) <= set(explicit)):
+        return names
+    unnamed = names == [f"x{i}" for i in range(len(names))]
+    if not explicit and not unnamed:
+        missing = [n for n in names if n not in frame.columns]
+        raise InvalidInput(f"evaluation data lacks feature columns: {', '.join(missing)}")
+    drop = set(config.get("drop") or [])
+    columns = explicit or [c for c in frame.columns if c != label and c not in drop]
+    missing = [c for c in columns if c not in frame.columns]
     if missing:
         raise InvalidInput(f"evaluation data lacks feature columns: {', '.join(missing)}")
-    x = frame.select(features).to_numpy().astype(np.float32)
-    return x, frame.get_column(label).to_numpy()
+    if len(columns) != len(names):
+        raise InvalidInput(f"evaluation data has {len(columns)} feature columns, the model takes {len(names)}")
+    return columns
 
 
 def score(candidate: Candidate, ctx: GateContext, config: dict[str, Any]) -> Scored:
-    """Predictions of ``candidate`` on the evaluation data (cached per artifact hash)."""
+    """Predictions of ``candidate`` on the evaluation data (cached per artifact hash and signature)."""
     if ctx.evaluation is None:
         raise InvalidInput("no evaluation dataset: set the gate's `dataset` in the policy or pass --eval")
-    key = f"scored:{candidate.sha256}:{config.get('label')}:{config.get('features')}"
+    model_key = f"model:{candidate.sha256}"
+    model: LoadedModel | None = ctx.cache.get(model_key)
+    if model is None:
+        fmt = detect_format(candidate.artifact, candidate.filename)
+        model = ctx.cache[model_key] = instantiate(fmt.name, candidate.artifact, runtime=ctx.runtime)
+    signature = candidate.signature or model.signature
+    key = f"scored:{candidate.sha256}:{config.get('label')}:{config.get('features')}:{signature.names}"
     if key in ctx.cache:
         cached: Scored = ctx.cache[key]
         return cached
-    fmt = detect_format(candidate.artifact, candidate.filename)
-    model = instantiate(fmt.name, candidate.artifact)
-    x, y = features_and_label(ctx.evaluation.frame, config)
-    outputs = model.predict(model.signature.validate(x) if x.shape[1] == len(model.signature.features) else x)
+    x, y = features_and_label(ctx.evaluation.frame, config, signature)
+    outputs = model.predict(x)
     names = outputs.names
     values = dict(zip(names, outputs.values, strict=True))
     label_key = next((n for n in names if "label" in n.lower()), names[0])

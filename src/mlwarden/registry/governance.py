@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from mlwarden.registry.signed_approvals import (
     verified_key_approvals,
     workspace_approvers,
 )
+from mlwarden.runtime.signature import InputSignature
 from mlwarden.store.schema import approvals, attachments, dataset_versions, model_versions
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import TrustedState, VersionFacts
@@ -166,7 +168,13 @@ def _candidate(ws: Workspace, row: dict[str, Any]) -> Candidate:
         parse_card(row["card"]),
         row["registrant"],
         attested,
+        _signature(row) if attested else None,  # only a signature the registry signed names the columns
     )
+
+
+def _signature(row: dict[str, Any]) -> InputSignature | None:
+    text = row.get("input_signature")
+    return InputSignature.from_json(json.loads(text)) if text else None
 
 
 def _evaluation(ws: Workspace, policy: GatePolicy, stage: str, eval_path: Path | None) -> Evaluation | None:

@@ -134,15 +134,17 @@ def _record_refusal(ws: Workspace, name: str, path: Path, sha256: str, exc: Unsa
 
 
 def instantiate(fmt: str, data: bytes, *, runtime: RuntimePolicy | None = None) -> LoadedModel:
-    """Load served formats through their safe loaders (ONNX domains beyond the standard as ``runtime`` allows)."""
+    """Load served formats through their safe loaders, with what the policy's ``runtime:`` section allows
+    (ONNX operator domains beyond the standard, skops types beyond the built-in list)."""
+    runtime = runtime or RuntimePolicy()
     if fmt == ONNX:
         from mlwarden.runtime.onnx_model import OnnxModel
 
-        return OnnxModel(data, allowed_domains=(runtime or RuntimePolicy()).onnx_domains)
+        return OnnxModel(data, allowed_domains=runtime.onnx_domains)
     if fmt == SKOPS:
         from mlwarden.runtime.skops_model import SkopsModel
 
-        return SkopsModel(data)
+        return SkopsModel(data, trust=runtime.skops)
     raise InvalidInput(f"{fmt} artifacts are recorded, not served")
 
 
@@ -181,7 +183,7 @@ def register_model(
     try:
         fmt: ArtifactFormat = detect_format(data, path.name)
         if fmt.servable:  # a file that crashes the loader costs a child process, not this one
-            probe_artifact(fmt.name, data, onnx_domains=runtime.onnx_domains, where=path.name)
+            probe_artifact(fmt.name, data, runtime=runtime, where=path.name)
         model = instantiate(fmt.name, data, runtime=runtime) if fmt.servable else None
     except UnsafeArtifact as exc:
         _record_refusal(ws, name, path, sha, exc, principal)

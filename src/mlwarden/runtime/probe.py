@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlwarden.errors import InvalidInput, MlwardenError, UnsafeArtifact
+from mlwarden.runtime.runtime_policy import RuntimePolicy
 
 TIMEOUT = 120.0
 """Wall-clock seconds a probe may take (the child's CPU limit is the same)."""
@@ -30,7 +31,7 @@ MEMORY = 4 << 30
 """Address space of the child beyond twice the artifact's size."""
 _CRASHED = "crashed probe"
 _REMEMBERED = 256
-_PASSED: dict[tuple[str, str, tuple[str, ...]], ProbeResult] = {}
+_PASSED: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], ProbeResult] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,17 +42,20 @@ class ProbeResult:
     note: str = ""
 
 
-def probe_artifact(fmt: str, data: bytes, *, onnx_domains: frozenset[str] = frozenset(),
+def probe_artifact(fmt: str, data: bytes, *, runtime: RuntimePolicy | None = None,
                    timeout: float = TIMEOUT, memory: int = MEMORY, where: str = "artifact") -> ProbeResult:  # fmt: skip
     """Load and probe ``data`` in a child; raise what its checks raised, or ``crashed probe`` if it died.
 
     Bytes that passed once in this process (same format and domains) are not probed again.
     """
+    runtime = runtime or RuntimePolicy()
+    onnx_domains, skops_types = sorted(runtime.onnx_domains), sorted(runtime.skops.extra)
     sha256 = hashlib.sha256(data).hexdigest()
-    key = (fmt, sha256, tuple(sorted(onnx_domains)))
+    key = (fmt, sha256, tuple(onnx_domains), tuple(skops_types))
     if key in _PASSED:
         return _PASSED[key]
-    header = {"format": fmt, "size": len(data), "sha256": sha256, "onnx_domains": sorted(onnx_domains)}
+    header = {"format": fmt, "size": len(data), "sha256": sha256, "onnx_domains": onnx_domains,
+              "skops_trusted_types": skops_types}  # fmt: skip
     limits = [str(memory + 2 * len(data)), str(max(1, int(timeout)))]
     with tempfile.TemporaryDirectory(prefix="mlwarden-probe-") as empty:
         try:
@@ -129,8 +133,9 @@ def _load_and_predict(header: dict[str, Any], data: bytes) -> dict[str, Any]:
         model: Any = OnnxModel(data, allowed_domains=frozenset(header["onnx_domains"]))
     elif header["format"] == "skops":
         from mlwarden.runtime.skops_model import SkopsModel
+        from mlwarden.runtime.skops_trust import trust_from_policy
 
-        model = SkopsModel(data)
+        model = SkopsModel(data, trust=trust_from_policy({"skops_trusted_types": header["skops_trusted_types"]}))
     else:
         raise InvalidInput(f"{header['format']} artifacts are recorded, not served")
     try:

@@ -1,10 +1,11 @@
 """The ``runtime:`` section of ``policy.yaml``: what model files may use beyond the safe defaults.
 
-Only one key today, read fail-closed (an unknown key, a wrong type or a malformed
-domain is an error, never ignored)::
+Read fail-closed (an unknown key, a wrong type or a malformed value is an error, never
+ignored)::
 
     runtime:
       onnx_domains: [com.microsoft]   # operator domains allowed besides "", ai.onnx, ai.onnx.ml
+      skops_trusted_types: [sklearn.preprocessing._function_transformer.FunctionTransformer]
 
 No ``runtime:`` section, or no policy file, allows nothing beyond the standard.
 """
@@ -12,16 +13,17 @@ No ``runtime:`` section, or no policy file, allows nothing beyond the standard.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mlwarden.errors import InvalidInput
+from mlwarden.runtime.skops_trust import SkopsTrust, trust_from_policy
 
 _DOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
-_KEYS = ("onnx_domains",)
+_KEYS = ("onnx_domains", "skops_trusted_types")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,7 @@ class RuntimePolicy:
     """Allowances for model files; the default allows nothing extra."""
 
     onnx_domains: frozenset[str] = frozenset()
+    skops: SkopsTrust = field(default_factory=SkopsTrust)
 
 
 def parse_runtime_policy(raw: Any) -> RuntimePolicy:
@@ -40,15 +43,16 @@ def parse_runtime_policy(raw: Any) -> RuntimePolicy:
     unknown = sorted(str(k) for k in raw if k not in _KEYS)
     if unknown:
         raise InvalidInput(f"policy runtime: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+    skops = trust_from_policy({k: v for k, v in raw.items() if k == "skops_trusted_types"})
     domains = raw.get("onnx_domains")
     if domains is None:
-        return RuntimePolicy()
+        return RuntimePolicy(skops=skops)
     if not isinstance(domains, list):
         raise InvalidInput("policy runtime.onnx_domains must be a list of operator domains, e.g. [com.microsoft]")
     for i, domain in enumerate(domains):
         if not isinstance(domain, str) or _DOMAIN.fullmatch(domain) is None:
             raise InvalidInput(f"policy runtime.onnx_domains[{i}] is not an operator domain: {domain!r}")
-    return RuntimePolicy(frozenset(domains))
+    return RuntimePolicy(frozenset(domains), skops)
 
 
 def load_runtime_policy(path: Path) -> RuntimePolicy:

@@ -1,102 +1,64 @@
-"""scikit-learn estimators saved with skops, loaded only if every type is on the allow-list."""
+"""scikit-learn estimators saved with skops, loaded only if every type is trusted (see ``skops_trust``)."""
 
 from __future__ import annotations
 
-import io
-import json
-import zipfile
 from typing import Any
 
 import numpy as np
 
-from mlwarden.errors import InvalidInput, UnsafeArtifact
+from mlwarden.errors import InvalidInput, ValidationError
 from mlwarden.runtime.interface import Outputs
-from mlwarden.runtime.signature import Feature, InputSignature
+from mlwarden.runtime.sklearn_features import estimator_signature
 from mlwarden.runtime.skops_checks import check_estimator
+from mlwarden.runtime.skops_trust import ALLOWED_TYPES, SkopsTrust, TrustedTypes, check_types, types_in
 
-# The explicit allow-list: containers and numpy scalars skops writes, and scikit-learn
-# estimators whose loading runs no user code. Anything else in a file is refused by name.
-ALLOWED_TYPES = frozenset(
-    {
-        "builtins.dict", "builtins.list", "builtins.tuple", "builtins.str", "builtins.int", "builtins.float",
-        "builtins.bool", "builtins.NoneType", "builtins.slice", "builtins.set", "builtins.frozenset",
-        "numpy.ndarray", "numpy.dtype", "numpy.float64", "numpy.float32", "numpy.int64", "numpy.int32",
-        "numpy.bool_", "numpy.str_", "numpy.random.mtrand.RandomState",
-        "sklearn.pipeline.Pipeline", "sklearn.compose._column_transformer.ColumnTransformer",
-        "sklearn.preprocessing._data.StandardScaler", "sklearn.preprocessing._data.MinMaxScaler",
-        "sklearn.preprocessing._data.RobustScaler", "sklearn.preprocessing._encoders.OneHotEncoder",
-        "sklearn.preprocessing._label.LabelEncoder", "sklearn.impute._base.SimpleImputer",
-        "sklearn.linear_model._logistic.LogisticRegression", "sklearn.linear_model._base.LinearRegression",
-        "sklearn.linear_model._ridge.Ridge", "sklearn.linear_model._coordinate_descent.Lasso",
-        "sklearn.tree._classes.DecisionTreeClassifier", "sklearn.tree._classes.DecisionTreeRegressor",
-        "sklearn.tree._tree.Tree", "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.ensemble._forest.RandomForestRegressor", "sklearn.ensemble._gb.GradientBoostingClassifier",
-        "sklearn.ensemble._gb.GradientBoostingRegressor", "sklearn.ensemble._iforest.IsolationForest",
-        "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
-        "sklearn.naive_bayes.GaussianNB", "sklearn.neighbors._classification.KNeighborsClassifier",
-        "sklearn.svm._classes.SVC", "sklearn.svm._classes.LinearSVC", "sklearn.dummy.DummyClassifier",
-        "sklearn._loss.loss.HalfBinomialLoss", "sklearn._loss.link.LogitLink", "sklearn._loss.link.Interval",
-        "sklearn.ensemble._gb.BinomialDeviance", "sklearn.dummy.DummyRegressor",
-    }
-)  # fmt: skip
-
-
-def types_in(data: bytes) -> list[str]:
-    """Every ``module.class`` a skops file's schema names, without loading anything."""
-    try:
-        schema = json.loads(zipfile.ZipFile(io.BytesIO(data)).read("schema.json"))
-    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise InvalidInput(f"not a skops file: {exc}") from exc
-    found: set[str] = set()
-    stack: list[Any] = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return sorted(found)
-
-
-def check_types(data: bytes) -> list[str]:
-    """The file's types; raise :class:`UnsafeArtifact` naming any type not on the allow-list."""
-    names = types_in(data)
-    refused = [t for t in names if t not in ALLOWED_TYPES]
-    if refused:
-        raise UnsafeArtifact(
-            f"refused skops file: types outside the allow-list: {', '.join(refused)}",
-            found=tuple(refused),
-            kind="skops",
-        )
-    return names
+__all__ = ["ALLOWED_TYPES", "SkopsModel", "check_types", "types_in"]
 
 
 class SkopsModel:
-    """A scikit-learn estimator; its signature comes from ``feature_names_in_`` / ``n_features_in_``."""
+    """A scikit-learn estimator; its signature comes from the fitted estimator (see ``sklearn_features``)."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, *, trust: SkopsTrust | None = None) -> None:
         import skops.io as sio
 
-        names = check_types(data)
+        self.trusted: TrustedTypes = check_types(data, trust)
         try:
-            self.estimator = sio.loads(data, trusted=names)
+            self.estimator = sio.loads(data, trusted=self.trusted.names)
         except Exception as exc:  # skops raises many types for damaged files
             raise InvalidInput(f"skops cannot load this model: {str(exc).splitlines()[0][:200]}") from exc
         check_estimator(self.estimator)  # raw indices (tree nodes) checked before anything runs on them
-        count = getattr(self.estimator, "n_features_in_", None)
-        if not isinstance(count, int):
-            raise InvalidInput("the estimator does not say how many features it takes (n_features_in_)")
-        feature_names = getattr(self.estimator, "feature_names_in_", None)
-        labels = [str(n) for n in feature_names] if feature_names is not None else [f"x{i}" for i in range(count)]
-        self.signature = InputSignature(tuple(Feature(n, "float64") for n in labels), "tensor", "X", "float64")
+        self.signature = estimator_signature(self.estimator)
+        names = getattr(self.estimator, "feature_names_in_", None)
+        self.columns: list[str] | None = [str(n) for n in names] if names is not None else None
+
+    def model_input(self, inputs: np.ndarray | dict[str, np.ndarray]) -> Any:
+        """What the estimator was fitted on: a DataFrame with its column names, else a matrix.
+
+        Validated columns arrive in signature order; the estimator's own names are used (a
+        signature file may have renamed them), so position is the contract.
+        """
+        if self.columns is not None:
+            import pandas as pd
+
+            if isinstance(inputs, np.ndarray):
+                return pd.DataFrame(inputs, columns=self.columns, copy=False)
+            return pd.DataFrame(dict(zip(self.columns, (c.reshape(-1) for c in inputs.values()), strict=True)))
+        if isinstance(inputs, np.ndarray):
+            return inputs
+        columns = [c.reshape(-1) for c in inputs.values()]
+        text = any(c.dtype == object for c in columns)
+        return np.column_stack([c.astype(object) if text else c for c in columns])
 
     def predict(self, inputs: np.ndarray | dict[str, np.ndarray]) -> Outputs:
-        matrix = inputs if isinstance(inputs, np.ndarray) else np.column_stack(list(inputs.values()))
-        outputs: list[Any] = [np.asarray(self.estimator.predict(matrix))]
-        names = ["label"]
-        if hasattr(self.estimator, "predict_proba"):
-            outputs.append(np.asarray(self.estimator.predict_proba(matrix)))
-            names.append("probabilities")
+        matrix = self.model_input(inputs)
+        try:
+            outputs: list[Any] = [np.asarray(self.estimator.predict(matrix))]
+            names = ["label"]
+            if hasattr(self.estimator, "predict_proba"):
+                outputs.append(np.asarray(self.estimator.predict_proba(matrix)))
+                names.append("probabilities")
+        except (ValueError, TypeError) as exc:  # e.g. a category the encoder never saw
+            raise ValidationError(
+                f"the model refused the input: {str(exc).splitlines()[0][:200]}", field="inputs"
+            ) from exc
         return Outputs(names, outputs, len(matrix))

@@ -19,6 +19,8 @@ from mlwarden.errors import ValidationError
 from mlwarden.runtime.signature import MAX_ROWS, NUMERIC, Feature, InputSignature, is_number
 
 _BIG = float(np.finfo(np.float64).max)
+_MISSING = math.nan
+"""An absent value of an optional text feature, as scikit-learn's encoders spell missing."""
 
 
 class Validator:
@@ -53,9 +55,9 @@ class Validator:
         if self.numeric and self.signature.layout == "tensor" and all(type(r) is list for r in rows):
             try:
                 matrix = np.asarray(rows, dtype=np.float64)
-            except (ValueError, TypeError):
+            except (ValueError, TypeError, OverflowError):
                 matrix = None
-            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == self.width and not _has_bools(rows):
+            if matrix is not None and matrix.ndim == 2 and matrix.shape[1] == self.width and _plain_numbers(rows):
                 return self._check_matrix(matrix)
         return self._slow(rows)
 
@@ -101,6 +103,8 @@ class Validator:
             if matrix.dtype == self.tensor_dtype and matrix.flags.c_contiguous:
                 return matrix
             return np.ascontiguousarray(matrix, dtype=self.tensor_dtype)
+        if self.signature.layout == "frame":
+            return {f.name: matrix[:, j].astype(np.float64) for j, f in enumerate(self.signature.features)}
         return {
             f.name: matrix[:, j].astype(NUMERIC.get(f.dtype, np.float32)).reshape(-1, 1)
             for j, f in enumerate(self.signature.features)
@@ -114,24 +118,17 @@ class Validator:
             values = self._row_values(r, row)
             for j, (feature, value) in enumerate(zip(features, values, strict=True)):
                 columns[j].append(_coerce(feature, value, r))
-        if all(f.dtype in NUMERIC or f.dtype == "bool" for f in features):
+        if not any(f.is_text for f in features):
             return self._check_matrix(np.array(columns, dtype=np.float64).T)
-        if self.signature.layout == "tensor":
+        arrays = [_column(feature, column) for feature, column in zip(features, columns, strict=True)]
+        layout = self.signature.layout
+        if layout == "tensor":
+            if all(f.is_text for f in features):
+                return np.array(arrays, dtype=object).T
             raise ValidationError("mixed string and numeric features need a per-column model input", field="inputs")
-        out: dict[str, np.ndarray] = {}
-        for feature, column in zip(features, columns, strict=True):
-            if feature.dtype == "string":
-                array = np.array(column, dtype=object)
-                if feature.allowed is not None:
-                    _check_allowed(feature, array)
-            else:
-                array = np.array(column, dtype=np.float64)
-                _check_range(feature, array)
-                if feature.allowed is not None:
-                    _check_allowed(feature, array)
-                array = array.astype(NUMERIC.get(feature.dtype, np.float32))
-            out[feature.name] = array.reshape(-1, 1)
-        return out
+        if layout == "frame":
+            return {f.name: array for f, array in zip(features, arrays, strict=True)}
+        return {f.name: array.reshape(-1, 1) for f, array in zip(features, arrays, strict=True)}
 
     def _row_values(self, r: int, row: Any) -> Sequence[Any]:
         if isinstance(row, dict):
@@ -191,12 +188,13 @@ def _check_range(feature: Feature, column: np.ndarray) -> None:
 def _check_allowed(feature: Feature, column: np.ndarray) -> None:
     allowed = feature.allowed or ()
     if column.dtype == object:
+        known = set(allowed)
         for row, value in enumerate(column):
-            if value not in allowed:
-                raise ValidationError(
-                    f"row {row}: feature {feature.name!r} value {value!r} is not one of the allowed values",
-                    field=feature.name,
-                )
+            if value in known or (feature.allow_nan and value is _MISSING):
+                continue
+            what = "a category the model knows" if feature.dtype == "categorical" else "one of the allowed values"
+            message = f"row {row}: feature {feature.name!r} value {value!r} is not {what}"
+            raise ValidationError(message, field=feature.name)
         return
     ok = np.isin(column, np.asarray(allowed, dtype=np.float64))
     if feature.allow_nan:
@@ -209,17 +207,40 @@ def _check_allowed(feature: Feature, column: np.ndarray) -> None:
         )
 
 
-def _has_bools(rows: Sequence[list[Any]]) -> bool:
-    """JSON true/false would silently become 1.0/0.0 in a float matrix; such rows take the slow path."""
-    return bool in set(map(type, itertools.chain.from_iterable(rows)))
+def _plain_numbers(rows: Sequence[list[Any]]) -> bool:
+    """Only ints and floats: NumPy would silently turn ``true`` into 1.0 and ``"12.5"`` into 12.5.
+
+    Rows holding anything else take the slow path, which names the cell.
+    """
+    return set(map(type, itertools.chain.from_iterable(rows))) <= {int, float}
+
+
+def _column(feature: Feature, values: list[Any]) -> np.ndarray:
+    """One checked column of a mixed batch: objects for text features, numbers otherwise."""
+    if feature.is_text:
+        array = np.array(values, dtype=object)
+        if feature.checks_categories:
+            _check_allowed(feature, array)
+        return array
+    array = np.array(values, dtype=np.float64)
+    _check_range(feature, array)
+    if feature.dtype in ("int64", "int32"):
+        with np.errstate(invalid="ignore"):
+            fractional = (array != np.floor(array)) & ~np.isnan(array)
+        if fractional.any():
+            row = int(np.argmax(fractional))
+            raise ValidationError(f"row {row}: feature {feature.name!r} must be an integer", field=feature.name)
+    if feature.allowed is not None:
+        _check_allowed(feature, array)
+    return array
 
 
 def _coerce(feature: Feature, value: Any, row: int) -> Any:
     if value is None:
         if feature.required and not feature.allow_nan:
             raise ValidationError(f"row {row}: feature {feature.name!r} is null", field=feature.name)
-        return math.nan
-    if feature.dtype == "string":
+        return _MISSING if feature.is_text else math.nan
+    if feature.is_text:
         if not isinstance(value, str):
             raise ValidationError(
                 f"row {row}: feature {feature.name!r} must be a string, got {type(value).__name__}", field=feature.name
@@ -230,9 +251,15 @@ def _coerce(feature: Feature, value: Any, row: int) -> Any:
             raise ValidationError(f"row {row}: feature {feature.name!r} must be true or false", field=feature.name)
         return float(value)
     if not is_number(value):
+        shown = f" {value[:40]!r} (strings are never read as numbers)" if isinstance(value, str) else ""
         raise ValidationError(
-            f"row {row}: feature {feature.name!r} must be a number, got {type(value).__name__}", field=feature.name
+            f"row {row}: feature {feature.name!r} must be a number, got {type(value).__name__}{shown}",
+            field=feature.name,
         )
     if isinstance(value, float) and not math.isfinite(value) and not feature.allow_nan:
         raise ValidationError(f"row {row}: feature {feature.name!r} is NaN or infinite", field=feature.name)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError as exc:
+        message = f"row {row}: feature {feature.name!r} is too large for a float"
+        raise ValidationError(message, field=feature.name) from exc
