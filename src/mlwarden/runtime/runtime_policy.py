@@ -42,7 +42,7 @@ def parse_runtime_policy(raw: Any) -> RuntimePolicy:
         raise InvalidInput("policy `runtime` must be a mapping, e.g. {onnx_domains: [com.microsoft]}")
     unknown = sorted(str(k) for k in raw if k not in _KEYS)
     if unknown:
-        raise InvalidInput(f"policy runtime: unknown key(s) {', '.join(unknown)}; known: {', '.join(_KEYS)}")
+        raise InvalidInput(f"policy runtime: unknown keys: {', '.join(unknown)} (known: {', '.join(_KEYS)})")
     skops = trust_from_policy({k: v for k, v in raw.items() if k == "skops_trusted_types"})
     domains = raw.get("onnx_domains")
     if domains is None:
