@@ -35,6 +35,8 @@ from mlwarden.trust.projection import TrustedState, VersionFacts
 from mlwarden.workspace import Workspace
 
 MAX_REPORT_BYTES = 64 << 20
+DEMOTIONS = ("candidate", "staging")
+"""Stages a production version is never moved to by a promotion: it would silently stop being served."""
 
 
 def approve(
@@ -257,10 +259,13 @@ def promote(
 ) -> dict[str, Any]:
     """Run the stage's gates; promote only if all pass. Gate runs, refusals and promotions are recorded.
 
+    Nothing is recorded before the request is known good: the stage must exist, the version
+    must be registered, and a production version is never moved down to ``candidate`` or
+    ``staging`` (that would take it out of service silently); ``archive`` withdraws it, or
+    another version's promotion to production replaces it.
     ``kind`` is ``model.rolled_back`` when a rollback asks: the same gates, today's policy.
     """
-    if stage not in STAGES:
-        raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    check_stage_change(ws, name, version, stage)
     policy = load_gate_policy(policy_path or ws.options.paths.policy)
     gates = policy.gates_for(stage)
     if stage == "production" and not gates:
@@ -280,6 +285,24 @@ def promote(
     return set_stage(
         ws, name, version, stage, principal, gates={"passed": True, "gate_run": run.index, "gates": gates}, kind=kind
     )
+
+
+def check_stage_change(ws: Workspace, name: str, version: int, stage: str) -> None:
+    """Refuse, recording nothing, a move to an unknown stage, of an unknown version, or out of production.
+
+    The served version is the ledger's (not the row's): a row edited to say "production"
+    neither blocks nor allows anything here.
+    """
+    if stage not in STAGES:
+        raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    get_version(ws, name, version)
+    serving = follower(ws).refresh().production(name)
+    if serving is not None and serving.version == version and stage in DEMOTIONS:
+        raise InvalidInput(
+            f"model {name}:{version} is in production: moving it to {stage} would stop serving {name}; "
+            f"promote another version to production (which replaces it), or run `mlwarden model archive "
+            f"{name} {version}` to withdraw it"
+        )
 
 
 def approve_and_promote(
