@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, update
 
@@ -191,10 +192,18 @@ def evaluation_from_file(path: Path, expected_sha: str | None = None) -> Evaluat
 
     if not path.is_file():
         raise InvalidInput(f"evaluation data {path} does not exist")
+    fmt = data_format(path)
     sha = sha256_file(path)
     if expected_sha is not None and sha != expected_sha:
         raise InvalidInput(f"evaluation data {path} changed since it was registered (sha256 {sha})")
-    return Evaluation(scan(path, data_format(path)).collect(), sha, str(path))
+    try:
+        frame = scan(path, fmt).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:  # empty, ragged, not UTF-8, not Parquet...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"evaluation data {path} cannot be read as {fmt}: {first}") from exc
+    if frame.height == 0:
+        raise InvalidInput(f"evaluation data {path} has no rows")
+    return Evaluation(frame, sha, str(path))
 
 
 def gate_context(
