@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, insert, inspect, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.config import WorkspaceOptions
@@ -22,6 +23,7 @@ from mlwarden.store.migrate import upgrade
 from mlwarden.store.schema import ledger_head, meta
 
 ORIGIN_KEY = "ledger_origin"
+PRIVATE_FILE = 0o600
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,14 +68,46 @@ def _read_origin(engine: Engine) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _private_file(path: Path, text: str | None = None) -> None:
+    """Create ``path`` with mode 0600 (folders are 0700), or tighten an existing one to 0600.
+
+    With ``text`` the file's content is (re)written; without, an existing file is left as it is.
+    Created private from the first byte (never chmod after the fact), whatever the umask.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if text is not None else 0)
+    with os.fdopen(os.open(path, flags, PRIVATE_FILE), "wb") as handle:
+        os.fchmod(handle.fileno(), PRIVATE_FILE)
+        if text is not None:
+            handle.write(text.encode("utf-8"))
+
+
+def _private_sqlite(url: str) -> None:
+    """The SQLite database file (and its WAL/SHM, which SQLite creates with the database's mode) 0600."""
+    parsed = make_url(url)
+    name = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
+        return
+    database = Path(name)
+    _private_file(database)
+    for suffix in ("-wal", "-shm", "-journal"):
+        extra = database.with_name(database.name + suffix)
+        if extra.exists():
+            os.chmod(extra, PRIVATE_FILE)
+
+
 def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
-    """Create (or complete) a workspace; idempotent. Returns where everything is."""
+    """Create (or complete) a workspace; idempotent. Returns where everything is.
+
+    Every folder it creates is 0700 and every file it writes (database, WAL, policy, keys) 0600;
+    running it on an existing workspace tightens those files to 0600.
+    """
     paths = options.paths
     try:
         for folder in (paths.home, paths.keys, paths.artifacts, paths.checkpoints):
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_sqlite(options.database_url)
     except OSError as exc:
-        raise ConfigError(f"cannot create workspace at {paths.home}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot create workspace at {paths.home}: {exc.strerror or exc}") from exc
     engine = create_db_engine(options.database_url)
     try:
         upgrade(engine)
@@ -94,16 +128,20 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
             write_private_key(paths.signing_key)
         signer = load_signer(paths.signing_key, str(origin))
         fingerprint = signer.verifier().fingerprint
-        paths.public_key.write_text(signer.verifier().vkey() + "\n", encoding="utf-8")
+        _private_file(paths.public_key, signer.verifier().vkey() + "\n")
         if not paths.policy.exists():
             from mlwarden.gates.runner import DEFAULT_POLICY
 
-            paths.policy.write_text(DEFAULT_POLICY, encoding="utf-8")
+            _private_file(paths.policy, DEFAULT_POLICY)
+        else:
+            _private_file(paths.policy)
         with write_transaction(engine) as conn:
             initialise(conn, signer)
         Log(engine, signer, publish_dir=paths.checkpoints).check_head()
     except SQLAlchemyError as exc:
         raise StoreError(f"cannot initialise the database {options.display_url}: {describe_db_error(exc)}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot write the workspace at {paths.home}: {exc.strerror or exc}") from exc
     finally:
         engine.dispose()
     return {

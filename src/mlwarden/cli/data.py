@@ -10,7 +10,7 @@ import typer
 
 from mlwarden.cli.context import print_json, state
 from mlwarden.cli.keys import VALID_DAYS_HELP, read_statement, valid_for, write_statement
-from mlwarden.data.check import check_file, infer_contract
+from mlwarden.data.check import check_file, infer_contract_file
 from mlwarden.data.contracts import load_contract
 from mlwarden.errors import InvalidInput
 
@@ -30,7 +30,10 @@ def check(
     report = check_file(load_contract(contract), data)
     typer.echo(json.dumps(report.to_json()) if as_json else report.table())
     if junit is not None:
-        junit.write_text(report.junit(data.name), encoding="utf-8")
+        try:
+            junit.write_text(report.junit(data.name), encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write the JUnit report to {junit}: {exc.strerror or exc}") from exc
     if not report.ok:
         raise typer.Exit(1)
 
@@ -108,4 +111,4 @@ def release(
 @contract_app.command("infer")
 def infer(data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON lines.")]) -> None:
     """Print a starting contract inferred from DATA (types, nullability, ranges, small category sets)."""
-    typer.echo(infer_contract(data), nl=False)
+    typer.echo(infer_contract_file(data), nl=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -16,7 +17,7 @@ from mlwarden.errors import InvalidInput
 from mlwarden.gates.interface import Candidate, GateContext
 from mlwarden.gates.reports import table, write_reports
 from mlwarden.gates.runner import all_passed, load_gate_policy, run_gates
-from mlwarden.registry.cards import parse_card
+from mlwarden.registry.cards import decode_card
 from mlwarden.registry.signed_approvals import add_signed_approvals, artifact_expectation, model_expectation
 
 app = typer.Typer(help="Governance gates, also for CI.", no_args_is_help=True)
@@ -62,13 +63,12 @@ def check(
     statements = [read_statement(item) for item in approval or []]
     if not gate_policy.gates_for(stage):
         raise InvalidInput(f"policy {policy} names no gates for stage {stage!r}")
+    if report_dir is not None:
+        _report_folder(report_dir)  # an unusable --report-dir fails before the gates run, not after
     path = Path(target)
     if path.exists():
-        try:
-            data = path.read_bytes()
-            card_model = parse_card(card.read_text(encoding="utf-8")) if card else None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidInput(f"cannot read {exc}") from exc
+        data = _read_input(path, "model file")
+        card_model = decode_card(_read_input(card, "model card"), source=f"model card {card}") if card else None
         reports = []
         for item in report or []:
             try:
@@ -116,10 +116,32 @@ def check(
     else:
         typer.echo(table(results, f"gates for {label} -> {stage}"))
     if report_dir is not None:
-        written = write_reports(
-            results, report_dir, title=f"mlwarden gates: {label} -> {stage}", suite=stage, artifact_uri=label
-        )
+        try:
+            written = write_reports(
+                results, report_dir, title=f"mlwarden gates: {label} -> {stage}", suite=stage, artifact_uri=label
+            )
+        except OSError as exc:
+            raise InvalidInput(f"cannot write the gate reports to {report_dir}: {exc.strerror or exc}") from exc
         if not as_json:
             typer.echo("reports: " + ", ".join(written.values()))
     if not all_passed(results):
         raise typer.Exit(1)
+
+
+def _read_input(path: Path, what: str) -> bytes:
+    try:
+        if path.is_dir():
+            raise InvalidInput(f"{what} {path} is a folder, not a file")
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def _report_folder(folder: Path) -> None:
+    """Create ``folder`` and check a file can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the gate reports to {folder}: {exc.strerror or exc}") from exc

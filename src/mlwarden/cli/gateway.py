@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -128,14 +129,16 @@ def serve(
 
     from mlwarden.api.tls import SpiffeH11Protocol
 
+    if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
+        raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
+    if tls_cert is not None and tls_key is not None:
+        check_tls_files(tls_cert, tls_key, client_ca)
     cli_state = state(ctx)
     options = cli_state.options()
     cli_state.open().close()  # migrate, set WAL and check the ledger once, before any worker starts
     os.environ["MLWARDEN_HOME"] = str(options.paths.home)
     if cli_state.settings.database_url:
         os.environ["MLWARDEN_DATABASE_URL"] = cli_state.settings.database_url
-    if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
-        raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -152,3 +155,35 @@ def serve(
         "mlwarden.api.factory:app", factory=True, host=host, port=port, workers=workers, access_log=False,
         log_level="warning", **kwargs,  # type: ignore[arg-type]
     )  # fmt: skip
+
+
+def check_tls_files(cert: Path, key: Path, client_ca: Path | None) -> None:
+    """Load the server certificate, its key and the client CA as the server will, before it starts.
+
+    A missing, unreadable or mismatched file is a one-line :class:`ConfigError`, not a worker's traceback.
+    """
+    for flag, path in (("--tls-cert", cert), ("--tls-key", key), ("--client-ca", client_ca)):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{flag} {path} does not exist or is not a file")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert, key, password=_no_password(key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"--tls-cert {cert} and --tls-key {key} cannot be used: {_ssl_reason(exc)}") from exc
+    if client_ca is not None:
+        try:
+            context.load_verify_locations(cafile=client_ca)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"--client-ca {client_ca} cannot be used: {_ssl_reason(exc)}") from exc
+
+
+def _no_password(key: Path) -> Callable[[], str]:
+    def refuse() -> str:
+        raise ConfigError(f"--tls-key {key} is encrypted: serve needs a key file without a password")
+
+    return refuse
+
+
+def _ssl_reason(exc: OSError) -> str:
+    reason = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+    return str(reason).lower().replace("_", " ")

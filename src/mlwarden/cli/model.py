@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -300,14 +301,17 @@ def archive(
     name: Annotated[str, typer.Argument(help="Model name.")],
     version: Annotated[int, typer.Argument(help="Version.", min=1)],
 ) -> None:
-    """Archive a version (it is no longer served)."""
+    """Archive a version (it is no longer served; archiving the production version withdraws it, said on stderr)."""
     from mlwarden.registry.governance import promote as run_promotion
 
     ws = state(ctx).open()
     try:
-        print_json(run_promotion(ws, name, version, "archived", local_principal()))
+        result = run_promotion(ws, name, version, "archived", local_principal())
     finally:
         ws.close()
+    print_json(result)
+    if result.get("previous_stage") == "production":
+        sys.stderr.write(f"{name}:{version} was in production: the gateway no longer serves {name}\n")
 
 
 @app.command()

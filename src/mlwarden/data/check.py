@@ -201,15 +201,7 @@ def _examples(lazy: pl.LazyFrame, failing: pl.Expr, column: str | None) -> list[
 
 def check_file(contract: Contract, path: Path) -> ContractReport:
     """Check a CSV, Parquet or JSON lines file against a contract."""
-    if not path.is_file():
-        raise InvalidInput(f"data file {path} does not exist")
-    if path.stat().st_size == 0:
-        raise InvalidInput(f"data file {path} is empty")
-    with path.open("rb") as handle:
-        head = handle.read(4096)
-    fmt = data_format(path)
-    if fmt != "parquet" and b"\x00" in head:
-        raise InvalidInput(f"data file {path} is binary, not {fmt}")
+    fmt = _data_file(path)
     lazy = scan(path, fmt)
     if path.stat().st_size < _in_memory_limit():
         # Comfortably smaller than free memory: parse once, then every pass (counts, examples) is in memory.
@@ -218,6 +210,23 @@ def check_file(contract: Contract, path: Path) -> ContractReport:
         except pl.exceptions.PolarsError as exc:
             raise InvalidInput(f"data file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
     return check_frame(lazy, contract)
+
+
+def _data_file(path: Path) -> str:
+    """The format of a data file a user named; a missing, empty or binary file is an input error."""
+    if not path.is_file():
+        raise InvalidInput(f"data file {path} does not exist")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read data file {path}: {exc.strerror or exc}") from exc
+    if not head:
+        raise InvalidInput(f"data file {path} is empty")
+    fmt = data_format(path)
+    if fmt != "parquet" and b"\x00" in head:
+        raise InvalidInput(f"data file {path} is binary, not {fmt}")
+    return fmt
 
 
 def _in_memory_limit() -> int:
@@ -257,3 +266,15 @@ def infer_contract(path: Path) -> str:
 
     doc = {"table": {"rows": {"min": 1}}, "columns": columns}
     return "# inferred by mlwarden data contract infer; review before use\n" + yaml.safe_dump(doc, sort_keys=False)
+
+
+def infer_contract_file(path: Path) -> str:
+    """:func:`infer_contract` for a file a user named: missing, empty, binary or ragged files are input errors."""
+    fmt = _data_file(path)
+    try:
+        if scan(path, fmt).head(1).collect().height == 0:
+            raise InvalidInput(f"data file {path} has no rows: there is nothing to infer a contract from")
+        return infer_contract(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"data file {path} cannot be read as {fmt}: {first}") from exc

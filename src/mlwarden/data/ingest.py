@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
+import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -119,10 +122,73 @@ def _new_version(
 def ingest(
     ws: Workspace, dataset: str, path: Path, principal: str, *, report_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Screen a batch; accept it as a new dataset version or quarantine it. Every outcome is recorded."""
+    """Screen a batch; accept it as a new dataset version or quarantine it. Every outcome is recorded.
+
+    With ``report_dir``, the report is written (under a temporary name) before the batch is
+    recorded and moved into place after: a folder that cannot take it fails the ingestion
+    with nothing recorded, so a retry never ingests the batch twice.
+    """
     _batch, report, ref = screen_batch(ws, dataset, path)
-    sha = ArtifactStore(ws.options.paths.artifacts).put(path.read_bytes())
     batch_id = secrets.token_hex(8)
+    staged = None
+    if report_dir is not None:
+        summary = {
+            "batch": batch_id, "dataset": dataset, "status": "quarantined" if report.reasons else "accepted",
+            "reasons": report.reasons, "flagged_rows": report.flagged_rows, "rows": _batch.height,
+        }  # fmt: skip
+        staged = _stage_report(summary, report.drift, _batch, report_dir)
+    try:
+        outcome = _record_batch(ws, dataset, path, principal, _batch, report, ref, batch_id)
+    except BaseException:
+        if staged is not None:
+            shutil.rmtree(staged.parent, ignore_errors=True)
+        raise
+    if report_dir is not None and staged is not None:
+        outcome["report"] = str(_publish_report(staged, report_dir))
+    return outcome
+
+
+def _stage_report(outcome: dict[str, Any], drift: Any, batch: pl.DataFrame, folder: Path) -> Path:
+    """Write the batch report into a fresh hidden folder inside ``folder``; return its path."""
+    from mlwarden.data.report import write_report
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".staging-"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the batch report to {folder}: {exc.strerror or exc}") from exc
+    try:
+        return write_report(outcome, drift, batch, staging)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise InvalidInput(f"cannot write the batch report to {folder}: {exc.strerror or exc}") from exc
+        raise
+
+
+def _publish_report(staged: Path, folder: Path) -> Path:
+    """Move a staged report into ``folder`` (a rename on the same file system); where it stays if that fails."""
+    target = folder / staged.name
+    try:
+        os.replace(staged, target)
+    except OSError:
+        return staged  # the batch is recorded; its report is still readable where it was staged
+    shutil.rmtree(staged.parent, ignore_errors=True)
+    return target
+
+
+def _record_batch(
+    ws: Workspace,
+    dataset: str,
+    path: Path,
+    principal: str,
+    _batch: pl.DataFrame,
+    report: ScreenReport,
+    ref: dict[str, Any],
+    batch_id: str,
+) -> dict[str, Any]:
+    """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined."""
+    sha = ArtifactStore(ws.options.paths.artifacts).put(path.read_bytes())
     status = "quarantined" if report.reasons else "accepted"
     flagged = report.flagged_rows
     body = {
@@ -179,10 +245,6 @@ def ingest(
         "dataset_version": version,
         "ledger_index": receipt.index,
     }
-    if report_dir is not None:
-        from mlwarden.data.report import write_report
-
-        outcome["report"] = str(write_report(outcome, report.drift, _batch, report_dir))
     return outcome
 
 

@@ -51,6 +51,13 @@ def _builder(
 
 def init_ca(keys: Path, name: str = "mlwarden development CA") -> dict[str, str]:
     """Create ``ca.pem``/``ca.key`` and a localhost server certificate; keep existing ones."""
+    try:
+        return _init_ca(keys, name)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the development CA to {keys}: {exc.strerror or exc}") from exc
+
+
+def _init_ca(keys: Path, name: str) -> dict[str, str]:
     keys.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_cert, ca_key = keys / "ca.pem", keys / "ca.key"
     if not ca_cert.exists():
@@ -112,10 +119,13 @@ def issue(keys: Path, name: str, *, out: Path, spiffe_id: str | None = None, ser
             x509.SubjectAlternativeName([x509.UniformResourceIdentifier(spiffe_id)]), critical=False
         ).add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    out.mkdir(parents=True, exist_ok=True)
     paths = CertPaths(out / f"{name}.pem", out / f"{name}.key")
-    paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(paths.key, key)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(paths.key, key)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write the certificate to {out}: {exc.strerror or exc}") from exc
     return paths
 
 

@@ -27,8 +27,10 @@ from mlwarden.workspace import Workspace
 PREFIX = "mlw"
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_DURATION = re.compile(r"([0-9]{1,6})([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = timedelta(days=3650)
+"""The longest token lifetime accepted; longer is an input error (and ``999999w`` would overflow a date)."""
 
 
 class MalformedToken(InvalidInput):
@@ -70,11 +72,16 @@ def hash_secret(key: bytes, token_id: str, secret: str) -> str:
 
 
 def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``."""
-    match = _DURATION.match(text.strip())
+    """``30d``, ``12h``, ``90m``, ``2w``, ``45s``; at most :data:`MAX_DURATION` (ten years)."""
+    match = _DURATION.fullmatch(text.strip()) if isinstance(text, str) else None
     if not match or int(match[1]) == 0:
-        raise InvalidInput(f"duration {text!r} must look like 30d, 12h, 90m, 2w or 45s")
-    return timedelta(**{_UNITS[match[2]]: int(match[1])})
+        raise InvalidInput(f"duration {str(text)[:40]!r} must look like 30d, 12h, 90m, 2w or 45s")
+    duration = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    if duration > MAX_DURATION:
+        raise InvalidInput(
+            f"duration {text.strip()!r} is longer than the limit of {MAX_DURATION.days} days (ten years)"
+        )
+    return duration
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,12 +31,12 @@ HEAD_NOTE = "head.txt"
 
 def export_bundle(log: Log, target: Path) -> dict[str, object]:
     """Write a bundle of ``log`` to the empty or new folder ``target``; returns the manifest."""
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
-        raise InvalidInput(f"bundle folder {target} exists and is not empty")
     head_note = log.head_note()
     head = Checkpoint.open(head_note, log.verifier)
     cp_dir = target / "checkpoints"
     try:
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise InvalidInput(f"bundle folder {target} exists and is not empty")
         cp_dir.mkdir(parents=True, exist_ok=True)
         (cp_dir / HEAD_NOTE).write_text(head_note, encoding="utf-8")
         for size, note in log.stored_checkpoints():

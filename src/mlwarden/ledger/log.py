@@ -795,7 +795,8 @@ class Log:
                     pass
             self._publish_dir.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(note, encoding="utf-8")
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as out:
+                out.write(note)
             os.replace(tmp, target)
         except OSError:
             # Publication is a second copy; the committed entry and stored head stand without it.

@@ -42,7 +42,8 @@ class ArtifactStore:
         target = self.path_for(sha)
         if target.exists() and sha256_file(target) == sha:
             return sha
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)  # each level private, not only the last
+        target.parent.mkdir(exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
         try:
             with os.fdopen(fd, "wb") as handle:

@@ -55,6 +55,15 @@ class ModelCard:
         }
 
 
+def decode_card(data: bytes, source: str = "model card") -> ModelCard:
+    """Parse a card from the bytes of a file or upload; bytes that are not UTF-8 text are an input error."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{source} is not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
+    return parse_card(text)
+
+
 def parse_card(text: str) -> ModelCard:
     """Parse a card; malformed front matter is an input error naming what is wrong."""
     if len(text.encode()) > MAX_CARD_BYTES:

@@ -14,7 +14,7 @@ from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import sha256_file
 from mlwarden.registry.attest import check_claims, sign_claims
-from mlwarden.registry.datasets import data_format, profile, read_dvc
+from mlwarden.registry.datasets import data_format, profile, read_dvc, refuse_binary
 from mlwarden.registry.models import check_name
 from mlwarden.store.schema import dataset_versions
 from mlwarden.workspace import Workspace
@@ -110,6 +110,7 @@ def register_dataset(
         if not path.is_file():
             raise InvalidInput(f"dataset file {path} does not exist")
         fmt = data_format(path)
+        refuse_binary(path, fmt)
         p = profile(path, fmt)
         if label is not None and label not in p.columns:
             raise InvalidInput(f"label column {label!r} is not in {path.name}")

@@ -26,6 +26,19 @@ def data_format(path: Path) -> str:
     return fmt
 
 
+def refuse_binary(path: Path, fmt: str) -> None:
+    """A CSV or JSON lines file whose first 4 KiB hold a NUL byte is binary, not data: an input error."""
+    if fmt == "parquet":
+        return
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4096)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if b"\x00" in head:
+        raise InvalidInput(f"{path} is binary, not {fmt}")
+
+
 def scan(path: Path, fmt: str) -> pl.LazyFrame:
     """A lazy frame over the file (streams; never loads what it does not need)."""
     try:

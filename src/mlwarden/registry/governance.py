@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, func, insert, select, update
 
@@ -37,6 +38,8 @@ from mlwarden.trust.projection import TrustedState, VersionFacts
 from mlwarden.workspace import Workspace
 
 MAX_REPORT_BYTES = 64 << 20
+DEMOTIONS = ("candidate", "staging")
+"""Stages a production version is never moved to by a promotion: it would silently stop being served."""
 
 
 def approve(
@@ -197,10 +200,18 @@ def evaluation_from_file(path: Path, expected_sha: str | None = None) -> Evaluat
 
     if not path.is_file():
         raise InvalidInput(f"evaluation data {path} does not exist")
+    fmt = data_format(path)
     sha = sha256_file(path)
     if expected_sha is not None and sha != expected_sha:
         raise InvalidInput(f"evaluation data {path} changed since it was registered (sha256 {sha})")
-    return Evaluation(scan(path, data_format(path)).collect(), sha, str(path))
+    try:
+        frame = scan(path, fmt).collect()
+    except (pl.exceptions.PolarsError, OSError) as exc:  # empty, ragged, not UTF-8, not Parquet...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"evaluation data {path} cannot be read as {fmt}: {first}") from exc
+    if frame.height == 0:
+        raise InvalidInput(f"evaluation data {path} has no rows")
+    return Evaluation(frame, sha, str(path))
 
 
 def gate_context(
@@ -265,10 +276,13 @@ def promote(
 ) -> dict[str, Any]:
     """Run the stage's gates; promote only if all pass. Gate runs, refusals and promotions are recorded.
 
+    Nothing is recorded before the request is known good: the stage must exist, the version
+    must be registered, and a production version is never moved down to ``candidate`` or
+    ``staging`` (that would take it out of service silently); ``archive`` withdraws it, or
+    another version's promotion to production replaces it.
     ``kind`` is ``model.rolled_back`` when a rollback asks: the same gates, today's policy.
     """
-    if stage not in STAGES:
-        raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    check_stage_change(ws, name, version, stage)
     policy = load_gate_policy(policy_path or ws.options.paths.policy)
     gates = policy.gates_for(stage)
     if stage == "production" and not gates:
@@ -288,6 +302,24 @@ def promote(
     return set_stage(
         ws, name, version, stage, principal, gates={"passed": True, "gate_run": run.index, "gates": gates}, kind=kind
     )
+
+
+def check_stage_change(ws: Workspace, name: str, version: int, stage: str) -> None:
+    """Refuse, recording nothing, a move to an unknown stage, of an unknown version, or out of production.
+
+    The served version is the ledger's (not the row's): a row edited to say "production"
+    neither blocks nor allows anything here.
+    """
+    if stage not in STAGES:
+        raise InvalidInput(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+    get_version(ws, name, version)
+    serving = follower(ws).refresh().production(name)
+    if serving is not None and serving.version == version and stage in DEMOTIONS:
+        raise InvalidInput(
+            f"model {name}:{version} is in production: moving it to {stage} would stop serving {name}; "
+            f"promote another version to production (which replaces it), or run `mlwarden model archive "
+            f"{name} {version}` to withdraw it"
+        )
 
 
 def approve_and_promote(

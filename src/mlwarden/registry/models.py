@@ -16,7 +16,7 @@ from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import parse_json_object, utc_now
 from mlwarden.registry.artifacts import ArtifactStore
 from mlwarden.registry.attest import check_claims, sign_claims
-from mlwarden.registry.cards import parse_card
+from mlwarden.registry.cards import decode_card
 from mlwarden.registry.names import NAME as NAME
 from mlwarden.registry.names import STAGES as STAGES
 from mlwarden.registry.names import check_alias as check_alias
@@ -118,6 +118,13 @@ def _read(path: Path, what: str, limit: int) -> bytes:
         raise InvalidInput(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
+def _text(data: bytes, path: Path) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{path} is not UTF-8 text (byte {exc.start} cannot be decoded)") from exc
+
+
 def _record_refusal(ws: Workspace, name: str, path: Path, sha256: str, exc: UnsafeArtifact, principal: str) -> None:
     ws.log.append(
         kind="model.refused",
@@ -188,12 +195,14 @@ def register_model(
     except UnsafeArtifact as exc:
         _record_refusal(ws, name, path, sha, exc, principal)
         raise
-    card = parse_card(_read(card_path, "model card", 1 << 20).decode("utf-8", errors="strict"))
+    card = decode_card(_read(card_path, "model card", 1 << 20), source=f"model card {card_path}")
     signature: InputSignature | None = model.signature if model else None
     if signature_path is not None:
         if signature is None:
             raise InvalidInput(f"{fmt.name} artifacts are not served, so they take no signature file")
-        spec = parse_json_object(_read(signature_path, "signature file", 1 << 20).decode(), what="signature file")
+        spec = parse_json_object(
+            _text(_read(signature_path, "signature file", 1 << 20), signature_path), what="signature file"
+        )
         signature = signature.narrow(spec)
     if code_commit is not None and not re.fullmatch(r"[0-9a-fA-F]{7,64}", code_commit):
         raise InvalidInput(f"code commit {code_commit!r} is not a git commit hash")
