@@ -85,7 +85,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLarge(detail)
+                raise PayloadTooLarge(detail, limit=limit)
             return message
 
         await self.app(scope, limited, send)

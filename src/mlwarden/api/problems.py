@@ -65,6 +65,8 @@ def from_error(exc: MlwardenError) -> JSONResponse:
             extra: dict[str, Any] = {}
             if isinstance(exc, ValidationError) and exc.field:
                 extra["field"] = exc.field
+            if isinstance(exc, PayloadTooLarge) and exc.limit is not None:
+                extra["limit"] = exc.limit
             response = problem(status, slug, exc.message, **extra)
             if isinstance(exc, RateLimited):
                 response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -116,6 +118,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, MlwardenError):  # FastAPI wraps errors raised while it reads the body
+            return await _ours(request, exc.__cause__)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
         await _record(request, slug, exc.status_code)
         return problem(exc.status_code, slug, str(exc.detail))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import polars as pl
 import pytest
 
@@ -14,10 +12,10 @@ from tests.unit.api.conftest import Env
 
 
 @pytest.fixture
-def cells(env: Env) -> Iterator[tuple[Env, dict[str, str], pl.DataFrame]]:
+def cells(env: Env) -> tuple[Env, dict[str, str], pl.DataFrame]:
     register_dataset(env.ws, name="cells", path=env.sample.train_csv, principal="alice", label="target")
     writer, _ = create_token(env.ws, name="etl", scopes=["data:write"], principal="admin")
-    yield env, {"Authorization": f"Bearer {writer}", "content-type": "text/csv"}, pl.read_csv(env.sample.eval_csv)
+    return env, {"Authorization": f"Bearer {writer}", "content-type": "text/csv"}, pl.read_csv(env.sample.eval_csv)
 
 
 def _post(env: Env, headers: dict[str, str], body: bytes, filename: str = "b.csv") -> object:

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
-import polars as pl
 import pytest
 
 from mlwarden.identity.tokens import create_token
 from mlwarden.ledger.entry import Entry
-from mlwarden.registry.dataset_versions import register_dataset
 from tests.unit.api.conftest import Env
 
 
