@@ -74,8 +74,9 @@ def from_error(exc: MlwardenError) -> JSONResponse:
     return problem(400, "bad-request", exc.message)
 
 
-_RECORDED_HERE = (InvalidInput, NotFound, StoreError)
-"""Errors no layer below has recorded: denials, authentication, rate limits and refused artifacts have."""
+_RECORDED_HERE = (InvalidInput, NotFound)
+"""Errors no layer below has recorded: denials, authentication, rate limits, refused artifacts and
+tampered rows have; a ledger outage cannot be recorded (trying again would only double the wait)."""
 
 
 async def _record(request: Request, reason: str, status: int) -> None:
