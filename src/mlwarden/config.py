@@ -22,9 +22,19 @@ class Settings(BaseSettings):
     home: Path = DEFAULT_HOME
     database_url: str | None = None
     max_body_bytes: int = 1 << 20
+    """JSON bodies of every route without its own limit (and predictions, unless set below)."""
+    max_body_bytes_predict: int | None = None
+    max_upload_bytes_model: int = 512 << 20
+    max_upload_bytes_batch: int = 256 << 20
     max_rows: int = 1000
     rate_limit: float = 100.0
     rate_burst: float = 200.0
+    anon_rate_limit: float = 5.0
+    """Unauthenticated rejections per second per source address before it is refused at the door."""
+    anon_rate_burst: float = 50.0
+    rejection_summary_seconds: float = 10.0
+    rejection_summary_events: int = 10_000
+    rejection_summary_top: int = 20
     auth_cache_seconds: float = 1.0
     model_refresh_seconds: float = 1.0
     db_lock_timeout_seconds: float = 30.0

@@ -117,7 +117,11 @@ class RateLimited(MlwardenError):
 
 
 class PayloadTooLarge(InvalidInput):
-    """A request body or batch beyond the configured limit."""
+    """A request body or batch beyond the configured limit (``limit`` in bytes, when known)."""
+
+    def __init__(self, message: str, *, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class GateFailed(MlwardenError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,7 +23,11 @@ from starlette import types as asgi
 from mlwarden import __version__
 from mlwarden.api import problems
 from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway, who_failed
+from mlwarden.api.inputs import check_value
+from mlwarden.api.limits import BodyLimit, BodyLimits, SourceGuard
 from mlwarden.api.metrics import GatewayMetrics
+from mlwarden.api.rejections import Rejections, RejectionSummary
+from mlwarden.api.uploads import batch_suffix, card_text, expiry, upload_name
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.data.ingest import ingest
 from mlwarden.errors import (
@@ -30,7 +36,6 @@ from mlwarden.errors import (
     LedgerUnavailable,
     MlwardenError,
     ModelNotServable,
-    PayloadTooLarge,
     PolicyDenied,
     RateLimited,
     StoreError,
@@ -85,37 +90,6 @@ class TokenBody(BaseModel):
     )
 
 
-class BodyLimit:
-    """Refuse bodies over the limit: early from Content-Length, or while streaming."""
-
-    def __init__(self, app: asgi.ASGIApp, limit: int, on_reject: Callable[[str, str], Awaitable[None]]) -> None:
-        self.app = app
-        self.limit = limit
-        self.on_reject = on_reject
-
-    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        for key, value in scope.get("headers", []):
-            if key == b"content-length" and (not value.isdigit() or int(value) > self.limit):
-                detail = f"request body is over {self.limit} bytes"
-                await self.on_reject(str(scope.get("path", "")), detail)
-                await problems.problem(413, "payload-too-large", detail)(scope, receive, send)
-                return
-        seen = 0
-
-        async def limited() -> asgi.Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise PayloadTooLarge(f"request body is over {self.limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
-
 class Measure:
     """Count requests by route and status and time them (plain ASGI: no per-request task overhead)."""
 
@@ -166,13 +140,17 @@ async def authenticated(request: Request) -> Principal:
         principal = _principal(request)
     except Unauthenticated as exc:
         metrics.denials.labels(reason="unauthenticated").inc()
-        await gateway.reject_async(who_failed(exc), request.url.path, exc.message, 401)
+        rejections: Rejections = request.app.state.rejections
+        rejections.anonymous(request.scope, exc.message, 401, claimed=who_failed(exc))  # summed, not one write each
+        request.state.rejection_recorded = True
         raise
+    request.state.principal_id = principal.id
     try:
         gateway.take(principal)
     except RateLimited as exc:
         metrics.denials.labels(reason="rate_limited").inc()
         await gateway.reject_async(principal.id, request.url.path, exc.message, 429)
+        request.state.rejection_recorded = True
         raise
     return principal
 
@@ -199,6 +177,11 @@ def _authorize(request: Request, principal: Principal, scope: Scope, resource: s
 def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> FastAPI:
     """The gateway for one workspace."""
     settings = settings or Settings()
+    rejections = Rejections(
+        summary=RejectionSummary(seconds=settings.rejection_summary_seconds, events=settings.rejection_summary_events,
+                                 top=settings.rejection_summary_top),
+        sources=TokenBuckets(settings.anon_rate_limit, settings.anon_rate_burst),
+    )  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -207,6 +190,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         ws.log.checkpoint_wal_in_background()
         gateway.appender = AsyncAppender(ws.log)
         app.state.gateway = gateway
+        rejections.gateway = gateway
         gateway.current_policy()
         state = follower(ws)
         state.refresh()  # prove the ledger (from the last signed snapshot) before serving anything
@@ -221,22 +205,29 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             gc.freeze()
             gc.set_threshold(50_000, 50, 100)
         log.info("gateway_started", workspace=str(options.paths.home), ledger_size=ws.log.size())
+        summaries = asyncio.create_task(rejections.summary.run(rejections.record_summary))
         try:
             yield
         finally:
+            summaries.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await summaries
+            await rejections.summary.flush(rejections.record_summary)  # counted rejections are recorded at shutdown
             gateway.appender.close()
             ws.close()
 
     app = FastAPI(title="mlwarden gateway", version=__version__, lifespan=lifespan)
     app.state.metrics = GatewayMetrics()
+    app.state.rejections = rejections
     problems.install(app)
 
-    async def reject_oversized(path: str, detail: str) -> None:
-        gateway: Gateway | None = getattr(app.state, "gateway", None)
-        if gateway is not None:
-            await gateway.reject_async("anonymous", path, detail, 413)
+    async def reject_early(scope: asgi.Scope, detail: str, status: int) -> None:
+        """Before authentication nobody is known: counted in the window summary, no write of its own."""
+        app.state.metrics.denials.labels(reason="source_limited" if status == 429 else "too_large").inc()
+        rejections.anonymous(scope, detail, status)
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, on_reject=reject_oversized)
+    app.add_middleware(BodyLimit, limits=BodyLimits.from_settings(settings), on_reject=reject_early)
+    app.add_middleware(SourceGuard, buckets=rejections.sources, on_reject=reject_early)
     app.add_middleware(Measure, metrics=app.state.metrics)
 
     @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")
@@ -255,8 +246,8 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         except (LedgerUnavailable, StoreError):
             metrics.ledger_outages.inc()
             raise
-        except MlwardenError as exc:
-            await gateway.reject_async(principal.id, f"model:{name}", exc.message, problems.from_error(exc).status_code)
+        except MlwardenError:
+            request.state.resource = f"model:{name}"  # recorded (once) by the error handler
             raise
         metrics.predictions.labels(model=name).inc(len(result["decision_ids"]))
         return JSONResponse(result)
@@ -268,6 +259,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             decision, _index, _entry = gateway.authorize_decision(principal, Scope.FEEDBACK_WRITE, body.decision_id)
         if body.kind not in FEEDBACK_KINDS:  # pragma: no cover - pydantic's Literal already refuses it
             raise InvalidInput("kind must be incorrect, suspicious or other")
+        check_value(body.expected, "expected")
         return gateway.feedback(principal, body.decision_id, body.kind, body.expected, body.comment, decision)
 
     @app.get("/v1/models/{name}/feedback", summary="Feedback on a model's decisions (scope audit:read)")
@@ -330,8 +322,10 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     ) -> JSONResponse:
         gateway: Gateway = request.app.state.gateway
         await gateway.authorize_async(principal, Scope.MODEL_WRITE, f"model:{name}", name)
-        filename = Path(model.filename or "model.onnx").name
-        uploads = {"model": (filename, await model.read()), "card": ("card.md", await card.read())}
+        filename = upload_name(model.filename)
+        card_bytes = await card.read()
+        card_text(card_bytes)
+        uploads = {"model": (filename, await model.read()), "card": ("card.md", card_bytes)}
         if signature is not None:
             uploads["signature"] = ("signature.json", await signature.read())
 
@@ -386,20 +380,15 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     async def ingest_batch(name: str, request: Request, principal: Caller, filename: str = "batch.csv") -> JSONResponse:
         gateway: Gateway = request.app.state.gateway
         await gateway.authorize_async(principal, Scope.DATA_WRITE, f"dataset:{name}")
-        suffix = Path(filename).suffix.lower()
-        if suffix not in (".csv", ".parquet", ".jsonl", ".ndjson") or "/" in filename:
-            raise InvalidInput("filename must end in .csv, .parquet, .jsonl or .ndjson")
-        body = await request.body()
-        if not body:
-            raise InvalidInput("the request body (the batch file) is empty")
-
-        def run() -> dict[str, Any]:
-            with tempfile.TemporaryDirectory(prefix="mlwarden-batch-") as tmp:
-                path = Path(tmp) / f"upload{suffix}"
-                path.write_bytes(body)
-                return ingest(gateway.ws, name, path, principal.id)
-
-        outcome = await anyio.to_thread.run_sync(run)
+        suffix = batch_suffix(filename)
+        with tempfile.TemporaryDirectory(prefix="mlwarden-batch-") as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            with path.open("wb") as out:  # streamed to disk: the body limit was enforced on the way in
+                async for chunk in request.stream():
+                    out.write(chunk)
+            if path.stat().st_size == 0:
+                raise InvalidInput("the request body (the batch file) is empty")
+            outcome = await anyio.to_thread.run_sync(lambda: ingest(gateway.ws, name, path, principal.id))
         return JSONResponse(outcome, status_code=201 if outcome["status"] == "accepted" else 202)
 
     @app.post("/v1/admin/tokens", status_code=201, summary="Create a token; the secret is shown once (scope admin)")
@@ -416,7 +405,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             scopes=body.scopes,
             principal=principal.id,
             models=body.models,
-            expires=body.expires,
+            expires_at=expiry(body.expires),
             grant=[s.value for s in grant],
         )
         return {"token": token, **record.to_json()}

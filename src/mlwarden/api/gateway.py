@@ -11,10 +11,12 @@ from typing import Any
 
 import structlog
 
+from mlwarden.api.inputs import check_rows
+from mlwarden.api.rejections import fit
 from mlwarden.config import Settings
 from mlwarden.errors import (
     IntegrityError,
-    LedgerUnavailable,
+    MlwardenError,
     ModelNotServable,
     NotFound,
     PayloadTooLarge,
@@ -35,7 +37,7 @@ from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
 from mlwarden.ledger.async_append import AsyncAppender
-from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
@@ -110,8 +112,14 @@ class Gateway:
     async def record(
         self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
     ) -> int:
-        """Durably record from the event loop (through the async appender); returns the index."""
-        entry = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body, refs=refs)
+        """Durably record from the event loop (through the async appender); returns the index.
+
+        A subject or principal past the ledger's limits (a 100 KB model name in a URL) is cut to
+        fit, never a reason to skip the record.
+        """
+        entry = PreparedEntry.build(
+            kind=kind, subject=fit(subject, MAX_SUBJECT), principal=fit(principal, MAX_PRINCIPAL), body=body, refs=refs
+        )
         if self.appender is None:
             return self.ws.log.append_many([entry])[0].index
         return (await self.appender.append(entry)).index
@@ -134,10 +142,10 @@ class Gateway:
             await self.record(
                 kind="request.rejected",
                 subject=resource,
-                body={"reason": reason, "status": status},
+                body={"reason": fit(reason, 2000), "status": status},
                 principal=principal,
             )
-        except LedgerUnavailable:
+        except MlwardenError:  # the ledger (or the database under it) is down: the caller still gets its answer
             log.warning("rejection_not_recorded", status=status)
 
     async def predict_async(self, principal: Principal, name: str, rows: Any, decision: Decision) -> dict[str, Any]:
@@ -145,6 +153,7 @@ class Gateway:
         if isinstance(rows, list) and len(rows) > self.settings.max_rows:
             raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
         served = self.served(name)
+        check_rows(rows, served.validator.names)
         inputs = served.validator.validate(rows)
         outputs = served.model.predict(inputs).rows()
         decisions = [str(uuid.uuid4()) for _ in outputs]
@@ -198,14 +207,16 @@ class Gateway:
     def record_denial(self, decision: Decision) -> None:
         """Every rejection is a ledger entry."""
         self.ws.log.append(
-            kind="access.denied", subject=decision.resource, body=decision.to_json(), principal=decision.principal
-        )
+            kind="access.denied", subject=fit(decision.resource, MAX_SUBJECT), body=decision.to_json(),
+            principal=fit(decision.principal, MAX_PRINCIPAL),
+        )  # fmt: skip
 
     def record_allow(self, decision: Decision) -> int:
         """Record an allowed read (proofs, decisions, checkpoints, admin)."""
         return self.ws.log.append(
-            kind="access.allowed", subject=decision.resource, body=decision.to_json(), principal=decision.principal
-        ).index
+            kind="access.allowed", subject=fit(decision.resource, MAX_SUBJECT), body=decision.to_json(),
+            principal=fit(decision.principal, MAX_PRINCIPAL),
+        ).index  # fmt: skip
 
     def take(self, principal: Principal) -> None:
         """Spend from the principal's rate bucket."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlwarden.errors import (
@@ -63,6 +65,8 @@ def from_error(exc: MlwardenError) -> JSONResponse:
             extra: dict[str, Any] = {}
             if isinstance(exc, ValidationError) and exc.field:
                 extra["field"] = exc.field
+            if isinstance(exc, PayloadTooLarge) and exc.limit is not None:
+                extra["limit"] = exc.limit
             response = problem(status, slug, exc.message, **extra)
             if isinstance(exc, RateLimited):
                 response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -70,12 +74,35 @@ def from_error(exc: MlwardenError) -> JSONResponse:
     return problem(400, "bad-request", exc.message)
 
 
+_RECORDED_HERE = (InvalidInput, NotFound)
+"""Errors no layer below has recorded: denials, authentication, rate limits, refused artifacts and
+tampered rows have; a ledger outage cannot be recorded (trying again would only double the wait)."""
+
+
+async def _record(request: Request, reason: str, status: int) -> None:
+    rejections = getattr(request.app.state, "rejections", None)
+    if rejections is not None:  # every rejection is recorded: one entry, or counted in a summary if anonymous
+        await rejections.of_request(request, reason, status)
+
+
 def install(app: FastAPI) -> None:
-    """Register the handlers: ours, FastAPI's validation, HTTP errors, and a last resort."""
+    """Register the handlers: ours, FastAPI's validation, database errors, HTTP errors, and a last resort."""
 
     @app.exception_handler(MlwardenError)
     async def _ours(request: Request, exc: MlwardenError) -> JSONResponse:
-        return from_error(exc)
+        response = from_error(exc)
+        if isinstance(exc, _RECORDED_HERE):
+            await _record(request, exc.message, response.status_code)
+        return response
+
+    @app.exception_handler(SQLAlchemyError)
+    @app.exception_handler(sqlite3.Error)
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # The driver's text can hold SQL and paths: logged by class only, never sent.
+        log.error("database_error", error=type(exc).__name__, path=request.url.path[:200])
+        detail = "the database did not answer; nothing was changed, try again later"
+        await _record(request, f"database unavailable ({type(exc).__name__})", 503)
+        return problem(503, "database-unavailable", detail)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -86,16 +113,16 @@ def install(app: FastAPI) -> None:
             response = problem(400, "malformed-json", f"request body is not valid JSON: {first.get('msg', '')}")
         else:
             response = problem(422, "invalid-input", f"{where}: {first.get('msg', 'invalid')}", field=where)
-        gateway = getattr(request.app.state, "gateway", None)
-        if gateway is not None:  # every rejection is recorded, also those FastAPI makes before a route runs
-            await gateway.reject_async(
-                "unidentified", request.url.path, f"{where}: invalid request", response.status_code
-            )
+        # Also those FastAPI makes before a route runs: malformed JSON is read before authentication.
+        await _record(request, f"{where}: invalid request", response.status_code)
         return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, MlwardenError):  # FastAPI wraps errors raised while it reads the body
+            return await _ours(request, exc.__cause__)
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
+        await _record(request, slug, exc.status_code)
         return problem(exc.status_code, slug, str(exc.detail))
 
     @app.exception_handler(Exception)

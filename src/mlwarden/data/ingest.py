@@ -15,6 +15,7 @@ import polars as pl
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, update
 
+from mlwarden.data.batch_checks import check_finite, check_header
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
 from mlwarden.data.screen import ScreenReport, screen
@@ -55,6 +56,7 @@ def _read_batch(path: Path) -> pl.DataFrame:
     with path.open("rb") as handle:
         if fmt != "parquet" and b"\x00" in handle.read(4096):
             raise InvalidInput(f"batch file {path} is binary, not {fmt}")
+    check_header(path, fmt)
     try:
         lazy = scan(path, fmt)
         width = len(lazy.collect_schema())
@@ -67,6 +69,7 @@ def _read_batch(path: Path) -> pl.DataFrame:
         raise InvalidInput(f"batch file {path} has {frame.width} columns; the limit is 10,000")
     if frame.height == 0:
         raise InvalidInput(f"batch file {path} has no rows")
+    check_finite(frame)
     return frame
 
 

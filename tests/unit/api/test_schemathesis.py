@@ -20,7 +20,9 @@ from tests.unit.api.conftest import Env, make_env
 def fuzz_env(tmp_path_factory: pytest.TempPathFactory, api_sample: SampleModel) -> Iterator[Env]:
     home: Path = tmp_path_factory.mktemp("fuzz") / "ws"
     yield from make_env(
-        home, api_sample, Settings(database_url=None, auth_cache_seconds=0, rate_limit=0, gc_freeze=False)
+        home,
+        api_sample,
+        Settings(database_url=None, auth_cache_seconds=0, rate_limit=0, anon_rate_limit=0, gc_freeze=False),
     )
 
 
