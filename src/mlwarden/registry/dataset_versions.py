@@ -218,6 +218,32 @@ def insert_version(
     conn.execute(insert(dataset_versions).values(**values))
 
 
+def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
+    """Every dataset version (name, version, rows, sha256, created, label, has_contract), each checked.
+
+    ``signed`` is False for a row that no longer matches its registration signature (it is
+    refused on use; ``ledger verify`` names it).
+    """
+    query = select(dataset_versions).order_by(dataset_versions.c.name, dataset_versions.c.version)
+    with ws.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    out = []
+    for row in rows:
+        try:
+            check_dataset_row(ws, row)
+            signed = True
+        except ArtifactIntegrityError:
+            signed = False
+        out.append(
+            {
+                "name": row["name"], "version": int(row["version"]), "rows": row["rows"], "sha256": row["sha256"],
+                "created": row["created"], "label": row["label"], "has_contract": row["contract"] is not None,
+                "signed": signed,
+            }
+        )  # fmt: skip
+    return out
+
+
 def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[str, Any]:
     """One dataset version (newest when ``version`` is None), with its profile."""
     query = select(dataset_versions).where(dataset_versions.c.name == name)
