@@ -14,6 +14,7 @@ from sqlalchemy import insert, select, update
 
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
+from mlwarden.data.evidence import quarantine_evidence
 from mlwarden.data.screen import ScreenReport, screen
 from mlwarden.errors import InvalidInput, NotFound, PolicyDenied, VerificationError
 from mlwarden.identity.approvers import load_approvers
@@ -84,6 +85,10 @@ def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame,
     limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
     keys = contract.key_columns if contract else ()
     report = screen(batch.select(reference.columns), reference, label=ref.get("label"), max_drift=limits, keys=keys)
+    if report.reasons:
+        report.measured["evidence"] = quarantine_evidence(
+            batch.select(reference.columns), reference, report, label=ref.get("label"), keys=keys
+        )
     if contract is not None:
         contract_report = check_frame(batch.lazy(), contract)
         for broken in contract_report.broken:
@@ -173,6 +178,7 @@ def ingest(
         "rows": _batch.height,
         "dataset_version": version,
         "ledger_index": receipt.index,
+        "evidence": report.measured.get("evidence", {}),
     }
     if report_dir is not None:
         from mlwarden.data.report import write_report
