@@ -72,14 +72,14 @@ def _triggers(rows: list[int], batch: pl.DataFrame, reference: pl.DataFrame, lab
     labels = batch.get_column(label)
     out = []
     for column in _numeric(reference, batch, label):
-        for value, count in flagged.get_column(column).value_counts().iter_rows():
+        for value, count in flagged.get_column(column).rename("value").value_counts(name="n").iter_rows():
             if value is None or count < 2:
                 continue
             carrying = batch.with_row_index("__row").filter(pl.col(column) == value).get_column("__row").to_list()
             ref_col = reference.get_column(column).drop_nulls()
             if not carrying or (ref_col == value).any():
                 continue
-            tops = labels[carrying].value_counts(sort=True).row(0)
+            tops = labels[carrying].rename("value").value_counts(sort=True, name="n").row(0)
             out.append(
                 {
                     "column": column, "value": _plain(value), "rows": len(carrying), "label": _plain(tops[0]),
