@@ -6,7 +6,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.workspace import init_workspace, open_workspace
+from tests.support.processes import Child
 
 CHILD = r"""
 import json, sys, threading
@@ -36,10 +36,10 @@ def worker(t):
         i += 1
 
 threads = [threading.Thread(target=worker, args=(t,), daemon=True) for t in range(4)]
+sys.stdout.write("ready\n")  # before any writer runs: nothing else can come first on stdout
+sys.stdout.flush()
 for th in threads:
     th.start()
-sys.stdout.write("ready\n")
-sys.stdout.flush()
 for th in threads:
     th.join()
 """
@@ -54,25 +54,27 @@ def test_sigkill_loses_no_acknowledged_entry(tmp_path: Path) -> None:
     receipts: dict[int, str] = {}
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for run in range(12):
-        child = subprocess.Popen(
+        child = Child(
             [sys.executable, "-c", CHILD, str(options.paths.home), str(run)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr_path=tmp_path / f"child-{run}.err",
             env=env,
         )
-        assert child.stdout is not None
-        first = child.stdout.readline()
-        assert first == b"ready\n", (first, child.stderr.read() if child.stderr else b"")
-        time.sleep(rng.uniform(0.05, 0.6))
-        os.kill(child.pid, signal.SIGKILL)
-        out, _ = child.communicate(timeout=30)
-        assert child.returncode == -signal.SIGKILL
+        try:
+            first = child.readline(timeout=120)
+            assert first == b"ready\n", (first, child.stderr())
+            first_receipt = child.readline(timeout=120)  # appends have begun (a loaded machine starts slowly)
+            assert first_receipt.endswith(b"}\n"), (first_receipt, child.stderr())
+            time.sleep(rng.uniform(0.05, 0.6))
+        finally:
+            rest = child.kill(timeout=60)
+        out = first_receipt + rest
+        assert child.proc.returncode == -signal.SIGKILL
         for line in out.decode().splitlines():
             if not line.endswith("}"):
                 continue  # a line cut by the kill was never a returned receipt
-            receipt = json.loads(line)
-            assert receipt["index"] not in receipts, "an index was handed out twice"
-            receipts[receipt["index"]] = receipt["leaf_hash"]
+            parsed = json.loads(line)
+            assert parsed["index"] not in receipts, "an index was handed out twice"
+            receipts[parsed["index"]] = parsed["leaf_hash"]
     assert len(receipts) > 100, "children should have appended for a while before dying"
     ws = open_workspace(options)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -25,6 +26,9 @@ from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
+
+START_TIMEOUT = 90
+"""Seconds a server may take to listen: imports are slow on a busy two-core machine."""
 
 
 def _free_port() -> int:
@@ -52,35 +56,43 @@ def _workspace(home: Path, sample: SampleModel) -> WorkspaceOptions:
 
 
 class Server:
+    """``mlwarden serve`` as a child process; stderr goes to a file, so nothing the test does can block on a pipe."""
+
     def __init__(self, home: Path, port: int, *extra: str) -> None:
         self.home, self.port, self.extra = home, port, extra
         self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr_path = home.parent / f"serve-{port}.err"
 
     def start(self, scheme: str = "http", **client: object) -> None:
         env = {**os.environ, "MLWARDEN_RATE_LIMIT": "0"}
         command = [sys.executable, "-m", "mlwarden.cli", "--home", str(self.home), "serve", "--port", str(self.port)]
-        self.proc = subprocess.Popen(
-            [*command, *self.extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-        )
-        deadline = time.monotonic() + 30
+        with self.stderr_path.open("ab") as stderr:
+            self.proc = subprocess.Popen(
+                [*command, *self.extra], env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
+            )
+        deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        self.proc.stderr.read().decode() if self.proc.stderr else "server died"
-                    ) from None
+                    self.kill()  # workers it started may still run
+                    raise RuntimeError(f"server died: {self.stderr()}") from None
                 time.sleep(0.1)
-        raise RuntimeError("server did not start")
+        self.kill()
+        raise RuntimeError(f"server did not start within {START_TIMEOUT}s: {self.stderr()}")
+
+    def stderr(self) -> str:
+        """The server's last words (a file: reading it never blocks)."""
+        return self.stderr_path.read_bytes()[-4000:].decode(errors="replace")
 
     def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        if self.proc is not None and self.proc.stderr:
-            self.proc.stderr.close()
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)  # the whole group: uvicorn's workers too
+        self.proc.wait(timeout=30)
 
 
 @pytest.mark.slow
@@ -175,6 +187,18 @@ def mtls(tmp_path: Path, sample: SampleModel) -> Iterator[tuple[int, Path, dict[
         server.kill()
 
 
+def _wait_healthy(http: httpx.Client) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            if http.get("/healthz").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server not healthy within {START_TIMEOUT}s")
+
+
 def _client(ca: Path, cert: tuple[str, str] | None) -> httpx.Client:
     context = ssl.create_default_context(cafile=str(ca))
     if cert is not None:
@@ -201,7 +225,7 @@ def test_mtls_identities(mtls: tuple[int, Path, dict[str, tuple[str, str]]], sam
         assert http.get(f"{url}/healthz").json() == {"status": "ok"}
     entries = subprocess.run(
         [sys.executable, "-m", "mlwarden.cli", "--home", str(ca.parent.parent), "ledger", "tail", "-n", "50"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, timeout=120,
     ).stdout  # fmt: skip
     principals = {json.loads(line)["principal"] for line in entries.splitlines()}
     assert "spiffe://example.org/ns/prod/sa/scorer" in principals
@@ -219,8 +243,8 @@ def test_two_workers_share_one_ledger_writer(tmp_path: Path, sample: SampleModel
     server.start()
     answers = []
     try:
-        time.sleep(2.0)  # both workers up
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            _wait_healthy(http)  # the parent listens before its workers have imported anything
             for _ in range(40):
                 response = http.post(
                     "/v1/models/bc/predict", json={"inputs": rows}, headers={"Authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""``mlwarden data``: contracts for CI (check, infer)."""
+"""``mlwarden data``: contracts for CI (check, infer), ingestion, release and the batch list."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import typer
 
 from mlwarden.cli.context import print_json, state
 from mlwarden.cli.keys import VALID_DAYS_HELP, read_statement, valid_for, write_statement
-from mlwarden.data.check import check_file, infer_contract_file
+from mlwarden.data.check import check_file
 from mlwarden.data.contracts import load_contract
+from mlwarden.data.infer import infer_contract
 from mlwarden.errors import InvalidInput
 
 app = typer.Typer(help="Data contracts, screening and quarantine.", no_args_is_help=True)
@@ -111,4 +112,27 @@ def release(
 @contract_app.command("infer")
 def infer(data: Annotated[Path, typer.Argument(help="CSV, Parquet or JSON lines.")]) -> None:
     """Print a starting contract inferred from DATA (types, nullability, ranges, small category sets)."""
-    typer.echo(infer_contract_file(data), nl=False)
+    typer.echo(infer_contract(data), nl=False)
+
+
+@app.command("batches")
+def batches(
+    ctx: typer.Context,
+    quarantined: Annotated[bool, typer.Option("--quarantined", help="Only batches still in quarantine.")] = False,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Only this dataset's batches.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
+) -> None:
+    """Ingested batches: id, dataset, status, rows, reasons, ingested_by, created."""
+    from mlwarden.cli.tables import print_rows
+    from mlwarden.data.batches import list_batches
+
+    ws = state(ctx).open()
+    try:
+        found = [b.to_json() for b in list_batches(ws, quarantined=quarantined, dataset=dataset)]
+    finally:
+        ws.close()
+    columns = [
+        ("id", "id", None), ("dataset", "dataset", 24), ("status", "status", None), ("rows", "rows", None),
+        ("ingested_by", "ingested_by", 28), ("created", "created", None), ("reasons", "reasons", 60),
+    ]  # fmt: skip
+    print_rows(found, columns, as_json=as_json, empty="no quarantined batches" if quarantined else "no batches")

@@ -359,6 +359,26 @@ def dataset_register(
     print_json(result)
 
 
+@dataset_app.command("list")
+def dataset_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line instead of a table.")] = False,
+) -> None:
+    """Every dataset version: name, version, rows, sha256, created, label, whether it has a contract."""
+    from mlwarden.cli.tables import print_rows
+    from mlwarden.registry.dataset_versions import list_datasets
+
+    ws = state(ctx).open()
+    try:
+        found = list_datasets(ws)
+    finally:
+        ws.close()
+    columns = [("name", "name", None), ("version", "version", None), ("rows", "rows", None),
+               ("sha256", "sha256", 16), ("created", "created", None), ("label", "label", None),
+               ("has_contract", "contract", None), ("signed", "signed", None)]  # fmt: skip
+    print_rows(found, columns, as_json=as_json, empty="no datasets registered")
+
+
 @dataset_app.command("show")
 def dataset_show(ctx: typer.Context, ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")]) -> None:
     """A dataset version with its profile."""

@@ -12,6 +12,7 @@ from xml.etree import ElementTree as ET
 import polars as pl
 
 from mlwarden.data.contracts import ColumnRule, Contract
+from mlwarden.data.infer import infer_contract as infer_contract  # re-exported: the CLI's import
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.datasets import data_format, scan
 
@@ -235,46 +236,3 @@ def _in_memory_limit() -> int:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4)
     except (ValueError, OSError):
         return 256 << 20
-
-
-def infer_contract(path: Path) -> str:
-    """A starting contract from a dataset: types, nullability, observed ranges and small category sets."""
-    if not path.is_file():
-        raise InvalidInput(f"data file {path} does not exist")
-    frame = scan(path, data_format(path)).collect()
-    columns: dict[str, dict[str, Any]] = {}
-    for name, dtype in frame.schema.items():
-        series = frame.get_column(name)
-        spec: dict[str, Any] = {}
-        if dtype.is_integer():
-            spec["type"] = "int"
-        elif dtype.is_float():
-            spec["type"] = "float"
-        elif dtype == pl.Boolean:
-            spec["type"] = "bool"
-        else:
-            spec["type"] = "string"
-        spec["nullable"] = bool(series.null_count())
-        if dtype.is_numeric() and series.drop_nulls().len():
-            spec["min"], spec["max"] = float(series.min()), float(series.max())  # type: ignore[arg-type]
-            if dtype.is_integer() and series.n_unique() == frame.height:
-                spec["unique"] = True
-        elif spec["type"] == "string" and 0 < series.n_unique() <= 20:
-            spec["allowed"] = sorted(str(v) for v in series.drop_nulls().unique().to_list())
-        columns[name] = spec
-    import yaml
-
-    doc = {"table": {"rows": {"min": 1}}, "columns": columns}
-    return "# inferred by mlwarden data contract infer; review before use\n" + yaml.safe_dump(doc, sort_keys=False)
-
-
-def infer_contract_file(path: Path) -> str:
-    """:func:`infer_contract` for a file a user named: missing, empty, binary or ragged files are input errors."""
-    fmt = _data_file(path)
-    try:
-        if scan(path, fmt).head(1).collect().height == 0:
-            raise InvalidInput(f"data file {path} has no rows: there is nothing to infer a contract from")
-        return infer_contract(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise InvalidInput(f"data file {path} cannot be read as {fmt}: {first}") from exc

@@ -6,7 +6,7 @@ table:
   primary_key: [id]
   max_null_rate: 0.2
 columns:
-  id:    {type: int, nullable: false, unique: true}
+  id:    {type: int, nullable: false, unique: true, role: key}   # keys are not screened for drift
   age:   {type: float, min: 0, max: 130, max_null_rate: 0.05}
   city:  {type: string, allowed: [paris, lyon], regex: "^[a-z]+$"}
   score: {type: float, max_drift: 0.25}      # PSI against the dataset's reference profile
@@ -25,7 +25,9 @@ import yaml
 from mlwarden.errors import InvalidInput
 
 TYPES = ("int", "float", "string", "bool")
-_COLUMN_KEYS = {"type", "nullable", "min", "max", "allowed", "regex", "unique", "max_null_rate", "max_drift"}
+ROLES = ("feature", "key", "id")
+"""``key`` and ``id`` (the same): identifiers, checked by the contract, left out of drift and poisoning screening."""
+_COLUMN_KEYS = {"type", "nullable", "min", "max", "allowed", "regex", "unique", "max_null_rate", "max_drift", "role"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,12 @@ class ColumnRule:
     unique: bool = False
     max_null_rate: float | None = None
     max_drift: float | None = None
+    role: str = "feature"
+
+    @property
+    def is_key(self) -> bool:
+        """An identifier column (``role: key`` or ``role: id``): not a feature to screen."""
+        return self.role in ("key", "id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +61,11 @@ class Contract:
 
     def column(self, name: str) -> ColumnRule | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """Columns marked ``role: key`` or ``role: id``."""
+        return tuple(c.name for c in self.columns if c.is_key)
 
 
 def _number(value: Any, where: str) -> float | None:
@@ -89,6 +102,9 @@ def parse_contract(text: str, *, source: str = "contract") -> Contract:
                 re.compile(str(regex))
             except re.error as exc:
                 raise InvalidInput(f"{where}: regex does not compile: {exc}") from exc
+        role = spec.get("role", "feature")
+        if role not in ROLES:
+            raise InvalidInput(f"{where}: role must be one of {', '.join(ROLES)}")
         allowed = spec.get("allowed")
         if allowed is not None and not isinstance(allowed, list):
             raise InvalidInput(f"{where}: allowed must be a list")
@@ -104,6 +120,7 @@ def parse_contract(text: str, *, source: str = "contract") -> Contract:
                 unique=bool(spec.get("unique", False)),
                 max_null_rate=_number(spec.get("max_null_rate"), f"{where}: max_null_rate"),
                 max_drift=_number(spec.get("max_drift"), f"{where}: max_drift"),
+                role=str(role),
             )
         )
     table = raw.get("table") or {}

@@ -18,13 +18,21 @@ from sqlalchemy import insert, select, update
 from mlwarden.data.batch_checks import check_finite, check_header
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
+from mlwarden.data.evidence import quarantine_evidence
 from mlwarden.data.screen import ScreenReport, screen
 from mlwarden.errors import InvalidInput, NotFound, PolicyDenied, VerificationError
 from mlwarden.identity.approvers import load_approvers
 from mlwarden.identity.statements import DATA_RELEASE, SignedStatement, new_statement, sign_statement, signer_of
 from mlwarden.ledger.entry import utc_now
-from mlwarden.registry.artifacts import ArtifactStore, sha256_file
-from mlwarden.registry.dataset_versions import get_dataset, insert_version, next_version
+from mlwarden.registry.artifacts import ArtifactStore
+from mlwarden.registry.dataset_versions import (
+    dataset_file,
+    get_dataset,
+    insert_version,
+    next_version,
+    store_dataset_file,
+    stored_source,
+)
 from mlwarden.registry.datasets import data_format, profile, scan
 from mlwarden.registry.signed_approvals import check_or_record_refusal, record_refusal
 from mlwarden.store.schema import batches
@@ -36,12 +44,8 @@ MAX_BATCH_BYTES = 2 << 30
 
 def _reference(ws: Workspace, dataset: str) -> tuple[dict[str, Any], pl.DataFrame]:
     ref = get_dataset(ws, dataset, 1)
-    source = Path(str(ref["source"]))
-    if ref["sha256"] is None or not source.is_file():
-        raise InvalidInput(f"dataset {dataset} has no readable reference file ({source})")
-    if sha256_file(source) != ref["sha256"]:
-        raise InvalidInput(f"the reference file of {dataset} changed since registration ({source})")
-    return ref, scan(source, data_format(source)).collect()
+    source = dataset_file(ws, ref)  # the stored blob, re-hashed
+    return ref, scan(source, str(ref["format"])).collect()
 
 
 def _read_batch(path: Path) -> pl.DataFrame:
@@ -85,7 +89,12 @@ def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame,
         raise InvalidInput(f"batch column(s) {', '.join(mixed[:10])} hold non-numbers where {dataset} has numbers")
     contract = parse_contract(ref["contract"], source=f"contract of {dataset}") if ref.get("contract") else None
     limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
-    report = screen(batch.select(reference.columns), reference, label=ref.get("label"), max_drift=limits)
+    keys = contract.key_columns if contract else ()
+    report = screen(batch.select(reference.columns), reference, label=ref.get("label"), max_drift=limits, keys=keys)
+    if report.reasons:
+        report.measured["evidence"] = quarantine_evidence(
+            batch.select(reference.columns), reference, report, label=ref.get("label"), keys=keys
+        )
     if contract is not None:
         contract_report = check_frame(batch.lazy(), contract)
         for broken in contract_report.broken:
@@ -138,6 +147,7 @@ def ingest(
         summary = {
             "batch": batch_id, "dataset": dataset, "status": "quarantined" if report.reasons else "accepted",
             "reasons": report.reasons, "flagged_rows": report.flagged_rows, "rows": _batch.height,
+            "evidence": report.measured.get("evidence", {}),
         }  # fmt: skip
         staged = _stage_report(summary, report.drift, _batch, report_dir)
     try:
@@ -191,7 +201,7 @@ def _record_batch(
     batch_id: str,
 ) -> dict[str, Any]:
     """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined."""
-    sha = ArtifactStore(ws.options.paths.artifacts).put(path.read_bytes())
+    sha = store_dataset_file(ws, path)  # kept by content hash: the caller's file (or upload) may go away
     status = "quarantined" if report.reasons else "accepted"
     flagged = report.flagged_rows
     body = {
@@ -211,18 +221,9 @@ def _record_batch(
         if status == "accepted":
             lineage = {"parent_version": _latest(tx.conn, dataset), "batch": batch_id}
             version = _new_version(
-                tx.conn,
-                ws,
-                dataset,
-                sha,
-                str(path.absolute()),
-                data_format(path),
-                path,
-                principal,
-                lineage,
-                receipt.index,
-                ref,
-            )
+                tx.conn, ws, dataset, sha, stored_source(ws, sha), data_format(path),
+                ArtifactStore(ws.options.paths.artifacts).path_for(sha), principal, lineage, receipt.index, ref,
+            )  # fmt: skip
         tx.conn.execute(
             insert(batches).values(
                 id=batch_id,
@@ -247,6 +248,7 @@ def _record_batch(
         "rows": _batch.height,
         "dataset_version": version,
         "ledger_index": receipt.index,
+        "evidence": report.measured.get("evidence", {}),
     }
     return outcome
 
@@ -330,13 +332,8 @@ def release(
         record_refusal(ws, kind="data.release_refused", subject=subject, submitted_by=principal, reason=message)
         raise PolicyDenied(message)
     ref = get_dataset(ws, row["dataset"], 1)
-    store = ArtifactStore(ws.options.paths.artifacts)
-    blob = store.path_for(row["sha256"])
-    store.read(row["sha256"])  # re-hash before release
-    suffix = Path(row["filename"]).suffix
-    staged = blob.with_name(blob.name + suffix)
-    if not staged.exists():
-        staged.write_bytes(blob.read_bytes())
+    blob = ArtifactStore(ws.options.paths.artifacts).verified_path(row["sha256"])  # re-hash before release
+    fmt = data_format(Path(row["filename"]))
     with ws.log.transaction() as tx:
         receipt = tx.append(
             kind="data.batch_released",
@@ -346,18 +343,9 @@ def release(
         )
         lineage = {"parent_version": _latest(tx.conn, row["dataset"]), "batch": batch_id, "released_by": principal}
         version = _new_version(
-            tx.conn,
-            ws,
-            row["dataset"],
-            row["sha256"],
-            str(staged),
-            data_format(staged),
-            staged,
-            principal,
-            lineage,
-            receipt.index,
-            ref,
-        )
+            tx.conn, ws, row["dataset"], row["sha256"], stored_source(ws, row["sha256"]), fmt, blob, principal,
+            lineage, receipt.index, ref,
+        )  # fmt: skip
         tx.conn.execute(
             update(batches)
             .where(batches.c.id == batch_id)

@@ -6,6 +6,7 @@ A batch with any reason is quarantined.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,10 +64,16 @@ def psi(reference: np.ndarray, batch: np.ndarray, bins: int = 10) -> float:
 
 
 def screen(
-    batch: pl.DataFrame, reference: pl.DataFrame, *, label: str | None, max_drift: dict[str, float] | None = None
+    batch: pl.DataFrame,
+    reference: pl.DataFrame,
+    *,
+    label: str | None,
+    max_drift: dict[str, float] | None = None,
+    keys: Collection[str] = (),
 ) -> ScreenReport:
-    """Run every check; the batch is judged against the reference."""
+    """Run every check; the batch is judged against the reference. ``keys`` (id columns) are not screened."""
     report = ScreenReport()
+    batch, reference = batch.drop(keys, strict=False), reference.drop(keys, strict=False)
     numeric = _numeric_columns(reference, batch, label)
     _drift(batch, reference, numeric, report, max_drift or {})
     if numeric:

@@ -110,8 +110,10 @@ def html_report(results: list[GateResult], title: str) -> str:
                 f"<tr><td>{html.escape(k)}</td><td>{_number(v)}</td><td>{_number(production.get(k))}</td></tr>"
                 for k, v in sorted(r.measured.items())
             )
+            version = r.details.get("production_version")
+            against = f"candidate vs production v{version}" if version is not None else "no production version"
             sections.append(
-                f"<h2>Metrics (candidate vs production v{r.details.get('production_version')})</h2>"
+                f"<h2>Metrics ({html.escape(against)})</h2>"
                 f"<table><tr><th>metric</th><th>candidate</th><th>production</th></tr>{body}</table>"
             )
         if r.gate == "fairness" and r.details.get("by_group"):

@@ -57,6 +57,43 @@ class ArtifactStore:
             raise
         return sha
 
+    def put_file(self, path: Path) -> str:
+        """Store a file's bytes, streamed (hashed while copied, fsync, rename); return its hex SHA-256. Idempotent."""
+        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256()
+        fd, tmp = tempfile.mkstemp(dir=self._root, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out, path.open("rb") as source:
+                while block := source.read(CHUNK):
+                    digest.update(block)
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            target = self.path_for(sha)
+            if target.exists() and sha256_file(target) == sha:
+                Path(tmp).unlink()
+                return sha
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(tmp, 0o400)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return sha
+
+    def verified_path(self, sha256: str) -> Path:
+        """The blob's path, after checking (streamed) that its bytes still hash to ``sha256``."""
+        path = self.path_for(sha256)
+        if not path.is_file():
+            raise NotFound(f"artifact sha256:{sha256} is missing from the store")
+        actual = sha256_file(path)
+        if not hmac.compare_digest(actual, sha256):
+            raise ArtifactIntegrityError(
+                f"artifact sha256:{sha256} was changed on disk: its bytes now hash to {actual}"
+            )
+        return path
+
     def read(self, sha256: str) -> bytes:
         """The blob's bytes, after checking they still hash to ``sha256``."""
         path = self.path_for(sha256)

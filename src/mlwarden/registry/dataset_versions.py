@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from mlwarden.errors import ArtifactIntegrityError, InvalidInput, NotFound, TamperedRow
 from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import utc_now
-from mlwarden.registry.artifacts import sha256_file
+from mlwarden.registry.artifacts import ArtifactStore, sha256_file
 from mlwarden.registry.attest import check_claims, sign_claims
 from mlwarden.registry.datasets import data_format, profile, read_dvc, refuse_binary
 from mlwarden.registry.models import check_name
@@ -100,7 +100,7 @@ def register_dataset(
             actual = hashlib.md5(local.read_bytes(), usedforsecurity=False).hexdigest()
             if actual != out.md5.removesuffix(".dir"):
                 raise InvalidInput(f"{local} does not match its .dvc md5 ({out.md5}); it has {actual}")
-            sha = sha256_file(local)
+            sha = store_dataset_file(ws, local)
             fmt = data_format(local)
             p = profile(local, fmt)
             prof, rows, fingerprint = p.to_json(), p.rows, p.schema_fingerprint
@@ -114,7 +114,8 @@ def register_dataset(
         p = profile(path, fmt)
         if label is not None and label not in p.columns:
             raise InvalidInput(f"label column {label!r} is not in {path.name}")
-        sha, source = sha256_file(path), str(path.absolute())
+        sha = store_dataset_file(ws, path)
+        source = stored_source(ws, sha)
         prof, rows, fingerprint = p.to_json(), p.rows, p.schema_fingerprint
     with ws.log.transaction() as tx:
         if sha is not None:
@@ -135,7 +136,8 @@ def register_dataset(
         version = next_version(tx.conn, name)
         receipt = tx.append(
             kind="dataset.registered", subject=f"dataset:{name}:{version}",
-            body={"sha256": sha, "md5": md5, "source": source, "rows": rows, "schema_fingerprint": fingerprint},
+            body={"sha256": sha, "md5": md5, "source": source, "file": (path or dvc or Path(source)).name,
+                  "rows": rows, "schema_fingerprint": fingerprint},
             principal=principal,
         )  # fmt: skip
         insert_version(
@@ -145,6 +147,40 @@ def register_dataset(
         )  # fmt: skip
     return {"name": name, "version": version, "sha256": sha, "md5": md5, "rows": rows,
             "schema_fingerprint": fingerprint, "created": True}  # fmt: skip
+
+
+def store_dataset_file(ws: Workspace, path: Path) -> str:
+    """Copy a dataset file into the workspace's content-addressed store; its hex SHA-256."""
+    try:
+        return ArtifactStore(ws.options.paths.artifacts).put_file(path)
+    except OSError as exc:
+        raise InvalidInput(f"cannot store dataset file {path.name}: {exc.strerror or exc}") from exc
+
+
+def stored_source(ws: Workspace, sha: str) -> str:
+    """What a stored dataset version's ``source`` holds: its blob in the workspace's artifact store."""
+    return str(ArtifactStore(ws.options.paths.artifacts).path_for(sha))
+
+
+def dataset_file(ws: Workspace, row: dict[str, Any]) -> Path:
+    """The file of a (checked) dataset version, read from the artifact store by its sha256 and re-hashed.
+
+    Versions registered before files were stored name their original file in ``source``; that
+    file is used when the store lacks the blob, and it must still hash to the registered sha256.
+    """
+    what = f"dataset {row['name']}:{row['version']}"
+    sha = row["sha256"]
+    if sha is None:
+        raise InvalidInput(f"{what} has no file in the workspace (registered from DVC metadata only)")
+    store = ArtifactStore(ws.options.paths.artifacts)
+    if store.path_for(sha).is_file():
+        return store.verified_path(sha)  # a changed blob is an integrity failure, not bad input
+    legacy = Path(str(row["source"]))
+    if not legacy.is_absolute() or not legacy.is_file():
+        raise InvalidInput(f"{what} has no readable file: sha256:{sha} is not in the artifact store")
+    if sha256_file(legacy) != sha:
+        raise InvalidInput(f"the file of {what} changed since registration ({legacy})")
+    return legacy
 
 
 def next_version(conn: Any, name: str) -> int:
@@ -181,6 +217,32 @@ def insert_version(
     )  # fmt: skip
     values["attestation"] = sign_claims(ws.signer, dataset_claims(values))
     conn.execute(insert(dataset_versions).values(**values))
+
+
+def list_datasets(ws: Workspace) -> list[dict[str, Any]]:
+    """Every dataset version (name, version, rows, sha256, created, label, has_contract), each checked.
+
+    ``signed`` is False for a row that no longer matches its registration signature (it is
+    refused on use; ``ledger verify`` names it).
+    """
+    query = select(dataset_versions).order_by(dataset_versions.c.name, dataset_versions.c.version)
+    with ws.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    out = []
+    for row in rows:
+        try:
+            check_dataset_row(ws, row)
+            signed = True
+        except ArtifactIntegrityError:
+            signed = False
+        out.append(
+            {
+                "name": row["name"], "version": int(row["version"]), "rows": row["rows"], "sha256": row["sha256"],
+                "created": row["created"], "label": row["label"], "has_contract": row["contract"] is not None,
+                "signed": signed,
+            }
+        )  # fmt: skip
+    return out
 
 
 def get_dataset(ws: Workspace, name: str, version: int | None = None) -> dict[str, Any]:

@@ -93,7 +93,8 @@ def profile(path: Path, fmt: str) -> DatasetProfile:
             info["mean"] = _finite(clean.mean())
             info["std"] = _finite(clean.std())
         elif dtype in (pl.String, pl.Categorical, pl.Boolean) or dtype == pl.Enum:
-            counts = series.drop_nulls().cast(pl.String).value_counts(sort=True).head(TOP_CATEGORIES)
+            counts = series.drop_nulls().cast(pl.String).rename("value").value_counts(sort=True, name="n")
+            counts = counts.head(TOP_CATEGORIES)
             total = rows - nulls
             info["distinct"] = series.n_unique()
             info["frequencies"] = {str(v): c / total for v, c in counts.iter_rows()} if total else {}

@@ -19,7 +19,7 @@ from mlwarden.identity.statements import SignedStatement
 from mlwarden.ledger.entry import utc_now
 from mlwarden.registry.artifacts import ArtifactStore
 from mlwarden.registry.cards import parse_card
-from mlwarden.registry.dataset_versions import check_dataset_row, get_dataset
+from mlwarden.registry.dataset_versions import check_dataset_row, dataset_file, get_dataset
 from mlwarden.registry.datasets import scan
 from mlwarden.registry.models import STAGES, check_row, get_version
 from mlwarden.registry.signed_approvals import (
@@ -186,12 +186,20 @@ def _evaluation(ws: Workspace, policy: GatePolicy, stage: str, eval_path: Path |
     for gate in ("performance", "fairness"):
         name = policy.settings.get(gate, {}).get("dataset")
         if name and gate in policy.gates_for(stage):
-            ds = get_dataset(ws, str(name))
-            path = Path(str(ds["source"]))
-            if not path.is_absolute():
-                raise InvalidInput(f"dataset {name} was registered from {path}; register it with an absolute path")
-            return evaluation_from_file(path, expected_sha=ds["sha256"])
+            return _stored_evaluation(ws, get_dataset(ws, str(name)))
     return None
+
+
+def _stored_evaluation(ws: Workspace, ds: dict[str, Any]) -> Evaluation:
+    """A registered dataset as evaluation data: read from the workspace's artifact store, re-hashed."""
+    import polars as pl
+
+    path = dataset_file(ws, ds)
+    try:
+        frame = scan(path, str(ds["format"])).collect()
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidInput(f"dataset {ds['name']}:{ds['version']} cannot be read: {str(exc).splitlines()[0]}") from exc
+    return Evaluation(frame, str(ds["sha256"]), str(ds["source"]))
 
 
 def evaluation_from_file(path: Path, expected_sha: str | None = None) -> Evaluation:
