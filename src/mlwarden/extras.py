@@ -7,7 +7,7 @@ mlwarden.errors.ConfigError: `mlwarden demo` needs httpx, skl2onnx: install mlwa
 
 from __future__ import annotations
 
-import importlib.util
+from importlib.util import find_spec
 
 from mlwarden.errors import ConfigError
 
@@ -22,7 +22,7 @@ __all__ = ["EXTRAS", "missing_modules", "require_extra"]
 
 def missing_modules(modules: tuple[str, ...]) -> list[str]:
     """The modules of ``modules`` that cannot be imported here."""
-    return [name for name in modules if importlib.util.find_spec(name) is None]
+    return [name for name in modules if find_spec(name) is None]
 
 
 def require_extra(extra: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import importlib.util
 import os
 import re
 import subprocess
@@ -104,7 +105,7 @@ def test_library_dependencies_are_compatible_ranges_not_pins() -> None:
 def _lock(name: str) -> dict[str, tuple[str, list[str]]]:
     """package -> (version, hashes) from a pip-compile --generate-hashes file."""
     text = (ROOT / name).read_text().replace("\\\n", " ")
-    pins = {}
+    pins: dict[str, tuple[str, list[str]]] = {}
     for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith("-"):
@@ -153,9 +154,8 @@ def test_make_and_the_image_install_from_the_locks() -> None:
 
 def test_missing_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
     """Without [demo], `mlwarden demo` exits 2 with one line: install mlwarden[demo]."""
-    real = mlwarden.extras.importlib.util.find_spec
     monkeypatch.setattr(
-        mlwarden.extras.importlib.util, "find_spec", lambda name, *a: None if name == "skl2onnx" else real(name, *a)
+        mlwarden.extras, "find_spec", lambda name, *a: None if name == "skl2onnx" else importlib.util.find_spec(name)
     )
     result = cli("demo", use_home=False)
     assert result.code == 2
@@ -164,7 +164,7 @@ def test_missing_extra_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch, cl
 
 def test_postgres_url_without_the_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A PostgreSQL URL without psycopg installed: ConfigError naming mlwarden[postgres], before any connection."""
-    monkeypatch.setattr(mlwarden.extras.importlib.util, "find_spec", lambda name, *a: None)
+    monkeypatch.setattr(mlwarden.extras, "find_spec", lambda name, *a: None)
     with pytest.raises(ConfigError, match=r"install mlwarden\[postgres\]"):
         create_db_engine("postgresql+psycopg://u@127.0.0.1:1/db")
     with pytest.raises(ConfigError, match=r"install mlwarden\[demo\]"):
