@@ -187,16 +187,16 @@ def serve(
 def _metrics_dir(workers: int) -> Iterator[None]:
     """With several workers, a Prometheus multiprocess folder for this run: emptied first, removed after.
 
-    ``$PROMETHEUS_MULTIPROC_DIR`` names it if set (emptied of old values, kept); else a new
-    temporary folder. The workers inherit the variable, so every one of them writes its values
+    ``$PROMETHEUS_MULTIPROC_DIR`` names it if set (emptied of old values, kept; also with one
+    worker, which then uses it too); else a new temporary folder. The workers inherit the variable, so every one of them writes its values
     there and ``/metrics`` adds them all up.
     """
     from mlwarden.api.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 
-    if workers == 1:
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers == 1 and not given:
         yield
         return
-    given = os.environ.get(MULTIPROC_ENV)
     folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="mlwarden-metrics-"))
     try:
         reset_multiprocess_dir(folder)
