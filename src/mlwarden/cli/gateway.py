@@ -188,8 +188,8 @@ def _metrics_dir(workers: int) -> Iterator[None]:
     """With several workers, a Prometheus multiprocess folder for this run: emptied first, removed after.
 
     ``$PROMETHEUS_MULTIPROC_DIR`` names it if set (emptied of old values, kept; also with one
-    worker, which then uses it too); else a new temporary folder. The workers inherit the variable, so every one of them writes its values
-    there and ``/metrics`` adds them all up.
+    worker, which then uses it too); else a new temporary folder. The workers inherit the
+    variable, so every one of them writes its values there and ``/metrics`` adds them all up.
     """
     from mlwarden.api.metrics import MULTIPROC_ENV, reset_multiprocess_dir
 
