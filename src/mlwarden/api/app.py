@@ -16,7 +16,6 @@ import anyio
 import structlog
 from fastapi import Depends, FastAPI, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette import types as asgi
 
@@ -25,7 +24,7 @@ from mlwarden.api import problems
 from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway, who_failed
 from mlwarden.api.inputs import check_value
 from mlwarden.api.limits import BodyLimit, BodyLimits, SourceGuard
-from mlwarden.api.metrics import GatewayMetrics
+from mlwarden.api.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
 from mlwarden.api.rejections import Rejections, RejectionSummary
 from mlwarden.api.uploads import batch_suffix, card_text, expiry, upload_name
 from mlwarden.config import Settings, WorkspaceOptions
@@ -441,6 +440,6 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             metrics_.ledger_size.set(request.app.state.gateway.ws.log.size())
         except MlwardenError:
             metrics_.ledger_outages.inc()
-        return PlainTextResponse(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics_.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -1,14 +1,38 @@
-"""Prometheus metrics for one gateway process (its own registry, so tests can build many apps)."""
+"""Prometheus metrics for the gateway: one registry per app, or shared files across workers.
+
+With one worker, each app keeps its own registry (so tests can build many apps). With several
+workers, ``mlwarden serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers start:
+prometheus_client then keeps every value in per-process files there, and ``/metrics`` adds up
+all workers' files (:class:`prometheus_client.multiprocess.MultiProcessCollector`).
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import os
+from pathlib import Path
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+__all__ = ["CONTENT_TYPE_LATEST", "MULTIPROC_ENV", "GatewayMetrics", "reset_multiprocess_dir"]
+
+
+def reset_multiprocess_dir(path: Path) -> None:
+    """Create ``path`` and remove the value files a previous run left there (stale counts, dead pids)."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
 
 
 class GatewayMetrics:
     """Requests, denials, rejections, latency, ledger size and ledger outages."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, multiprocess_dir: Path | None = None) -> None:
+        if multiprocess_dir is None and os.environ.get(MULTIPROC_ENV):
+            multiprocess_dir = Path(os.environ[MULTIPROC_ENV])
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry()
         self.requests = Counter("mlwarden_requests_total", "HTTP requests", ["route", "status"], registry=self.registry)
         self.denials = Counter(
@@ -24,4 +48,15 @@ class GatewayMetrics:
             "Requests refused because the ledger could not record",
             registry=self.registry,
         )
-        self.ledger_size = Gauge("mlwarden_ledger_entries", "Entries in the ledger", registry=self.registry)
+        # Every worker reads the same ledger: report the largest size any live worker saw.
+        self.ledger_size = Gauge(
+            "mlwarden_ledger_entries", "Entries in the ledger", registry=self.registry, multiprocess_mode="livemax"
+        )
+
+    def exposition(self) -> bytes:
+        """The text format for ``/metrics``: this process's registry, or every worker's files added up."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        MultiProcessCollector(combined, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

@@ -36,6 +36,10 @@ def demo(
     """Record sample decisions, checkpoint, prove, verify, then tamper with a copy and catch it."""
     import logging
 
+    from mlwarden.extras import require_extra
+
+    require_extra("demo")
+
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

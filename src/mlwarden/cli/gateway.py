@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import shutil
 import ssl
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mlwarden.api.logs import LogFormat
 from mlwarden.cli.context import print_json, state
 from mlwarden.errors import ConfigError
 from mlwarden.identity.certs import init_ca, issue
@@ -122,11 +126,26 @@ def serve(
     client_ca: Annotated[
         Path | None, typer.Option("--client-ca", help="Require client certificates from this CA.")
     ] = None,
+    health_port: Annotated[
+        int | None,
+        typer.Option(
+            "--health-port",
+            min=1,
+            max=65535,
+            help="Also answer GET /healthz over plain HTTP on 127.0.0.1:PORT (for probes when mTLS is on).",
+        ),
+    ] = None,
+    log_format: Annotated[
+        LogFormat | None,
+        typer.Option("--log-format", help="json (default) or console; also $MLWARDEN_LOG_FORMAT. Every worker."),
+    ] = None,
 ) -> None:
     """Run the gateway (FastAPI + uvicorn) for this workspace."""
-    import structlog
     import uvicorn
 
+    from mlwarden.api.factory import log_format_from_env
+    from mlwarden.api.health import HealthListener, port_accepts
+    from mlwarden.api.logs import LOG_FORMAT_ENV, configure_logging
     from mlwarden.api.tls import SpiffeH11Protocol
 
     if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
@@ -135,26 +154,65 @@ def serve(
         check_tls_files(tls_cert, tls_key, client_ca)
     cli_state = state(ctx)
     options = cli_state.options()
+    if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
+        raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
+    if health_port is not None and health_port == port:
+        raise ConfigError(f"--health-port must differ from --port ({port})")
+    chosen = log_format or log_format_from_env()
     cli_state.open().close()  # migrate, set WAL and check the ledger once, before any worker starts
     os.environ["MLWARDEN_HOME"] = str(options.paths.home)
     if cli_state.settings.database_url:
         os.environ["MLWARDEN_DATABASE_URL"] = cli_state.settings.database_url
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ]
-    )
+    os.environ[LOG_FORMAT_ENV] = chosen.value  # the workers configure themselves from it
+    configure_logging(chosen)
     kwargs: dict[str, object] = {}
     if tls_cert is not None:
         kwargs |= {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
     if client_ca is not None:
         kwargs |= {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED, "http": SpiffeH11Protocol}
-    uvicorn.run(
-        "mlwarden.api.factory:app", factory=True, host=host, port=port, workers=workers, access_log=False,
-        log_level="warning", **kwargs,  # type: ignore[arg-type]
-    )  # fmt: skip
+    health = None
+    if health_port is not None:
+        try:
+            health = HealthListener(health_port, port_accepts(host, port)).start()
+        except OSError as exc:
+            raise ConfigError(f"cannot listen for health checks on 127.0.0.1:{health_port}: {exc.strerror}") from exc
+    try:
+        with _metrics_dir(workers):
+            uvicorn.run(
+                "mlwarden.api.factory:app", factory=True, host=host, port=port, workers=workers, access_log=False,
+                log_level="warning", **kwargs,  # type: ignore[arg-type]
+            )  # fmt: skip
+    finally:
+        if health is not None:
+            health.close()
+
+
+@contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """With several workers, a Prometheus multiprocess folder for this run: emptied first, removed after.
+
+    ``$PROMETHEUS_MULTIPROC_DIR`` names it if set (emptied of old values, kept; also with one
+    worker, which then uses it too); else a new temporary folder. The workers inherit the
+    variable, so every one of them writes its values there and ``/metrics`` adds them all up.
+    """
+    from mlwarden.api.metrics import MULTIPROC_ENV, reset_multiprocess_dir
+
+    given = os.environ.get(MULTIPROC_ENV)
+    if workers == 1 and not given:
+        yield
+        return
+    folder = Path(given) if given else Path(tempfile.mkdtemp(prefix="mlwarden-metrics-"))
+    try:
+        reset_multiprocess_dir(folder)
+    except OSError as exc:
+        raise ConfigError(f"cannot prepare {MULTIPROC_ENV} {folder}: {exc.strerror}") from exc
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(folder, ignore_errors=True)
+            os.environ.pop(MULTIPROC_ENV, None)
 
 
 def check_tls_files(cert: Path, key: Path, client_ca: Path | None) -> None:

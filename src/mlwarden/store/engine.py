@@ -56,6 +56,10 @@ def create_db_engine(url: str, lock_timeout_seconds: float = SQLITE_BUSY_TIMEOUT
             event.listen(engine, "connect", _sqlite_pragmas(timeout_ms))
             event.listen(engine, "begin", _sqlite_begin)
             return engine
+        if parsed.get_backend_name() == "postgresql":
+            from mlwarden.extras import require_extra
+
+            require_extra("postgres")
         return create_engine(
             url,
             pool_pre_ping=True,
