@@ -7,8 +7,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlwarden.errors import InvalidInput
 from mlwarden.gates.approvals import ApprovalsGate
 from mlwarden.gates.artifact_safety import ArtifactSafetyGate
@@ -19,6 +17,7 @@ from mlwarden.gates.model_card import ModelCardGate
 from mlwarden.gates.performance import PerformanceGate
 from mlwarden.gates.vulnerabilities import VulnerabilitiesGate
 from mlwarden.identity.approvers import Approvers, parse_approvers
+from mlwarden.policy_file import read_policy
 from mlwarden.runtime.runtime_policy import RuntimePolicy, parse_runtime_policy
 
 GATES: dict[str, Gate] = {
@@ -82,15 +81,7 @@ def parse_gate_policy(raw: dict[str, Any]) -> GatePolicy:
 
 def load_gate_policy(path: Path) -> GatePolicy:
     """Read a policy file; a missing file is an error (an empty policy would wave everything through)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise InvalidInput(f"policy file {path} does not exist (mlwarden init writes a default)") from exc
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"policy file {path} cannot be read: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"policy file {path} must be a YAML mapping")
-    return parse_gate_policy(raw)
+    return parse_gate_policy(read_policy(path, required=True))
 
 
 def run_gates(policy: GatePolicy, stage: str, ctx: GateContext) -> list[GateResult]:

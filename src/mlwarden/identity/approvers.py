@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mlwarden.errors import InvalidInput
 from mlwarden.identity.personal_keys import check_name, parse_public_key, public_key_text
+from mlwarden.policy_file import read_policy
 
 KEY_PRINCIPAL = "key:"
 _FIELDS = {"name", "key", "accounts"}
@@ -112,12 +112,4 @@ def parse_approvers(raw: Any) -> Approvers:
 
 def load_approvers(path: Path) -> Approvers:
     """The approvers of a policy file (missing or unreadable: an error)."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError as exc:
-        raise InvalidInput(f"policy file {path} does not exist (mlwarden init writes a default)") from exc
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"policy file {path} cannot be read: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"policy file {path} must be a YAML mapping")
-    return parse_approvers(raw.get("approvers"))
+    return parse_approvers(read_policy(path, required=True).get("approvers"))

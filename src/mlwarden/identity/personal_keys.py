@@ -6,7 +6,6 @@ import base64
 import binascii
 import os
 import re
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from cryptography.hazmat.primitives.serialization import (
     NoEncryption,
     PrivateFormat,
     PublicFormat,
-    load_pem_private_key,
 )
 
 from mlwarden.errors import InvalidInput, KeyFileError
+from mlwarden.ledger.keys import read_private_key
 
 KEY_PREFIX = "ed25519:"
 MAX_KEY_FILE = 16 * 1024
@@ -100,21 +99,4 @@ def create_personal_key(name: str, folder: Path) -> CreatedKey:
 
 def load_personal_key(path: Path) -> Ed25519PrivateKey:
     """Load a private key for signing; it must be an Ed25519 PEM readable by its owner only."""
-    try:
-        st = path.stat()
-        if st.st_size > MAX_KEY_FILE:
-            raise KeyFileError(f"key {path} is {st.st_size} bytes, too large to be a key")
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise KeyFileError(f"key {path} does not exist (create one with `mlwarden keys create`)") from exc
-    except OSError as exc:
-        raise KeyFileError(f"key {path} cannot be read: {exc.strerror}") from exc
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        raise KeyFileError(f"key {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600")
-    try:
-        key = load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"key {path} is not a PEM private key without a password") from exc
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"key {path} is not an ed25519 key")
-    return key
+    return read_private_key(path, "key", "create one with `mlwarden keys create`")

@@ -36,27 +36,34 @@ def write_private_key(path: Path) -> None:
     tmp.unlink()
 
 
-def load_signer(path: Path, name: str) -> NoteSigner:
-    """Load the signing key; raise :class:`KeyFileError` naming what is wrong with the file."""
+def read_private_key(path: Path, what: str, missing: str) -> Ed25519PrivateKey:
+    """An Ed25519 PEM key readable by its owner only; :class:`KeyFileError` naming what is wrong.
+
+    ``what`` names the key in messages ("signing key"), ``missing`` says how to get one.
+    """
     try:
         st = path.stat()
         if st.st_size > MAX_KEY_FILE:
-            raise KeyFileError(f"signing key {path} is {st.st_size} bytes, too large to be a key")
+            raise KeyFileError(f"{what} {path} is {st.st_size} bytes, too large to be a key")
         data = path.read_bytes()
     except FileNotFoundError as exc:
-        raise KeyFileError(f"signing key {path} is missing (run `mlwarden init`)") from exc
+        raise KeyFileError(f"{what} {path} is missing ({missing})") from exc
     except OSError as exc:
-        raise KeyFileError(f"signing key {path} cannot be read: {exc.strerror}") from exc
+        raise KeyFileError(f"{what} {path} cannot be read: {exc.strerror}") from exc
     if stat.S_IMODE(st.st_mode) & 0o077:
-        raise KeyFileError(
-            f"signing key {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600"
-        )
+        raise KeyFileError(f"{what} {path} is readable by others (mode {stat.S_IMODE(st.st_mode):04o}); run chmod 600")
     try:
         key = load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
-        raise KeyFileError(f"signing key {path} is corrupted: not a PEM private key") from exc
+        raise KeyFileError(f"{what} {path} is corrupted: not a PEM private key without a password") from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(f"signing key {path} is not an ed25519 key")
+        raise KeyFileError(f"{what} {path} is not an ed25519 key")
+    return key
+
+
+def load_signer(path: Path, name: str) -> NoteSigner:
+    """Load the signing key; raise :class:`KeyFileError` naming what is wrong with the file."""
+    key = read_private_key(path, "signing key", "run `mlwarden init`")
     try:
         return NoteSigner(name, key)
     except InvalidInput as exc:

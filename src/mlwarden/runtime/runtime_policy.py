@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlwarden.errors import InvalidInput
+from mlwarden.policy_file import read_policy
 from mlwarden.runtime.skops_trust import SkopsTrust, trust_from_policy
 
 _DOMAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", re.ASCII)
@@ -57,12 +56,4 @@ def parse_runtime_policy(raw: Any) -> RuntimePolicy:
 
 def load_runtime_policy(path: Path) -> RuntimePolicy:
     """The runtime allowances of a policy file; no file allows nothing extra, a broken one is an error."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        return RuntimePolicy()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InvalidInput(f"policy file {path} cannot be read: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"policy file {path} must be a YAML mapping")
-    return parse_runtime_policy(raw.get("runtime"))
+    return parse_runtime_policy(read_policy(path, required=False).get("runtime"))

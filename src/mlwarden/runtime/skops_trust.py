@@ -20,12 +20,9 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from mlwarden.errors import ConfigError, InvalidInput, UnsafeArtifact
+from mlwarden.errors import InvalidInput, UnsafeArtifact
 
 # The explicit allow-list: containers and numpy scalars skops writes, and scikit-learn
 # estimators whose loading runs no user code. Anything else in a file is refused by name.
@@ -126,23 +123,6 @@ def _trustable(name: Any) -> str:
             f"(nothing from {parts[0]}, and no loaders or dunder names)"
         )
     return name
-
-
-def load_skops_trust(path: Path) -> SkopsTrust:
-    """The workspace policy's skops trust; no policy file means the built-in list only."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return SkopsTrust()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read policy {path}: {str(exc).splitlines()[0]}") from exc
-    try:
-        raw = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"policy file {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
-    if not isinstance(raw, dict):
-        raise InvalidInput(f"policy file {path} must be a YAML mapping")
-    return trust_from_policy(raw.get("runtime"))
 
 
 def types_in(data: bytes) -> list[str]:
