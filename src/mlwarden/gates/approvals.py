@@ -38,8 +38,14 @@ class ApprovalsGate:
                 self.name,
                 FAIL,
                 f"{len(independent)} of {required} approval(s) from someone other than "
-                f"the registrant {registrant}{extra}",
+                f"{_registrant(registrant)}{extra}",
                 measured,
                 thresholds,
             )
         return GateResult(self.name, PASS, f"approved by {', '.join(independent)}", measured, thresholds)
+
+
+def _registrant(registrant: str | None) -> str:
+    if registrant is None:
+        return "the registrant (unknown here: `gate check` takes it with --registrant)"
+    return f"the registrant {registrant}"
