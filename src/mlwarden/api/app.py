@@ -255,11 +255,13 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     def feedback(body: FeedbackBody, request: Request, principal: Caller) -> dict[str, Any]:
         gateway: Gateway = request.app.state.gateway
         with _counting_denials(request):
-            decision, _index, _entry = gateway.authorize_decision(principal, Scope.FEEDBACK_WRITE, body.decision_id)
+            decision, index, entry = gateway.authorize_decision(principal, Scope.FEEDBACK_WRITE, body.decision_id)
         if body.kind not in FEEDBACK_KINDS:  # pragma: no cover - pydantic's Literal already refuses it
             raise InvalidInput("kind must be incorrect, suspicious or other")
         check_value(body.expected, "expected")
-        return gateway.feedback(principal, body.decision_id, body.kind, body.expected, body.comment, decision)
+        return gateway.feedback(
+            principal, body.decision_id, body.kind, body.expected, body.comment, decision, index, entry
+        )
 
     @app.get("/v1/models/{name}/feedback", summary="Feedback on a model's decisions (scope audit:read)")
     def model_feedback(

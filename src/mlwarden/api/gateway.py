@@ -166,10 +166,13 @@ class Gateway:
         self, principal: Principal | None, action: Scope, resource: str, model: str | None = None
     ) -> Decision:
         """Ask the PDP; a denial is recorded and raised, an allow is returned for the caller to record."""
-        decision = decide(principal, action, resource, model)
+        return self._enforce(decide(principal, action, resource, model))
+
+    def _enforce(self, decision: Decision) -> Decision:
+        """An allow passes through; a denial is recorded, then raised."""
         if not decision.allow:
             self.record_denial(decision)
-            raise PolicyDenied(f"{decision.reason} (action {action.value} on {resource})")
+            raise PolicyDenied(f"{decision.reason} (action {decision.action} on {decision.resource})")
         return decision
 
     def authorize_decision(
@@ -198,11 +201,7 @@ class Gateway:
         self, principal: Principal, scopes: Iterable[Scope], grant: Iterable[Scope], models: Iterable[str] | None
     ) -> Decision:
         """May ``principal`` create a token with these scopes, grant and models? A denial is recorded and raised."""
-        decision = decide_mint(principal, scopes, grant, models)
-        if not decision.allow:
-            self.record_denial(decision)
-            raise PolicyDenied(f"{decision.reason} (action {decision.action} on {decision.resource})")
-        return decision
+        return self._enforce(decide_mint(principal, scopes, grant, models))
 
     def record_denial(self, decision: Decision) -> None:
         """Every rejection is a ledger entry."""
@@ -292,9 +291,8 @@ class Gateway:
         return index, entry.to_json()
 
     def feedback(self, principal: Principal, decision_id: str, kind: str, expected: Any, comment: str | None,
-                 decision: Decision) -> dict[str, Any]:  # fmt: skip
-        """Record feedback on a decision; unknown decisions are NotFound."""
-        index, entry = self.decision_entry(decision_id)
+                 decision: Decision, index: int, entry: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
+        """Record feedback on a decision already found and proven by :meth:`authorize_decision`."""
         feedback_id = str(uuid.uuid4())
         receipt = self.ws.log.append(
             kind="feedback",

@@ -7,6 +7,7 @@ import hmac
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 from mlwarden.errors import ArtifactIntegrityError, InvalidInput, NotFound
@@ -42,29 +43,21 @@ class ArtifactStore:
         target = self.path_for(sha)
         if target.exists() and sha256_file(target) == sha:
             return sha
-        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)  # each level private, not only the last
-        target.parent.mkdir(exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o400)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return sha
+        return self._store((data,))
 
     def put_file(self, path: Path) -> str:
         """Store a file's bytes, streamed (hashed while copied, fsync, rename); return its hex SHA-256. Idempotent."""
-        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with path.open("rb") as source:
+            return self._store(iter(lambda: source.read(CHUNK), b""))
+
+    def _store(self, chunks: Iterable[bytes]) -> str:
+        """Write ``chunks`` to a private temp file while hashing, fsync, then rename into place (read-only)."""
+        self._root.mkdir(parents=True, exist_ok=True, mode=0o700)  # each level private, not only the last
         digest = hashlib.sha256()
         fd, tmp = tempfile.mkstemp(dir=self._root, prefix=".incoming-")
         try:
-            with os.fdopen(fd, "wb") as out, path.open("rb") as source:
-                while block := source.read(CHUNK):
+            with os.fdopen(fd, "wb") as out:
+                for block in chunks:
                     digest.update(block)
                     out.write(block)
                 out.flush()

@@ -12,8 +12,12 @@ import json
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import insert, select, update
 
+from mlwarden.api.app import create_app
+from mlwarden.config import Settings
+from mlwarden.errors import IntegrityError
 from mlwarden.identity.tokens import create_token, parse_token, revoke_token
 from mlwarden.ledger.entry import Entry
 from mlwarden.store.schema import ledger_entries, ledger_refs, meta, model_versions, tokens
@@ -214,3 +218,22 @@ def test_forged_state_snapshot_is_ignored(env: Env) -> None:
     _set(env, meta, meta.c.key == SNAPSHOT_KEY, value=json.dumps(doc))
     fresh = StateFollower(env.ws.engine, env.ws.signer).refresh()
     assert fresh.tokens[revoked_id].revoked_index is not None
+
+
+def test_entry_text_rewritten_to_move_a_revocation_is_not_folded(env: Env) -> None:
+    """Rewriting a revocation's text to name another token breaks the root: nothing unproven enters the state.
+
+    Without the root check the fold would read the rewritten text and revive the revoked token.
+    """
+    revoked_id = _id(env.tokens["revoked"])
+    with env.ws.engine.connect() as conn:
+        index, text = conn.execute(
+            select(ledger_entries.c.idx, ledger_entries.c.entry).where(ledger_entries.c.kind == "token.revoked")
+        ).one()
+    forged = text.replace(f"token:{revoked_id}", "token:ffffffffffffffff")
+    assert forged != text
+    _set(env, ledger_entries, ledger_entries.c.idx == index, entry=forged)
+    with pytest.raises(IntegrityError, match="signed head"):
+        StateFollower(env.ws.engine, env.ws.signer, use_snapshot=False).refresh()
+    with pytest.raises(IntegrityError), TestClient(create_app(env.ws.options, Settings(database_url=None))):
+        pass  # a gateway refuses to start on a ledger whose entries do not prove its head
