@@ -95,7 +95,7 @@ BROKEN: list[tuple[str, str, Callable[[Manifest], None], str]] = [
         "misspelt source field",
         _set(["spec", "rules", 0, "from", 0, "source"], {"principal": ["a"]}),
         "principal",
-    ),  # noqa: E501
+    ),
     ("AuthorizationPolicy", "rules not a list", _set(["spec", "rules"], {"from": []}), "is not of type"),
     ("AuthorizationPolicy", "action not in the enum", _set(["spec", "action"], "PERMIT"), "PERMIT"),
     (
@@ -103,7 +103,7 @@ BROKEN: list[tuple[str, str, Callable[[Manifest], None], str]] = [
         "wrong apiVersion for the kind",
         _set(["apiVersion"], "security.istio.io/v2"),
         "AuthorizationPolicy",
-    ),  # noqa: E501
+    ),
 ]
 
 
