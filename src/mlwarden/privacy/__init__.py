@@ -18,19 +18,17 @@ from mlwarden.privacy.erasure import ErasureRecord, erase_scope, erase_subject, 
 from mlwarden.privacy.errors import CommitmentMismatch, IdentifierRefused, KeyUnwrapFailed
 from mlwarden.privacy.kek import KeyEncryptionKey, LocalKek, read_kek, write_kek
 from mlwarden.privacy.keys import DataKey, KeyRing, KeySlot, utc_day
-from mlwarden.privacy.payloads import (
+from mlwarden.privacy.opening import (
     Absent,
     Erased,
     Opened,
     OpenResult,
-    PayloadRequest,
-    SealedPayload,
+    PayloadClaim,
     Tampered,
+    open_many,
     open_payload,
-    seal,
-    seal_with_keys,
-    store_payloads,
 )
+from mlwarden.privacy.payloads import PayloadRequest, SealedPayload, seal, seal_with_keys, store_payloads
 from mlwarden.privacy.scopes import FIELDS, Field, Scope
 
 __all__ = [
@@ -51,6 +49,7 @@ __all__ = [
     "OpenResult",
     "Opened",
     "Opening",
+    "PayloadClaim",
     "PayloadRequest",
     "Scope",
     "SealedPayload",
@@ -60,6 +59,7 @@ __all__ = [
     "erase_scope",
     "erase_subject",
     "expire_inputs",
+    "open_many",
     "open_payload",
     "read_kek",
     "retention_cutoff",

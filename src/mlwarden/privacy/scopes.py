@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlwarden.errors import InvalidInput
-from mlwarden.ledger.canonical import canonical_json
+from mlwarden.privacy.framing import framed
 
 Field = Literal["inputs", "outputs"]
 FIELDS: tuple[Field, ...] = ("inputs", "outputs")
@@ -37,7 +37,7 @@ class Scope:
     @property
     def tag_input(self) -> bytes:
         """The bytes the KEK's subject tag is computed over (kind and id, unambiguously)."""
-        return canonical_json(["mlwarden-scope-v1", self.kind, self.id])
+        return framed(b"mlwarden-scope-v1", self.kind, self.id)
 
     def __repr__(self) -> str:  # never print a subject id
         return f"Scope({self.kind}, <redacted>)"

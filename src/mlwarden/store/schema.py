@@ -193,11 +193,19 @@ privacy_payloads = Table(
     Column("decision_id", String(64), primary_key=True),
     Column("field", String(16), primary_key=True),
     Column("key_id", String(32), nullable=False, index=True),
+    Column("day", String(10), nullable=False),
+    Column("kek_id", String(16), nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),
     Column("nonce", LargeBinary(12), nullable=False),
     Column("ciphertext", LargeBinary, nullable=False),
     Column("ledger_index", BigInteger, nullable=True),
+    Column("erasure_id", String(32), nullable=True),
+    Index("ix_privacy_payloads_field_day", "field", "day"),
 )
-"""Encrypted payloads (salt + canonical JSON); they outlive their key, unreadable once it is erased."""
+"""Encrypted payloads (salt + canonical JSON); they outlive their key, unreadable once it is erased.
+
+A row without subject holds its own wrapped key (``kek_id``, ``wrapped_key``); erasing it clears
+both and sets ``erasure_id``. A subject's row uses the subject's key of the day in ``privacy_keys``."""
 
 privacy_erasures = Table(
     "privacy_erasures",

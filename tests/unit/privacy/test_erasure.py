@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 import pytest
@@ -11,16 +12,8 @@ from mlwarden.errors import InvalidInput
 from mlwarden.privacy.erasure import erase_scope, erase_subject, expire_inputs, retention_cutoff
 from mlwarden.privacy.kek import LocalKek
 from mlwarden.privacy.keys import KeyRing, KeySlot, wrap_context
-from mlwarden.privacy.payloads import (
-    Erased,
-    Opened,
-    PayloadRequest,
-    SealedPayload,
-    Tampered,
-    open_payload,
-    seal,
-    store_payloads,
-)
+from mlwarden.privacy.opening import Erased, Opened, Tampered, open_payload
+from mlwarden.privacy.payloads import PayloadRequest, SealedPayload, seal, store_payloads
 from mlwarden.privacy.scopes import Scope
 from mlwarden.store.engine import write_transaction
 from mlwarden.store.schema import privacy_erasures, privacy_keys
@@ -61,7 +54,7 @@ def test_erasing_a_subject_makes_all_their_payloads_unreadable_at_once(workspace
     erased = today["a"] + earlier["d"]
     assert {s.key_id for s in erased} == set(record.key_ids)
     for item in erased:
-        assert _status(workspace, ring, item) == Erased(item.key_id, record.erasure_id, record.erased)
+        assert _status(workspace, ring, item) == Erased(item.key_id, record.erasure_id)
     for item in today["b"] + today["c"]:
         assert isinstance(_status(workspace, ring, item), Opened)
 
@@ -225,3 +218,35 @@ def test_erasure_rolled_back_with_its_transaction(workspace: Workspace, ring: Ke
     assert all(isinstance(_status(workspace, ring, s), Opened) for s in sealed["a"])
     with workspace.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(privacy_erasures)).scalar_one() == 0
+
+
+def test_retention_record_commits_to_its_keys_without_listing_them(workspace: Workspace, ring: KeyRing) -> None:
+    """A retention entry names its cut-off, the count and the SHA-256 of the sorted key ids (not the ids)."""
+    old = _seal_rows(workspace, ring, [("a", None), ("b", "s1")], days_ago=40)
+    with write_transaction(workspace.engine) as conn:
+        record = expire_inputs(conn, ring, inputs_retention_days=30, now=NOW)
+    body = record.entry_body()
+    ids = sorted(items[0].key_id for items in old.values())
+    assert body["inputs_before"] == "2026-10-27"
+    assert body["keys_destroyed"] == 2
+    assert body["key_ids_sha256"] == hashlib.sha256("\n".join(ids).encode()).hexdigest()
+    assert "key_ids" not in body
+
+
+def test_subject_erasure_body_lists_its_key_ids(workspace: Workspace, ring: KeyRing) -> None:
+    """A subject erasure's body lists the key ids it destroyed (few per subject), sorted, for verify to match."""
+    sealed = _seal_rows(workspace, ring, [("c", "s2")])
+    with write_transaction(workspace.engine) as conn:
+        record = erase_subject(conn, ring, "s2", reason="request", now=NOW)
+    assert record.entry_body()["key_ids"] == sorted(s.key_id for s in sealed["c"])
+
+
+def test_retention_runs_again_without_destroying_twice(workspace: Workspace, ring: KeyRing) -> None:
+    """A second retention run the same day finds nothing more to erase; earlier erasures keep their id."""
+    old = _seal_rows(workspace, ring, [("a", None)], days_ago=40)
+    with write_transaction(workspace.engine) as conn:
+        first = expire_inputs(conn, ring, inputs_retention_days=30, now=NOW)
+        second = expire_inputs(conn, ring, inputs_retention_days=30, now=NOW)
+    assert (first.count, second.count) == (1, 0)
+    status = _status(workspace, ring, old["a"][0])
+    assert status == Erased(old["a"][0].key_id, first.erasure_id)

@@ -13,16 +13,8 @@ from mlwarden.privacy.commitments import Commitment, verify_commitment
 from mlwarden.privacy.errors import KeyUnwrapFailed
 from mlwarden.privacy.kek import LocalKek
 from mlwarden.privacy.keys import KeyRing, KeySlot, wrap_context
-from mlwarden.privacy.payloads import (
-    Absent,
-    Opened,
-    PayloadRequest,
-    SealedPayload,
-    Tampered,
-    open_payload,
-    seal,
-    store_payloads,
-)
+from mlwarden.privacy.opening import Absent, Opened, PayloadClaim, Tampered, open_many, open_payload
+from mlwarden.privacy.payloads import PayloadRequest, SealedPayload, seal, store_payloads
 from mlwarden.privacy.scopes import Field, Scope
 from mlwarden.store.engine import write_transaction
 from mlwarden.store.schema import privacy_keys, privacy_payloads
@@ -58,7 +50,10 @@ def test_sealed_rows_open_to_their_values_and_commitments(workspace: Workspace, 
 
 
 def test_keys_are_shared_per_subject_field_and_day(workspace: Workspace, ring: KeyRing) -> None:
-    """One subject's inputs on one day share a key; outputs, other days, other subjects and bare decisions do not."""
+    """One subject's inputs on one day share a key; outputs, other days, other subjects and bare decisions do not.
+
+    Subject keys are rows of privacy_keys; a payload without subject carries its own key inline.
+    """
     sealed = _seal(
         workspace,
         ring,
@@ -78,7 +73,13 @@ def test_keys_are_shared_per_subject_field_and_day(workspace: Workspace, ring: K
     assert ids[0] == ids[1]
     assert len({ids[0], *ids[2:]}) == 6
     with workspace.engine.connect() as conn:
-        assert conn.execute(select(privacy_keys.c.key_id)).all().__len__() == 6
+        stored = {str(r[0]) for r in conn.execute(select(privacy_keys.c.key_id))}
+        inline = {
+            str(r[0])
+            for r in conn.execute(select(privacy_payloads.c.key_id).where(privacy_payloads.c.wrapped_key.is_not(None)))
+        }
+    assert stored == {ids[0], ids[2], ids[3], ids[6]}
+    assert inline == {ids[4], ids[5]}
 
 
 def test_a_second_ring_reuses_stored_keys(workspace: Workspace, ring: KeyRing) -> None:
@@ -128,20 +129,31 @@ def test_ciphertext_swapped_between_records_is_refused(workspace: Workspace, rin
         assert result == Tampered(f"inputs ciphertext of decision {item.decision_id} fails authentication")
 
 
-def test_ciphertext_moved_from_outputs_to_inputs_is_refused(workspace: Workspace, ring: KeyRing) -> None:
-    """The field is bound too: a decision's outputs ciphertext copied over its inputs does not open as inputs."""
+@pytest.mark.parametrize(("subject", "reason"), [("s1", "belongs to outputs"), (None, "does not unwrap")])
+def test_ciphertext_moved_from_outputs_to_inputs_is_refused(
+    workspace: Workspace, ring: KeyRing, subject: str | None, reason: str
+) -> None:
+    """The field is bound too: a decision's outputs record (key, wrapped key, ciphertext) copied over its inputs."""
     inputs, outputs = _seal(
-        workspace, ring, [PayloadRequest.for_row("a", "inputs", 1), PayloadRequest.for_row("a", "outputs", 2)]
+        workspace,
+        ring,
+        [PayloadRequest.for_row("a", "inputs", 1, subject), PayloadRequest.for_row("a", "outputs", 2, subject)],
     )
     with write_transaction(workspace.engine) as conn:
         conn.execute(
             update(privacy_payloads)
             .where(privacy_payloads.c.decision_id == "a", privacy_payloads.c.field == "inputs")
-            .values(key_id=outputs.key_id, nonce=outputs.nonce, ciphertext=outputs.ciphertext)
+            .values(
+                key_id=outputs.key_id,
+                kek_id=outputs.kek_id,
+                wrapped_key=outputs.wrapped_key,
+                nonce=outputs.nonce,
+                ciphertext=outputs.ciphertext,
+            )
         )
     result = _open(workspace, ring, "a", "inputs", inputs.commitment)
     assert isinstance(result, Tampered)
-    assert "belongs to outputs" in result.reason
+    assert reason in result.reason
 
 
 @pytest.mark.parametrize("position", [0, 5, -1])
@@ -257,3 +269,57 @@ def test_subject_ids_and_values_never_appear_in_reprs() -> None:
     for text in (repr(Scope.subject("customer-42")), repr(request), repr(opened)):
         assert "customer-42" not in text
         assert "ann@example.org" not in text
+
+
+def test_own_key_moved_to_another_decision_does_not_unwrap(workspace: Workspace, ring: KeyRing) -> None:
+    """A row without subject carries its wrapped key; copying a's key and ciphertext into b's row is refused."""
+    a, b = _seal(workspace, ring, [PayloadRequest.for_row("a", "inputs", 1), PayloadRequest.for_row("b", "inputs", 1)])
+    with write_transaction(workspace.engine) as conn:
+        conn.execute(
+            update(privacy_payloads)
+            .where(privacy_payloads.c.decision_id == "b")
+            .values(key_id=a.key_id, wrapped_key=a.wrapped_key, nonce=a.nonce, ciphertext=a.ciphertext)
+        )
+    result = _open(workspace, ring, "b", "inputs", b.commitment)
+    assert isinstance(result, Tampered)
+    assert "does not unwrap" in result.reason
+
+
+def test_own_key_cleared_without_erasure_is_tampered(workspace: Workspace, ring: KeyRing) -> None:
+    """Nulling a row's wrapped key directly (no erasure recorded) is tampering, not an erasure."""
+    (item,) = _seal(workspace, ring, [PayloadRequest.for_row("a", "inputs", 1)])
+    with write_transaction(workspace.engine) as conn:
+        conn.execute(update(privacy_payloads).values(wrapped_key=None, kek_id=None))
+    result = _open(workspace, ring, "a", "inputs", item.commitment)
+    assert result == Tampered(f"data key {item.key_id} is missing and no erasure destroyed it")
+
+
+def test_open_many_returns_each_result_in_order(workspace: Workspace, ring: KeyRing) -> None:
+    """A bulk open mixes opened, tampered and absent results, each at its claim's position."""
+    good, bad = _seal(
+        workspace, ring, [PayloadRequest.for_row("a", "inputs", {"v": 1}), PayloadRequest.for_row("b", "inputs", 2)]
+    )
+    claims = [
+        PayloadClaim("b", "inputs", good.commitment),  # b's payload against a's commitment
+        PayloadClaim("zzz", "outputs", good.commitment),
+        PayloadClaim("a", "inputs", good.commitment),
+    ]
+    with workspace.engine.connect() as conn:
+        results = open_many(conn, ring, claims)
+    assert results[0] == Tampered("inputs payload of decision b does not match its commitment")
+    assert results[1] == Absent()
+    assert isinstance(results[2], Opened)
+    assert results[2].value == {"v": 1}
+    assert bad.commitment != good.commitment
+
+
+def test_concurrent_creation_of_a_subject_key_uses_the_first(workspace: Workspace, ring: KeyRing) -> None:
+    """Two processes both missed a subject's key of the day: the second's insert conflicts, it adopts the first."""
+    first = _seal(workspace, ring, [PayloadRequest.for_row("a", "inputs", 1, subject="s1")])[0]
+    late = KeyRing(ring.kek)
+    slot = late.slot(Scope.subject("s1"), "inputs", "2026-11-26")
+    with write_transaction(workspace.engine) as conn:
+        adopted = late._create(conn, {slot}, NOW)  # the race: it looked before the first insert committed
+    assert adopted[slot].key_id == first.key_id
+    with workspace.engine.connect() as conn:
+        assert len(conn.execute(select(privacy_keys.c.key_id)).all()) == 1

@@ -29,11 +29,16 @@ def upgrade() -> None:
         sa.Column("decision_id", sa.String(64), primary_key=True),
         sa.Column("field", sa.String(16), primary_key=True),
         sa.Column("key_id", sa.String(32), nullable=False),
+        sa.Column("day", sa.String(10), nullable=False),
+        sa.Column("kek_id", sa.String(16), nullable=True),
+        sa.Column("wrapped_key", sa.LargeBinary, nullable=True),
         sa.Column("nonce", sa.LargeBinary(12), nullable=False),
         sa.Column("ciphertext", sa.LargeBinary, nullable=False),
         sa.Column("ledger_index", sa.BigInteger, nullable=True),
+        sa.Column("erasure_id", sa.String(32), nullable=True),
     )
     op.create_index("ix_privacy_payloads_key_id", "privacy_payloads", ["key_id"])
+    op.create_index("ix_privacy_payloads_field_day", "privacy_payloads", ["field", "day"])
     op.create_table(
         "privacy_erasures",
         sa.Column("key_id", sa.String(32), primary_key=True),
