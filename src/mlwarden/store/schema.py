@@ -192,7 +192,7 @@ privacy_payloads = Table(
     metadata,
     Column("decision_id", String(64), primary_key=True),
     Column("field", String(16), primary_key=True),
-    Column("key_id", String(32), nullable=False, index=True),
+    Column("key_id", String(32), nullable=False),
     Column("day", String(10), nullable=False),
     Column("kek_id", String(16), nullable=True),
     Column("wrapped_key", LargeBinary, nullable=True),

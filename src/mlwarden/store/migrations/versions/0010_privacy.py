@@ -37,7 +37,6 @@ def upgrade() -> None:
         sa.Column("ledger_index", sa.BigInteger, nullable=True),
         sa.Column("erasure_id", sa.String(32), nullable=True),
     )
-    op.create_index("ix_privacy_payloads_key_id", "privacy_payloads", ["key_id"])
     op.create_index("ix_privacy_payloads_field_day", "privacy_payloads", ["field", "day"])
     op.create_table(
         "privacy_erasures",
