@@ -130,6 +130,8 @@ def seal(conn: Connection, ring: KeyRing, requests: Sequence[PayloadRequest], *,
     Payload rows are not written (see :func:`store_payloads`): the caller writes them in the
     transaction that appends the entry holding the commitments.
     """
+    if len({(r.decision_id, r.field) for r in requests}) != len(requests):
+        raise InvalidInput("a batch seals each decision's inputs and outputs at most once")
     day = utc_day(now)
     slots = [ring.slot(r.scope, r.field, day) for r in requests]
     pairs = list(zip(requests, slots, strict=True))

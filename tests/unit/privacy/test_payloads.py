@@ -323,3 +323,9 @@ def test_concurrent_creation_of_a_subject_key_uses_the_first(workspace: Workspac
     assert adopted[slot].key_id == first.key_id
     with workspace.engine.connect() as conn:
         assert len(conn.execute(select(privacy_keys.c.key_id)).all()) == 1
+
+
+def test_a_payload_sealed_twice_in_one_batch_is_an_input_error(workspace: Workspace, ring: KeyRing) -> None:
+    """Two payloads for the same decision and field in one batch are refused before any key is made."""
+    with pytest.raises(InvalidInput, match="at most once"), write_transaction(workspace.engine) as conn:
+        seal(conn, ring, [PayloadRequest.for_row("a", "inputs", 1), PayloadRequest.for_row("a", "inputs", 2)], now=NOW)
