@@ -68,6 +68,11 @@ class WorkspacePaths:
         return self.keys / "ledger.key"
 
     @property
+    def privacy_kek(self) -> Path:
+        """The key-encryption key that wraps personal-data keys (mode 0600), beside the signing key."""
+        return self.keys / "privacy.kek"
+
+    @property
     def public_key(self) -> Path:
         """The ledger's verifier key, in signed-note ``name+id+key`` form."""
         return self.keys / "ledger.pub"

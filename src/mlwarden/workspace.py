@@ -18,9 +18,10 @@ from mlwarden.errors import ConfigError, KeyFileError, StoreError, WorkspaceNotF
 from mlwarden.ledger.keys import load_signer, write_private_key
 from mlwarden.ledger.log import Log, initialise
 from mlwarden.ledger.notes import NoteSigner
+from mlwarden.privacy.kek import write_kek
 from mlwarden.store.engine import create_db_engine, describe_db_error, write_transaction
 from mlwarden.store.migrate import upgrade
-from mlwarden.store.schema import ledger_head, meta
+from mlwarden.store.schema import ledger_head, meta, privacy_keys
 
 ORIGIN_KEY = "ledger_origin"
 PRIVATE_FILE = 0o600
@@ -95,6 +96,21 @@ def _private_sqlite(url: str) -> None:
             os.chmod(extra, PRIVATE_FILE)
 
 
+def _ensure_privacy_kek(engine: Engine, path: Path) -> None:
+    """Create the KEK unless it exists; refuse when data keys are stored but their KEK is gone."""
+    if path.exists():
+        _private_file(path)
+        return
+    with engine.connect() as conn:
+        wrapped = conn.execute(select(privacy_keys.c.key_id).limit(1)).first() is not None
+    if wrapped:
+        raise KeyFileError(
+            f"the database holds wrapped data keys but {path} is missing: "
+            "copy the key from the workspace that created it"
+        )
+    write_kek(path)
+
+
 def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
     """Create (or complete) a workspace; idempotent. Returns where everything is.
 
@@ -126,6 +142,7 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
                     "copy the key from the workspace that created it"
                 )
             write_private_key(paths.signing_key)
+        _ensure_privacy_kek(engine, paths.privacy_kek)
         signer = load_signer(paths.signing_key, str(origin))
         fingerprint = signer.verifier().fingerprint
         _private_file(paths.public_key, signer.verifier().vkey() + "\n")
@@ -148,6 +165,7 @@ def init_workspace(options: WorkspaceOptions) -> dict[str, str]:
         "workspace": str(paths.home),
         "database": options.display_url,
         "signing_key": f"{paths.signing_key} (ed25519, mode 0600)",
+        "privacy_kek": f"{paths.privacy_kek} (mode 0600)",
         "public_key": str(paths.public_key),
         "public_key_fingerprint": fingerprint,
         "checkpoints": str(paths.checkpoints),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -170,3 +171,47 @@ model_aliases = Table(
     Column("version", Integer, nullable=False),
     Column("updated", String(32), nullable=False),
 )
+
+privacy_keys = Table(
+    "privacy_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("scope_tag", String(64), nullable=False),
+    Column("field", String(16), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("kek_id", String(16), nullable=False),
+    Column("wrapped", LargeBinary, nullable=False),
+    Column("created", String(32), nullable=False),
+    UniqueConstraint("scope_tag", "field", "day", name="uq_privacy_keys_slot"),
+    Index("ix_privacy_keys_field_day", "field", "day"),
+)
+"""Live data keys, wrapped by the workspace KEK; a subject's scope_tag is an HMAC, never the id."""
+
+privacy_payloads = Table(
+    "privacy_payloads",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("field", String(16), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("day", String(10), nullable=False),
+    Column("kek_id", String(16), nullable=True),
+    Column("wrapped_key", LargeBinary, nullable=True),
+    Column("nonce", LargeBinary(12), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("ledger_index", BigInteger, nullable=True),
+    Column("erasure_id", String(32), nullable=True),
+    Index("ix_privacy_payloads_field_day", "field", "day"),
+)
+"""Encrypted payloads (salt + canonical JSON); they outlive their key, unreadable once it is erased.
+
+A row without subject holds its own wrapped key (``kek_id``, ``wrapped_key``); erasing it clears
+both and sets ``erasure_id``. A subject's row uses the subject's key of the day in ``privacy_keys``."""
+
+privacy_erasures = Table(
+    "privacy_erasures",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("erasure_id", String(32), nullable=False, index=True),
+    Column("erased", String(32), nullable=False),
+)
+"""One tombstone per destroyed data key: which erasure destroyed it, and when."""

@@ -1,0 +1,147 @@
+"""Sealed payloads: salt + canonical JSON under AES-256-GCM, committed to by the ledger entry.
+
+Record layout (version 1), one row of ``privacy_payloads`` per (decision id, field)::
+
+    plaintext  = salt (32 bytes) || RFC 8785 canonical JSON
+    nonce      = 12 random bytes
+    aad        = framed(b"mlwarden-payload-v1", decision_id, field, key_id)   (see privacy.framing)
+    ciphertext = AES-256-GCM(data key, nonce, plaintext, aad)                 (tag appended)
+
+The associated data binds a ciphertext to its decision, field and key: moved to another record
+it fails authentication. The ledger index is not in it because sealing happens before the
+entry (which holds the commitment) is appended; the decision id, unique per row, plays its part.
+A row without subject carries its own wrapped key (``kek_id``, ``wrapped_key``); a subject's row
+points at the subject's key of the day in ``privacy_keys`` and leaves those columns empty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert
+
+from mlwarden.errors import InvalidInput
+from mlwarden.ledger.canonical import canonical_json
+from mlwarden.privacy.commitments import SALT_BYTES, Commitment, commitment_of
+from mlwarden.privacy.framing import framed
+from mlwarden.privacy.keys import DataKey, KeyRing, NewKey, utc_day
+from mlwarden.privacy.scopes import Field, Scope, check_field
+from mlwarden.store.schema import privacy_payloads
+
+NONCE_BYTES = 12
+MAX_DECISION_ID = 64
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadRequest:
+    """One payload to seal: a row's ``inputs`` or ``outputs`` for one decision, under a subject's or its own key."""
+
+    decision_id: str
+    field: Field
+    value: Any = dataclasses.field(repr=False)
+    scope: Scope
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.decision_id, str) or not 0 < len(self.decision_id) <= MAX_DECISION_ID:
+            raise InvalidInput(f"decision id must be a non-empty string of at most {MAX_DECISION_ID} characters")
+        check_field(self.field)
+        if self.scope.kind == "decision" and self.scope.id != self.decision_id:
+            raise InvalidInput("a payload without subject is sealed under its own decision's key")
+
+    @classmethod
+    def for_row(cls, decision_id: str, field: Field, value: Any, subject: str | None = None) -> PayloadRequest:
+        """Under the subject's key when a subject is named, else under a key of its own."""
+        scope = Scope.decision(decision_id) if subject is None else Scope.subject(subject)
+        return cls(decision_id, field, value, scope)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedPayload:
+    """A sealed payload and the commitment its ledger entry must carry."""
+
+    decision_id: str
+    field: Field
+    key_id: str
+    day: str
+    nonce: bytes
+    ciphertext: bytes
+    commitment: Commitment
+    kek_id: str | None = None
+    wrapped_key: bytes | None = dataclasses.field(default=None, repr=False)
+
+    def row(self, ledger_index: int | None = None) -> dict[str, Any]:
+        """The ``privacy_payloads`` row (``ledger_index`` when the entry's index is already known)."""
+        return {
+            "decision_id": self.decision_id,
+            "field": self.field,
+            "key_id": self.key_id,
+            "day": self.day,
+            "kek_id": self.kek_id,
+            "wrapped_key": self.wrapped_key,
+            "nonce": self.nonce,
+            "ciphertext": self.ciphertext,
+            "ledger_index": ledger_index,
+        }
+
+
+def payload_aad(decision_id: str, field: str, key_id: str) -> bytes:
+    """The associated data that binds a ciphertext to its record (decision id, field, key id)."""
+    return framed(b"mlwarden-payload-v1", decision_id, field, key_id)
+
+
+def seal_with_keys(
+    requests: Sequence[PayloadRequest], keys: Sequence[DataKey | NewKey], day: str
+) -> list[SealedPayload]:
+    """Seal ``requests[i]`` under ``keys[i]`` (a :class:`NewKey` is stored inline); one ``os.urandom`` call."""
+    step = SALT_BYTES + NONCE_BYTES
+    randomness = os.urandom(step * len(requests))
+    sealed = []
+    for i, request in enumerate(requests):
+        given = keys[i]
+        key = given.key if isinstance(given, NewKey) else given
+        salt = randomness[i * step : i * step + SALT_BYTES]
+        nonce = randomness[i * step + SALT_BYTES : (i + 1) * step]
+        canonical = canonical_json(request.value)
+        aad = payload_aad(request.decision_id, request.field, key.key_id)
+        sealed.append(
+            SealedPayload(
+                request.decision_id,
+                request.field,
+                key.key_id,
+                day,
+                nonce,
+                key.aead.encrypt(nonce, salt + canonical, aad),
+                commitment_of(salt, canonical),
+                given.kek_id if isinstance(given, NewKey) else None,
+                given.wrapped if isinstance(given, NewKey) else None,
+            )
+        )
+    return sealed
+
+
+def seal(conn: Connection, ring: KeyRing, requests: Sequence[PayloadRequest], *, now: datetime) -> list[SealedPayload]:
+    """Seal a batch (e.g. every row of one prediction); subjects' keys of the day are found or created in ``conn``.
+
+    Payload rows are not written (see :func:`store_payloads`): the caller writes them in the
+    transaction that appends the entry holding the commitments.
+    """
+    if len({(r.decision_id, r.field) for r in requests}) != len(requests):
+        raise InvalidInput("a batch seals each decision's inputs and outputs at most once")
+    day = utc_day(now)
+    slots = [ring.slot(r.scope, r.field, day) for r in requests]
+    pairs = list(zip(requests, slots, strict=True))
+    shared = ring.subject_keys(conn, [s for r, s in pairs if r.scope.kind == "subject"], now=now)
+    own = iter(ring.new_keys([s for r, s in pairs if r.scope.kind == "decision"]))
+    keys: list[DataKey | NewKey] = [next(own) if r.scope.kind == "decision" else shared[s] for r, s in pairs]
+    return seal_with_keys(requests, keys, day)
+
+
+def store_payloads(conn: Connection, sealed: Sequence[SealedPayload], *, ledger_index: int | None = None) -> None:
+    """Insert the sealed rows (one statement for the batch)."""
+    if sealed:
+        conn.execute(insert(privacy_payloads), [s.row(ledger_index) for s in sealed])

@@ -1,0 +1,52 @@
+"""Who a data key belongs to: a data subject, or one decision when no subject is named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mlwarden.errors import InvalidInput
+from mlwarden.privacy.framing import framed
+
+Field = Literal["inputs", "outputs"]
+FIELDS: tuple[Field, ...] = ("inputs", "outputs")
+MAX_ID = 256
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """A data subject (``Scope.subject("customer-42")``) or a decision (``Scope.decision(id)``)."""
+
+    kind: Literal["subject", "decision"]
+    id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id or len(self.id) > MAX_ID:
+            raise InvalidInput(f"{self.kind} id must be a non-empty string of at most {MAX_ID} characters")
+
+    @classmethod
+    def subject(cls, subject_id: str) -> Scope:
+        """Keys shared by every payload about one data subject (erased together)."""
+        return cls("subject", subject_id)
+
+    @classmethod
+    def decision(cls, decision_id: str) -> Scope:
+        """Keys of one decision's payloads, for rows that name no subject."""
+        return cls("decision", decision_id)
+
+    @property
+    def tag_input(self) -> bytes:
+        """The bytes the KEK's subject tag is computed over (kind and id, unambiguously)."""
+        return framed(b"mlwarden-scope-v1", self.kind, self.id)
+
+    def __repr__(self) -> str:  # never print a subject id
+        return f"Scope({self.kind}, <redacted>)"
+
+
+def check_field(field: str) -> Field:
+    """``field`` when it is ``inputs`` or ``outputs``; an input error otherwise."""
+    if field == "inputs":
+        return "inputs"
+    if field == "outputs":
+        return "outputs"
+    raise InvalidInput(f"payload field must be inputs or outputs, got {field!r}")
