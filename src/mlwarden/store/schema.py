@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Double,
     Integer,
     LargeBinary,
     MetaData,
@@ -169,4 +170,13 @@ model_aliases = Table(
     Column("alias", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("updated", String(32), nullable=False),
+)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),  # "" when nobody holds it
+    Column("epoch", BigInteger, nullable=False),  # fencing counter: +1 each time the lease changes hands
+    Column("expires_at", Double, nullable=False),  # seconds since 1970 by the DATABASE's clock
 )
