@@ -258,21 +258,27 @@ class Lease:
 
     # ------------------------------------------------------------------ in the background
     def start(self) -> Lease:
-        """Keep the lease in a daemon thread: take it when free, renew it every third of the TTL."""
+        """Try once now, then keep the lease in a daemon thread: take it when free, renew every third of the TTL."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._keep, name=f"mlwarden-lease-{self.name}", daemon=True)
+            delay = self._step()
+            self._thread = threading.Thread(
+                target=self._keep, args=(delay,), name=f"mlwarden-lease-{self.name}", daemon=True
+            )
             self._thread.start()
         return self
 
-    def _keep(self) -> None:
-        delay = 0.0
+    def _keep(self, delay: float) -> None:
         while not self._stop.wait(delay):
-            try:
-                term = self.renew() if self.term() is not None else self.try_acquire()
-            except StoreError as exc:
-                log.warning("lease_unreachable", lease=self.name, holder=self.holder, error=exc.message)
-                term = self.term()
-            delay = self.ttl / 3 if term is not None else min(1.0, self.ttl / 4)
+            delay = self._step()
+
+    def _step(self) -> float:
+        """Renew or try to take the lease; the seconds until the next step."""
+        try:
+            term = self.renew() if self.term() is not None else self.try_acquire()
+        except StoreError as exc:
+            log.warning("lease_unreachable", lease=self.name, holder=self.holder, error=exc.message)
+            term = self.term()
+        return self.ttl / 3 if term is not None else min(1.0, self.ttl / 4)
 
     def close(self) -> None:
         """Stop the background thread and release the lease if held (errors are logged, not raised)."""
