@@ -32,7 +32,8 @@ log = structlog.get_logger("mlwarden.duties")
 
 WRITER_LEASE = "ledger.writer"
 """The lease whose holder runs the ledger's singleton duties (checkpoints, and the audit watcher)."""
-DEFAULT_CHECKPOINT_INTERVAL = 60.0
+DEFAULT_CHECKPOINT_INTERVAL = 300.0
+"""Seconds between stored and published checkpoints (each one is a row and a file that verify checks)."""
 
 Duty = Callable[[LeaseTerm], None]
 

@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import Executable
 
 from mlwarden.errors import ConfigError, StoreError
 from mlwarden.store.engine import create_db_engine, describe_db_error, write_transaction
@@ -218,7 +219,7 @@ class Lease:
             raise LeaseLost(f"lease {self.name!r} moved away from this process (epoch {term.epoch})")
         return term
 
-    def _claim(self, statement: Any, *, renewing: bool) -> LeaseTerm | None:
+    def _claim(self, statement: Executable, *, renewing: bool) -> LeaseTerm | None:
         sent = time.monotonic()
         with self._transaction() as conn:
             row = conn.execute(statement).first()
