@@ -45,6 +45,7 @@ from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope, effective_grant, parse_grant, parse_scopes
 from mlwarden.identity.tokens import create_token, list_tokens, revoke_token, token_json
 from mlwarden.ledger.async_append import AsyncAppender
+from mlwarden.ledger.duties import DutySettings, start_duties
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
@@ -196,6 +197,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         interval = min(settings.auth_cache_seconds, settings.model_refresh_seconds) / 2
         if interval > 0:
             state.follow(interval)  # keeps the proven state fresh off the request path
+        app.state.duties = start_duties(options.database_url, ws.log.checkpoint, DutySettings())  # writer lease
         if settings.gc_freeze:
             # Everything loaded so far (models, libraries) lives as long as the process: keep
             # it out of the collector's way, and collect young objects less often. Without this,
@@ -213,6 +215,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
                 await summaries
             await rejections.summary.flush(rejections.record_summary)  # counted rejections are recorded at shutdown
             gateway.appender.close()
+            app.state.duties.close()  # releases the writer lease: another replica takes over at once
             ws.close()
 
     app = FastAPI(title="mlwarden gateway", version=__version__, lifespan=lifespan)
@@ -433,7 +436,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             size = request.app.state.gateway.ws.log.size()
         except MlwardenError as exc:
             return problems.problem(503, "not-ready", exc.message)
-        return JSONResponse({"status": "ready", "ledger_size": size})
+        return JSONResponse({"status": "ready", "ledger_size": size, "lease": request.app.state.duties.status()})
 
     @app.get("/metrics", summary="Prometheus metrics")
     def metrics(request: Request) -> PlainTextResponse:

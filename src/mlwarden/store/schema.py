@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -215,3 +216,12 @@ privacy_erasures = Table(
     Column("erased", String(32), nullable=False),
 )
 """One tombstone per destroyed data key: which erasure destroyed it, and when."""
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(256), nullable=False),  # "" when nobody holds it
+    Column("epoch", BigInteger, nullable=False),  # fencing counter: +1 each time the lease changes hands
+    Column("expires_at", Double, nullable=False),  # seconds since 1970 by the DATABASE's clock
+)

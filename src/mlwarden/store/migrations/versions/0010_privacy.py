@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_privacy"
-down_revision = "0007_token_grant"
+down_revision = "0009_lease"
 branch_labels = None
 depends_on = None
 
