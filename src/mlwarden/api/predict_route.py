@@ -12,6 +12,7 @@ route. Both ways authenticate, rate-limit, authorize, validate and record the sa
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 _JSON_TYPES = frozenset({b"application/json", b"application/json; charset=utf-8", b"application/json;charset=utf-8"})
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 def header(scope: asgi.Scope, name: bytes) -> bytes | None:
@@ -105,6 +107,8 @@ def ordinary_rows(scope: asgi.Scope, body: bytes) -> list[Any] | None:
     """The rows of an ordinary predict body, or None when the declared route must judge it."""
     if header(scope, b"content-type") not in _JSON_TYPES:
         return None
+    if _LONG_DIGITS.search(body):
+        return None  # orjson reads an integer past 64 bits as a float; the standard library keeps it exact
     try:
         payload = orjson.loads(body)  # strict: NaN, Infinity and numbers beyond float range are errors
     except orjson.JSONDecodeError:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
 import re
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlwarden.ledger.entry import Entry
 from tests.unit.api.conftest import Env
@@ -83,3 +90,36 @@ def test_metrics_count_the_fast_route(env: Env) -> None:
     assert _count(text, "mlwarden_denials_total", reason="policy") == 1.0
     assert _count(text, "mlwarden_denials_total", reason="unauthenticated") == 1.0
     assert _count(text, "mlwarden_request_seconds_count", route=route) == 4.0
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["{!r}", "{:.17g}", "{:.16e}", "{:.3e}", "{:.6f}"]),
+    st.integers(-(10**18) + 1, 10**18 - 1),
+)
+def test_orjson_reads_numbers_as_the_standard_library_does(value: float, form: str, integer: int) -> None:
+    """The fast route's parser gives FastAPI's numbers: correctly rounded floats, exact integers (< 19 digits)."""
+    text = "[" + form.format(value) + f", {integer}]"
+    if re.search(r"[0-9]{19}", text):  # handed to the declared route (see the test below)
+        return
+    expected = json.loads(text)
+    if math.isinf(expected[0]):  # rounded up past the largest double: orjson refuses, the declared route judges
+        with pytest.raises(orjson.JSONDecodeError):
+            orjson.loads(text)
+        return
+    parsed = orjson.loads(text)
+    assert parsed == expected
+    assert type(parsed[1]) is int
+
+
+@pytest.mark.parametrize("digits", [19, 25, 400])
+def test_long_integers_are_judged_like_the_declared_route(env: Env, digits: int) -> None:
+    """An integer orjson would round to a float goes to the declared route: the same refusal either way."""
+    body = b'{"inputs": [[0.5' + b", 1" * 28 + b", " + b"9" * digits + b"]]}"
+    headers = env.headers(env.tokens["inference:read"])
+    fast = env.client.post(PREDICT, content=body, headers={**headers, "content-type": "application/json"})
+    declared = env.client.post(PREDICT, content=body, headers={**headers, "content-type": "application/x+json"})
+    assert fast.status_code == declared.status_code
+    assert 400 <= fast.status_code < 500, fast.text
+    assert fast.json()["detail"] == declared.json()["detail"]
