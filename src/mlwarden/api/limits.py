@@ -45,12 +45,14 @@ class BodyLimits:
 
     def for_request(self, method: str, path: str) -> tuple[int, str]:
         """The limit for one request and the setting that sets it."""
-        if method == "POST" and _MODEL_UPLOAD.match(path):
-            return self.model_upload, "MLWARDEN_MAX_UPLOAD_BYTES_MODEL"
-        if method == "POST" and _BATCH_UPLOAD.match(path):
-            return self.batch_upload, "MLWARDEN_MAX_UPLOAD_BYTES_BATCH"
-        if method == "POST" and path.endswith("/predict"):
+        if method != "POST":
+            return self.json, "MLWARDEN_MAX_BODY_BYTES"
+        if path.endswith("/predict"):  # first: the busiest route (no upload path ends so)
             return self.predict, "MLWARDEN_MAX_BODY_BYTES_PREDICT"
+        if _MODEL_UPLOAD.match(path):
+            return self.model_upload, "MLWARDEN_MAX_UPLOAD_BYTES_MODEL"
+        if _BATCH_UPLOAD.match(path):
+            return self.batch_upload, "MLWARDEN_MAX_UPLOAD_BYTES_BATCH"
         return self.json, "MLWARDEN_MAX_BODY_BYTES"
 
 
@@ -72,9 +74,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit, setting = self.limits.for_request(scope.get("method", ""), scope.get("path", ""))
-        detail = too_large(limit, setting)
         for key, value in scope.get("headers", []):
             if key == b"content-length" and (not value.isdigit() or int(value) > limit):
+                detail = too_large(limit, setting)
                 await self.on_reject(scope, detail, 413)
                 await problems.problem(413, "payload-too-large", detail, limit=limit)(scope, receive, send)
                 return
@@ -85,7 +87,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise PayloadTooLarge(detail, limit=limit)
+                raise PayloadTooLarge(too_large(limit, setting), limit=limit)
             return message
 
         await self.app(scope, limited, send)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -52,6 +53,32 @@ class GatewayMetrics:
         self.ledger_size = Gauge(
             "mlwarden_ledger_entries", "Entries in the ledger", registry=self.registry, multiprocess_mode="livemax"
         )
+
+        # Label children, bound on first use and kept: ``.labels(...)`` costs a lock and a tuple per call.
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def denied(self, reason: str) -> Counter:
+        """The denial counter for ``reason``."""
+        return self._child(("denied", reason), self.denials, reason)  # type: ignore[no-any-return]
+
+    def predicted(self, model: str) -> Counter:
+        """The count of rows predicted by ``model``."""
+        return self._child(("predicted", model), self.predictions, model)  # type: ignore[no-any-return]
+
+    def answered(self, route: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter for (``route``, ``status``) and the latency histogram for ``route``."""
+        key = ("answered", route, str(status))
+        pair = self._children.get(key)
+        if pair is None:
+            pair = (self.requests.labels(route=route, status=str(status)), self.latency.labels(route=route))
+            self._children[key] = pair
+        return pair
+
+    def _child(self, key: tuple[str, ...], metric: Counter, value: str) -> Any:
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(value)
+        return child
 
     def exposition(self) -> bytes:
         """The text format for ``/metrics``: this process's registry, or every worker's files added up."""

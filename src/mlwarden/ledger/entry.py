@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.canonical import canonical_json
 
@@ -18,7 +20,11 @@ MAX_BODY_BYTES = 1 << 20
 
 
 def _canonical_str(value: str) -> bytes:
-    return canonical_json(value)
+    """A string's JCS form: orjson escapes strings exactly as RFC 8785 does (and refuses lone surrogates)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return canonical_json(value)  # names the problem
 
 
 def parse_json_object(text: str, *, what: str = "body") -> dict[str, Any]:
