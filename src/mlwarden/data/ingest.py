@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import insert, select, update
 from mlwarden.data.batch_checks import check_finite, check_header
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
-from mlwarden.data.detector_cache import detectors_for
+from mlwarden.data.detector_cache import ReferenceDetectors, detectors_for, keep
 from mlwarden.data.evidence import quarantine_evidence
 from mlwarden.data.screen import CHUNK_ROWS, ScreenReport, screen_against
 from mlwarden.errors import InvalidInput, NotFound, PolicyDenied, VerificationError
@@ -88,13 +89,21 @@ def _read_batch(path: Path) -> pl.DataFrame:
     return frame
 
 
-def screen_batch(
-    ws: Workspace, dataset: str, path: Path, *, chunk_rows: int = CHUNK_ROWS
-) -> tuple[pl.DataFrame, ScreenReport, dict[str, Any]]:
-    """Contract and screening for one batch file (records nothing about the batch).
+@dataclass(frozen=True, slots=True)
+class ScreenedBatch:
+    """A batch read and screened: its rows, the report, the reference version, the detectors used."""
+
+    batch: pl.DataFrame
+    report: ScreenReport
+    ref: dict[str, Any]
+    detectors: ReferenceDetectors
+
+
+def screen_batch(ws: Workspace, dataset: str, path: Path, *, chunk_rows: int = CHUNK_ROWS) -> ScreenedBatch:
+    """Contract and screening for one batch file (records nothing).
 
     The reference's detectors come from the workspace when kept for this dataset version and
-    authentic, else they are fitted and kept (``detector_cache``).
+    authentic, else they are fitted (and kept when the batch is recorded, see ``detector_cache``).
     """
     reference = _Reference(ws, dataset)
     ref, columns = reference.row, list(reference.schema.names())
@@ -108,8 +117,8 @@ def screen_batch(
     contract = parse_contract(ref["contract"], source=f"contract of {dataset}") if ref.get("contract") else None
     limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
     keys = contract.key_columns if contract else ()
-    fitted = detectors_for(ws, ref, reference.frame, keys=keys)
-    report = screen_against(batch.select(columns), fitted, max_drift=limits, keys=keys, chunk_rows=chunk_rows)
+    detectors = detectors_for(ws, ref, reference.frame, keys=keys)
+    report = screen_against(batch.select(columns), detectors.fitted, max_drift=limits, keys=keys, chunk_rows=chunk_rows)
     if report.reasons:
         report.measured["evidence"] = quarantine_evidence(
             batch.select(columns), reference.frame(), report, label=ref.get("label"), keys=keys
@@ -124,7 +133,7 @@ def screen_batch(
             rows = [int(e["row"]) for e in broken.examples if "row" in e]
             if rows:
                 report.flagged.setdefault("contract", []).extend(rows)
-    return batch, report, ref
+    return ScreenedBatch(batch, report, ref, detectors)
 
 
 def _new_version(
@@ -164,7 +173,8 @@ def ingest(
     recorded and moved into place after: a folder that cannot take it fails the ingestion
     with nothing recorded, so a retry never ingests the batch twice.
     """
-    _batch, report, ref = screen_batch(ws, dataset, path, chunk_rows=chunk_rows)
+    screened = screen_batch(ws, dataset, path, chunk_rows=chunk_rows)
+    _batch, report = screened.batch, screened.report
     batch_id = secrets.token_hex(8)
     staged = None
     if report_dir is not None:
@@ -175,7 +185,7 @@ def ingest(
         }  # fmt: skip
         staged = _stage_report(summary, report.drift, _batch, report_dir)
     try:
-        outcome = _record_batch(ws, dataset, path, principal, _batch, report, ref, batch_id)
+        outcome = _record_batch(ws, dataset, path, principal, screened, batch_id)
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged.parent, ignore_errors=True)
@@ -219,12 +229,14 @@ def _record_batch(
     dataset: str,
     path: Path,
     principal: str,
-    _batch: pl.DataFrame,
-    report: ScreenReport,
-    ref: dict[str, Any],
+    screened: ScreenedBatch,
     batch_id: str,
 ) -> dict[str, Any]:
-    """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined."""
+    """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined.
+
+    Detectors fitted for this screening are kept in the same transaction.
+    """
+    _batch, report, ref = screened.batch, screened.report, screened.ref
     sha = store_dataset_file(ws, path)  # kept by content hash: the caller's file (or upload) may go away
     status = "quarantined" if report.reasons else "accepted"
     flagged = report.flagged_rows
@@ -241,6 +253,7 @@ def _record_batch(
     }
     version = None
     with ws.log.transaction() as tx:
+        keep(tx, ws, screened.detectors)
         receipt = tx.append(kind=f"data.batch_{status}", subject=f"dataset:{dataset}", body=body, principal=principal)
         if status == "accepted":
             lineage = {"parent_version": _latest(tx.conn, dataset), "batch": batch_id}
