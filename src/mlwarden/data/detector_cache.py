@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-import structlog
 from sqlalchemy import delete, insert, select
 
 from mlwarden.data.detector_file import FORMAT, from_bytes, to_bytes
@@ -33,7 +32,6 @@ from mlwarden.registry.attest import check_claims, sign_claims
 from mlwarden.store.schema import screening_detectors
 from mlwarden.workspace import Workspace
 
-log = structlog.get_logger("mlwarden.data")
 PRINCIPAL = "system:screening"
 
 
@@ -118,7 +116,6 @@ def _load(ws: Workspace, ref: dict[str, Any], keys: Collection[str]) -> FittedRe
         return from_bytes(ArtifactStore(ws.options.paths.artifacts).read(sha), what)  # re-hashed, then parsed
     except (ArtifactIntegrityError, NotFound, InvalidInput) as exc:
         message = getattr(exc, "message", str(exc))
-        log.warning("screening detectors refused; refitting", dataset=ref["name"], version=ref["version"])
         ws.log.append(kind="dataset.detectors_refused", subject=_subject(ref),
                       body={"message": message, "detectors_sha256": str(row["detectors_sha256"])[:64]},
                       principal=PRINCIPAL)  # fmt: skip

@@ -25,6 +25,12 @@ FORMAT = 1
 _JUDGE_ARRAYS = ("mean", "scale", "reference", "reference_labels", "coef", "intercept")
 
 
+_UNREADABLE = (
+    OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError, zipfile.BadZipFile,
+)  # fmt: skip
+"""What numpy's zip and array readers raise for bytes that are not a well-formed file of ours."""
+
+
 class DetectorFileError(ArtifactIntegrityError):
     """A stored detector file that cannot be read as this format."""
 
@@ -38,7 +44,6 @@ def to_bytes(fitted: FittedReference) -> bytes:
     }  # fmt: skip
     if fitted.outliers is not None:
         arrays["ecod_sorted"] = fitted.outliers.sorted_columns
-        arrays["ecod_skew"] = fitted.outliers.skew_sign
         header["outliers"] = {"threshold": fitted.outliers.threshold}
     if fitted.judges is not None:
         judges = fitted.judges
@@ -53,11 +58,13 @@ def to_bytes(fitted: FittedReference) -> bytes:
 def from_bytes(data: bytes, what: str) -> FittedReference:
     """Parse the file's bytes; :class:`DetectorFileError` names ``what`` when they are not this format."""
     try:
+        if not data.startswith(b"PK\x03\x04"):
+            raise ValueError("not an npz (zip) file")
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
         header = json.loads(arrays.pop("header").tobytes().decode())
         return _build(header, arrays)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
+    except _UNREADABLE as exc:
         raise DetectorFileError(f"{what}: stored screening detectors cannot be read: {exc}") from exc
 
 
@@ -77,10 +84,9 @@ def _build(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> FittedRefer
     outliers = None
     if header["outliers"] is not None:
         ecod_sorted = _array(arrays, "ecod_sorted", "f", 2)
-        skew = _array(arrays, "ecod_skew", "f", 1)
-        if ecod_sorted.shape[1] != len(numeric) or skew.shape != (len(numeric),) or not len(ecod_sorted):
+        if ecod_sorted.shape[1] != len(numeric) or not len(ecod_sorted):
             raise ValueError("outlier detector arrays do not match the columns")
-        outliers = EcodReference(ecod_sorted, skew, float(header["outliers"]["threshold"]))
+        outliers = EcodReference(ecod_sorted, float(header["outliers"]["threshold"]))
     judges = None
     if header["judges"] is not None:
         judges = _judges(header["judges"], arrays, len(numeric))

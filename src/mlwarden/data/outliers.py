@@ -1,11 +1,11 @@
-"""Outlier scores against a fixed reference: ECOD (Li et al., 2022) over the reference's own tails.
+"""Outlier scores against a fixed reference: ECOD (Li et al., 2022), as PyOD computes it, without refitting.
 
-PyOD's ECOD re-estimates each column's tails on the reference and the batch together, so a
-row's score depends on the rest of its batch: a flood of outliers widens the tails and hides
-itself, and a chunk of a batch scores differently from the whole. Here each row is scored as
-if it alone joined the reference, ``(#reference <= x + 1) / (n + 1)`` for the left tail (the
-right likewise), exactly the tails PyOD computes for a one-row batch. A row's score is then a
-function of the row and the reference only: chunks and whole batches get the same scores.
+ECOD scores a row by the empirical tails of each of its values. PyOD estimates the tails on
+the reference and the batch together, so it keeps the whole reference as its fitted state
+and re-sorts reference and batch on every call. Here the reference's columns are kept
+sorted (fitted once); scoring merges each batch column into them once, then reads the tails
+of the rows in chunks of ``chunk_rows`` by binary search. The scores are PyOD's to the last
+bit of rounding, and they do not depend on the chunk size: the tails are the whole batch's.
 """
 
 from __future__ import annotations
@@ -18,53 +18,57 @@ QUANTILE = 0.99
 """Rows scoring above this quantile of the reference's own scores are outliers."""
 
 
-def _skew_sign(ref_x: np.ndarray) -> np.ndarray:
-    """Sign of each column's sample skewness (0 for a constant column), as ``scipy.stats.skew`` gives it."""
-    centred = ref_x - ref_x.mean(axis=0)
-    m2 = (centred**2).mean(axis=0)
-    m3 = (centred**3).mean(axis=0)
-    constant = m2 <= (np.finfo(np.float64).eps * np.abs(ref_x.mean(axis=0))) ** 2
-    return np.where(constant, 0.0, np.sign(m3))
-
-
-def _tails(sorted_column: np.ndarray, values: np.ndarray, *, joined: bool) -> tuple[np.ndarray, np.ndarray]:
-    """-log of the left and right empirical tail probabilities of ``values`` in the column."""
-    n = len(sorted_column)
+def _tails(combined: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """-log of the left and right empirical tail probabilities of ``values`` in the sorted ``combined`` column."""
+    n = len(combined)
     order = np.argsort(values, kind="stable")  # sorted keys: the binary searches walk the column once
     ordered = values[order]
     left, right = np.empty(len(values)), np.empty(len(values))
-    left[order] = np.searchsorted(sorted_column, ordered, side="right")
-    right[order] = n - np.searchsorted(sorted_column, ordered, side="left")
-    if joined:  # the row joins the reference: it counts itself once in each tail
-        return -np.log((left + 1) / (n + 1)), -np.log((right + 1) / (n + 1))
+    left[order] = np.searchsorted(combined, ordered, side="right")
+    right[order] = n - np.searchsorted(combined, ordered, side="left")
     return -np.log(left / n), -np.log(right / n)
+
+
+def _skew_sign(column: np.ndarray) -> float:
+    """Sign of the column's sample skewness (0 for a constant column), as ``scipy.stats.skew`` gives it."""
+    centred = column - column.mean()
+    m2 = float((centred**2).mean())
+    if m2 <= (np.finfo(np.float64).eps * abs(float(column.mean()))) ** 2:
+        return 0.0
+    return float(np.sign((centred**3).mean()))
 
 
 @dataclass(frozen=True, slots=True)
 class EcodReference:
-    """The reference's sorted columns, each column's skew direction, and the score threshold."""
+    """The reference's sorted columns and the score threshold."""
 
     sorted_columns: np.ndarray
     """(rows, columns), each column sorted ascending."""
-    skew_sign: np.ndarray
     threshold: float
 
     @classmethod
     def fit(cls, ref_x: np.ndarray) -> EcodReference:
         """Fit on the reference rows; the threshold is the 99th percentile of their own (in-sample) scores."""
-        fitted = cls(np.sort(ref_x, axis=0), _skew_sign(ref_x), 0.0)
-        own = fitted._score(ref_x, joined=False)
-        return cls(fitted.sorted_columns, fitted.skew_sign, float(np.quantile(own, QUANTILE)))
+        fitted = cls(np.sort(ref_x, axis=0), 0.0)
+        own = _score(fitted.sorted_columns, ref_x, None, len(ref_x))
+        return cls(fitted.sorted_columns, float(np.quantile(own, QUANTILE)))
 
-    def scores(self, x: np.ndarray) -> np.ndarray:
-        """Outlier score of each row of ``x`` (higher is stranger), independent of the other rows."""
-        return self._score(x, joined=True)
+    def scores(self, x: np.ndarray, *, chunk_rows: int) -> np.ndarray:
+        """Outlier score of each row of the batch ``x`` (higher is stranger): PyOD's ``decision_function``."""
+        return _score(self.sorted_columns, x, x, chunk_rows)
 
-    def _score(self, x: np.ndarray, *, joined: bool) -> np.ndarray:
-        total = np.zeros(len(x), dtype=np.float64)
-        for j in range(x.shape[1]):
-            left, right = _tails(self.sorted_columns[:, j], x[:, j], joined=joined)
-            sign = self.skew_sign[j]
+
+def _score(sorted_columns: np.ndarray, x: np.ndarray, batch: np.ndarray | None, chunk_rows: int) -> np.ndarray:
+    """Sum over columns of the larger tail (or the skew-side tail); tails over the reference joined by ``batch``."""
+    total = np.zeros(len(x), dtype=np.float64)
+    for j in range(x.shape[1]):
+        column = sorted_columns[:, j]
+        if batch is not None:
+            column = np.sort(np.concatenate([column, batch[:, j]]), kind="stable")  # two sorted runs: a merge
+        sign = _skew_sign(column)
+        for start in range(0, len(x), chunk_rows):
+            part = slice(start, start + chunk_rows)
+            left, right = _tails(column, x[part, j])
             skewed = left if sign < 0 else right if sign > 0 else left + right
-            total += np.maximum(np.maximum(left, right), skewed)
-        return total
+            total[part] += np.maximum(np.maximum(left, right), skewed)
+    return total

@@ -175,9 +175,7 @@ def _outliers(reference: FittedReference, x: np.ndarray, report: ScreenReport, c
     detector = reference.outliers
     if detector is None:
         return
-    scores = np.empty(len(x), dtype=np.float64)
-    for part in _chunks(len(x), chunk_rows):
-        scores[part] = detector.scores(x[part])
+    scores = detector.scores(x, chunk_rows=chunk_rows)
     flagged = np.flatnonzero(scores > detector.threshold)
     share = len(flagged) / max(len(x), 1)
     report.measured["outlier_share"] = round(share, 4)
