@@ -3,9 +3,9 @@
 ECOD scores a row by the empirical tails of each of its values. PyOD estimates the tails on
 the reference and the batch together, so it keeps the whole reference as its fitted state
 and re-sorts reference and batch on every call. Here the reference's columns are kept
-sorted (fitted once); scoring merges each batch column into them once, then reads the tails
-of the rows in chunks of ``chunk_rows`` by binary search. The scores are PyOD's to the last
-bit of rounding, and they do not depend on the chunk size: the tails are the whole batch's.
+sorted (fitted once); scoring sorts each batch column once, merges it into the reference's,
+and reads every row's tails by binary search, one column at a time. The scores are PyOD's to
+the last bits of rounding (the tails are the whole batch's, as there).
 """
 
 from __future__ import annotations
@@ -18,24 +18,30 @@ QUANTILE = 0.99
 """Rows scoring above this quantile of the reference's own scores are outliers."""
 
 
-def _tails(combined: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """-log of the left and right empirical tail probabilities of ``values`` in the sorted ``combined`` column."""
-    n = len(combined)
-    order = np.argsort(values, kind="stable")  # sorted keys: the binary searches walk the column once
+def _tails(reference_column: np.ndarray, values: np.ndarray, *, joined: bool) -> tuple[np.ndarray, np.ndarray, float]:
+    """-log of the left and right empirical tail probabilities of each value, and the column's skew sign.
+
+    With ``joined``, the tails are taken in the sorted reference column joined by ``values``
+    (PyOD's joint estimate); otherwise ``values`` are the reference's own and already in it.
+    """
+    order = np.argsort(values, kind="stable")
     ordered = values[order]
+    column = np.sort(np.concatenate([reference_column, ordered]), kind="stable") if joined else reference_column
+    n = len(column)  # (two sorted runs: the stable sort merges them in one pass)
     left, right = np.empty(len(values)), np.empty(len(values))
-    left[order] = np.searchsorted(combined, ordered, side="right")
-    right[order] = n - np.searchsorted(combined, ordered, side="left")
-    return -np.log(left / n), -np.log(right / n)
+    left[order] = np.searchsorted(column, ordered, side="right")  # sorted keys: one walk along the column
+    right[order] = n - np.searchsorted(column, ordered, side="left")
+    return -np.log(left / n), -np.log(right / n), _skew_sign(column)
 
 
 def _skew_sign(column: np.ndarray) -> float:
     """Sign of the column's sample skewness (0 for a constant column), as ``scipy.stats.skew`` gives it."""
-    centred = column - column.mean()
-    m2 = float((centred**2).mean())
-    if m2 <= (np.finfo(np.float64).eps * abs(float(column.mean()))) ** 2:
+    mean = float(column.mean())
+    centred = column - mean
+    squared = centred * centred
+    if float(squared.mean()) <= (np.finfo(np.float64).eps * abs(mean)) ** 2:
         return 0.0
-    return float(np.sign((centred**3).mean()))
+    return float(np.sign((squared * centred).mean()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,26 +55,22 @@ class EcodReference:
     @classmethod
     def fit(cls, ref_x: np.ndarray) -> EcodReference:
         """Fit on the reference rows; the threshold is the 99th percentile of their own (in-sample) scores."""
-        fitted = cls(np.sort(ref_x, axis=0), 0.0)
-        own = _score(fitted.sorted_columns, ref_x, None, len(ref_x))
-        return cls(fitted.sorted_columns, float(np.quantile(own, QUANTILE)))
+        fitted = np.sort(ref_x, axis=0)
+        return cls(fitted, float(np.quantile(_score(fitted, ref_x, joined=False), QUANTILE)))
 
-    def scores(self, x: np.ndarray, *, chunk_rows: int) -> np.ndarray:
-        """Outlier score of each row of the batch ``x`` (higher is stranger): PyOD's ``decision_function``."""
-        return _score(self.sorted_columns, x, x, chunk_rows)
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Outlier score of each row of the batch ``x`` (higher is stranger): PyOD's ``decision_function``.
+
+        Column by column: the working memory is a few arrays of one column, whatever the width.
+        """
+        return _score(self.sorted_columns, x, joined=True)
 
 
-def _score(sorted_columns: np.ndarray, x: np.ndarray, batch: np.ndarray | None, chunk_rows: int) -> np.ndarray:
-    """Sum over columns of the larger tail (or the skew-side tail); tails over the reference joined by ``batch``."""
+def _score(sorted_columns: np.ndarray, x: np.ndarray, *, joined: bool) -> np.ndarray:
+    """Sum over columns of the larger tail, or of the tail the column's skew points to when that is larger."""
     total = np.zeros(len(x), dtype=np.float64)
-    for j in range(x.shape[1]):
-        column = sorted_columns[:, j]
-        if batch is not None:
-            column = np.sort(np.concatenate([column, batch[:, j]]), kind="stable")  # two sorted runs: a merge
-        sign = _skew_sign(column)
-        for start in range(0, len(x), chunk_rows):
-            part = slice(start, start + chunk_rows)
-            left, right = _tails(column, x[part, j])
-            skewed = left if sign < 0 else right if sign > 0 else left + right
-            total[part] += np.maximum(np.maximum(left, right), skewed)
+    for j in range(sorted_columns.shape[1]):
+        left, right, sign = _tails(sorted_columns[:, j], x[:, j], joined=joined)
+        skewed = left if sign < 0 else right if sign > 0 else left + right
+        total += np.maximum(np.maximum(left, right), skewed)
     return total

@@ -108,7 +108,7 @@ def screen_against(
     _drift(batch, reference, report, max_drift or {})
     if numeric:
         x = batch.select(numeric).fill_null(0).to_numpy().astype(np.float64)
-        _outliers(reference, x, report, chunk_rows)
+        _outliers(reference, x, report)
         if label is not None and reference.judges is not None:
             _label_flips(reference, x, batch.get_column(label).to_numpy(), report, chunk_rows)
             _triggers(batch, reference, label, report)
@@ -171,11 +171,11 @@ def _drift(batch: pl.DataFrame, reference: FittedReference, report: ScreenReport
             report.reasons.append(f"drift: {column} category frequencies changed (chi-square p={chi2.pvalue:.1e})")
 
 
-def _outliers(reference: FittedReference, x: np.ndarray, report: ScreenReport, chunk_rows: int) -> None:
+def _outliers(reference: FittedReference, x: np.ndarray, report: ScreenReport) -> None:
     detector = reference.outliers
     if detector is None:
         return
-    scores = detector.scores(x, chunk_rows=chunk_rows)
+    scores = detector.scores(x)
     flagged = np.flatnonzero(scores > detector.threshold)
     share = len(flagged) / max(len(x), 1)
     report.measured["outlier_share"] = round(share, 4)
@@ -250,11 +250,11 @@ def _triggers(batch: pl.DataFrame, reference: FittedReference, label: str, repor
 
 
 def _duplicates(x: np.ndarray, report: ScreenReport) -> None:
-    rounded = np.round(x, 3)
-    _, first = np.unique(rounded, axis=0, return_index=True)
-    keep = np.zeros(len(x), dtype=bool)
-    keep[first] = True
-    flagged = np.flatnonzero(~keep)
+    """Rows equal, once rounded to 3 decimals, to an earlier row (their bits hashed, not sorted)."""
+    bits = np.ascontiguousarray(np.round(x, 3) + 0.0).view(np.int64)  # + 0.0: -0.0 becomes 0.0, as np.unique has it
+    frame = pl.DataFrame(bits, schema=[f"c{i}" for i in range(bits.shape[1])], orient="row")
+    first = frame.select(pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
+    flagged = np.flatnonzero(~first)
     share = len(flagged) / max(len(x), 1)
     report.measured["duplicate_share"] = round(share, 4)
     if flagged.size:

@@ -17,7 +17,7 @@ from mlwarden.data.detector_file import DetectorFileError, from_bytes, to_bytes
 from mlwarden.data.fitted_reference import fit_reference
 from mlwarden.data.label_judges import FLIP_AGREEMENT, FLIP_DECISIVE, LabelJudges
 from mlwarden.data.outliers import EcodReference
-from mlwarden.data.screen import screen_against
+from mlwarden.data.screen import ScreenReport, _duplicates, screen_against
 from mlwarden.samples import mixed_frame
 
 
@@ -28,8 +28,7 @@ def cancer() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return data.data[order[:340]], data.target[order[:340]], data.data[order[340:]], data.target[order[340:]]
 
 
-@pytest.mark.parametrize("chunk_rows", [7, 100_000])
-def test_ecod_threshold_and_scores_match_pyod(cancer: tuple[np.ndarray, ...], chunk_rows: int) -> None:
+def test_ecod_threshold_and_scores_match_pyod(cancer: tuple[np.ndarray, ...]) -> None:
     """The threshold is PyOD's on the reference; a batch (with a flood of extreme rows) scores as PyOD scores it."""
     ref_x, _, x, _ = cancer
     pyod = ECOD().fit(ref_x)
@@ -37,7 +36,7 @@ def test_ecod_threshold_and_scores_match_pyod(cancer: tuple[np.ndarray, ...], ch
     assert ours.threshold == pytest.approx(float(np.quantile(pyod.decision_scores_, 0.99)), rel=1e-12)
     flood = np.vstack([x, np.repeat(ref_x.max(axis=0, keepdims=True) * 5, 40, axis=0)])
     for batch in (x, flood, x[:1]):
-        np.testing.assert_allclose(ours.scores(batch, chunk_rows=chunk_rows), pyod.decision_function(batch), rtol=1e-9)
+        np.testing.assert_allclose(ours.scores(batch), pyod.decision_function(batch), rtol=1e-9)
 
 
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_wine])
@@ -129,3 +128,15 @@ def test_unreadable_detector_files_are_refused_with_a_reason(data: bytes, words:
         from_bytes(data, "screening detectors of dataset:x:1")
     assert words in caught.value.message
     assert caught.value.message.startswith("screening detectors of dataset:x:1")
+
+
+def test_duplicates_are_the_rows_numpy_unique_finds_repeated() -> None:
+    """The hashed duplicate check flags exactly the rows after the first of each group ``np.unique`` finds."""
+    rng = np.random.default_rng(5)
+    x = np.vstack([np.round(rng.normal(size=(400, 3)), 1), np.zeros((4, 3)), -np.zeros((3, 3)), [[0.0004, 0, 0]]])
+    report = ScreenReport()
+    _duplicates(x, report)
+    _, first = np.unique(np.round(x, 3), axis=0, return_index=True)
+    expected = np.setdiff1d(np.arange(len(x)), first)
+    assert expected.size > 7
+    assert report.flagged["duplicate"] == expected.tolist()
