@@ -93,6 +93,21 @@ class LabelJudges:
             return np.column_stack([1.0 - positive, positive])
         return np.asarray(softmax(logits, axis=1))
 
+    def model_agreement(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The model's probability of each row's label, and the label's index in ``classes``.
+
+        A label the reference never holds gets probability 0 and index -1.
+        """
+        known = np.isin(y, self.classes)
+        index = np.where(known, np.searchsorted(self.classes, np.where(known, y, self.classes[0])), -1)
+        proba = self.model_proba((x - self.mean) / self.scale)
+        return np.where(known, proba[np.arange(len(y)), np.maximum(index, 0)], 0.0), index
+
+    def neighbour_agreement(self, x: np.ndarray, index: np.ndarray, neighbourhood: Any) -> np.ndarray:
+        """The share of each row's reference neighbours that hold its label (``index``, as from ``model_agreement``)."""
+        scaled = ((x - self.mean) / self.scale).astype(np.float32)
+        return neighbourhood.predict_proba(scaled)[np.arange(len(index)), index]  # type: ignore[no-any-return]
+
     def agreement(self, x: np.ndarray, y: np.ndarray, neighbourhood: Any) -> np.ndarray:
         """Each row's agreement with its label: 0 for a label the reference never holds.
 
@@ -100,15 +115,9 @@ class LabelJudges:
         elsewhere the row is not flagged whatever its neighbours say, and its agreement is the
         model's (a lower bound, above every threshold).
         """
-        known = np.isin(y, self.classes)
-        index = np.where(known, np.searchsorted(self.classes, np.where(known, y, self.classes[0])), 0)
-        rows = np.arange(len(y))
-        scaled = (x - self.mean) / self.scale
-        agreement = np.where(known, self.model_proba(scaled)[rows, index], 0.0)
-        doubtful = np.flatnonzero(known & (agreement <= FLIP_AGREEMENT))
+        agreement, index = self.model_agreement(x, y)
+        doubtful = np.flatnonzero((index >= 0) & (agreement <= FLIP_AGREEMENT))
         if doubtful.size:
-            near = neighbourhood.predict_proba(scaled[doubtful].astype(np.float32))[
-                np.arange(doubtful.size), index[doubtful]
-            ]
+            near = self.neighbour_agreement(x[doubtful], index[doubtful], neighbourhood)
             agreement[doubtful] = np.maximum(agreement[doubtful], near)
         return agreement

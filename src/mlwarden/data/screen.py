@@ -199,10 +199,17 @@ def _label_flips(
     judges = reference.judges
     if judges is None:
         return
-    neighbourhood = judges.neighbourhood()
-    agreement = np.empty(len(y), dtype=np.float64)
+    agreement, index = np.empty(len(y), dtype=np.float64), np.empty(len(y), dtype=np.int64)
     for part in _chunks(len(y), chunk_rows):
-        agreement[part] = judges.agreement(x[part], y[part], neighbourhood)
+        agreement[part], index[part] = judges.model_agreement(x[part], y[part])
+    # The neighbourhood is asked only where the model doubts the label (elsewhere no verdict can change),
+    # in chunks of doubtful rows: few large queries are much faster than many small ones.
+    doubtful = np.flatnonzero((index >= 0) & (agreement <= FLIP_AGREEMENT))
+    neighbourhood = judges.neighbourhood() if doubtful.size else None
+    for part in _chunks(len(doubtful), chunk_rows):
+        rows = doubtful[part]
+        near = judges.neighbour_agreement(x[rows], index[rows], neighbourhood)
+        agreement[rows] = np.maximum(agreement[rows], near)
     natural = judges.natural
     flagged = np.flatnonzero(agreement <= FLIP_AGREEMENT)
     share = len(flagged) / max(len(y), 1)
