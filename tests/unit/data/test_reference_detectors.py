@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 from pyod.models.ecod import ECOD
+from scipy import stats
 from sklearn.datasets import load_breast_cancer, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
@@ -17,7 +18,7 @@ from mlwarden.data.detector_file import DetectorFileError, from_bytes, to_bytes
 from mlwarden.data.fitted_reference import fit_reference
 from mlwarden.data.label_judges import FLIP_AGREEMENT, FLIP_DECISIVE, LabelJudges
 from mlwarden.data.outliers import EcodReference
-from mlwarden.data.screen import ScreenReport, _duplicates, screen_against
+from mlwarden.data.screen import ScreenReport, _duplicates, ks_sorted, screen_against
 from mlwarden.samples import mixed_frame
 
 
@@ -140,3 +141,23 @@ def test_duplicates_are_the_rows_numpy_unique_finds_repeated() -> None:
     expected = np.setdiff1d(np.arange(len(x)), first)
     assert expected.size > 7
     assert report.flagged["duplicate"] == expected.tolist()
+
+
+@pytest.mark.parametrize(
+    ("sizes", "shift", "discrete"),
+    [
+        ((20_000, 60_000), 0.0, False),
+        ((20_000, 60_000), 0.03, False),
+        ((15_000, 30_000), 0.0, True),
+        ((300, 200), 0.2, False),
+    ],
+)
+def test_ks_of_sorted_samples_is_scipys(sizes: tuple[int, int], shift: float, discrete: bool) -> None:
+    """The merged-samples KS statistic and p-value equal ``scipy.stats.ks_2samp`` exactly (ties included)."""
+    rng = np.random.default_rng(sum(sizes))
+    a, b = rng.normal(size=sizes[0]), rng.normal(shift, 1, size=sizes[1])
+    if discrete:
+        a, b = np.round(a * 2), np.round(b * 2)
+    a, b = np.sort(a), np.sort(b)
+    expected = stats.ks_2samp(a, b)
+    assert ks_sorted(a, b) == (float(expected.statistic), float(expected.pvalue))
