@@ -24,7 +24,7 @@ def _tails(reference_column: np.ndarray, values: np.ndarray, *, joined: bool) ->
     With ``joined``, the tails are taken in the sorted reference column joined by ``values``
     (PyOD's joint estimate); otherwise ``values`` are the reference's own and already in it.
     """
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)  # equal values get equal tails: no need for a stable order
     ordered = values[order]
     column = np.sort(np.concatenate([reference_column, ordered]), kind="stable") if joined else reference_column
     n = len(column)  # (two sorted runs: the stable sort merges them in one pass)
