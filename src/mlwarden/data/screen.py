@@ -20,7 +20,7 @@ from mlwarden.data.fitted_reference import TEXT_TYPES, FittedReference, fit_refe
 from mlwarden.data.label_judges import FLIP_AGREEMENT, FLIP_DECISIVE
 from mlwarden.errors import InvalidInput
 
-__all__ = ["FLIP_AGREEMENT", "FLIP_DECISIVE", "ScreenReport", "psi", "screen", "screen_against"]
+__all__ = ["FLIP_AGREEMENT", "FLIP_DECISIVE", "ScreenReport", "ks_sorted", "psi", "screen", "screen_against"]
 
 PSI_LIMIT = 0.25
 OUTLIER_SHARE_LIMIT = 0.03
