@@ -8,7 +8,8 @@ PyOD outlier detector (ECOD) alone. Prints one JSON object: per attack whether t
 quarantined (share of trials), row recall, precision and AUROC; and the share of clean
 batches wrongly quarantined.
 
-Usage: python bench/poisoning.py [--trials N]
+Usage: python bench/poisoning.py [--quick] [--trials N]
+(``--quick``: 2 trials per dataset instead of 5.)
 """
 
 from __future__ import annotations
@@ -88,7 +89,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--quick", action="store_true", help="2 trials per dataset")
     args = parser.parse_args()
+    if args.quick:
+        args.trials = 2
     rng = np.random.default_rng(2026)
     ours: dict[str, list[dict[str, float]]] = {a: [] for a in ATTACKS}
     base: dict[str, list[dict[str, float]]] = {a: [] for a in ATTACKS}

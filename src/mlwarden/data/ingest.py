@@ -7,6 +7,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from sqlalchemy import insert, select, update
 from mlwarden.data.batch_checks import check_finite, check_header
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
+from mlwarden.data.detector_cache import ReferenceDetectors, detectors_for, keep
 from mlwarden.data.evidence import quarantine_evidence
-from mlwarden.data.screen import ScreenReport, screen
+from mlwarden.data.screen import CHUNK_ROWS, ScreenReport, screen_against
 from mlwarden.errors import InvalidInput, NotFound, PolicyDenied, VerificationError
 from mlwarden.identity.approvers import load_approvers
 from mlwarden.identity.statements import DATA_RELEASE, SignedStatement, new_statement, sign_statement, signer_of
@@ -33,7 +35,7 @@ from mlwarden.registry.dataset_versions import (
     store_dataset_file,
     stored_source,
 )
-from mlwarden.registry.datasets import data_format, profile, scan
+from mlwarden.registry.datasets import DatasetProfile, data_format, profile, profile_frame, scan
 from mlwarden.registry.signed_approvals import check_or_record_refusal, record_refusal
 from mlwarden.store.schema import batches
 from mlwarden.trust.follower import follower
@@ -42,10 +44,20 @@ from mlwarden.workspace import Workspace
 MAX_BATCH_BYTES = 2 << 30
 
 
-def _reference(ws: Workspace, dataset: str) -> tuple[dict[str, Any], pl.DataFrame]:
-    ref = get_dataset(ws, dataset, 1)
-    source = dataset_file(ws, ref)  # the stored blob, re-hashed
-    return ref, scan(source, str(ref["format"])).collect()
+class _Reference:
+    """The reference dataset version (its row checked, its blob re-hashed); the table is read only when needed."""
+
+    def __init__(self, ws: Workspace, dataset: str) -> None:
+        self.row = get_dataset(ws, dataset, 1)
+        self._source = dataset_file(ws, self.row)  # the stored blob, re-hashed
+        self._lazy = scan(self._source, str(self.row["format"]))
+        self._frame: pl.DataFrame | None = None
+        self.schema = self._lazy.collect_schema()
+
+    def frame(self) -> pl.DataFrame:
+        if self._frame is None:
+            self._frame = self._lazy.collect()
+        return self._frame
 
 
 def _read_batch(path: Path) -> pl.DataFrame:
@@ -77,11 +89,26 @@ def _read_batch(path: Path) -> pl.DataFrame:
     return frame
 
 
-def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame, ScreenReport, dict[str, Any]]:
-    """Contract and screening for one batch file (records nothing)."""
-    ref, reference = _reference(ws, dataset)
+@dataclass(frozen=True, slots=True)
+class ScreenedBatch:
+    """A batch read and screened: its rows, the report, the reference version, the detectors used."""
+
+    batch: pl.DataFrame
+    report: ScreenReport
+    ref: dict[str, Any]
+    detectors: ReferenceDetectors
+
+
+def screen_batch(ws: Workspace, dataset: str, path: Path, *, chunk_rows: int = CHUNK_ROWS) -> ScreenedBatch:
+    """Contract and screening for one batch file (records nothing).
+
+    The reference's detectors come from the workspace when kept for this dataset version and
+    authentic, else they are fitted (and kept when the batch is recorded, see ``detector_cache``).
+    """
+    reference = _Reference(ws, dataset)
+    ref, columns = reference.row, list(reference.schema.names())
     batch = _read_batch(path)
-    missing = [c for c in reference.columns if c not in batch.columns]
+    missing = [c for c in columns if c not in batch.columns]
     if missing:
         raise InvalidInput(f"batch lacks column(s) of {dataset}: {', '.join(missing[:10])}")
     mixed = [c for c, t in reference.schema.items() if t.is_numeric() and not batch.schema[c].is_numeric()]
@@ -90,10 +117,11 @@ def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame,
     contract = parse_contract(ref["contract"], source=f"contract of {dataset}") if ref.get("contract") else None
     limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
     keys = contract.key_columns if contract else ()
-    report = screen(batch.select(reference.columns), reference, label=ref.get("label"), max_drift=limits, keys=keys)
+    detectors = detectors_for(ws, ref, reference.frame, keys=keys)
+    report = screen_against(batch.select(columns), detectors.fitted, max_drift=limits, keys=keys, chunk_rows=chunk_rows)
     if report.reasons:
         report.measured["evidence"] = quarantine_evidence(
-            batch.select(reference.columns), reference, report, label=ref.get("label"), keys=keys
+            batch.select(columns), reference.frame(), report, label=ref.get("label"), keys=keys
         )
     if contract is not None:
         contract_report = check_frame(batch.lazy(), contract)
@@ -105,7 +133,7 @@ def screen_batch(ws: Workspace, dataset: str, path: Path) -> tuple[pl.DataFrame,
             rows = [int(e["row"]) for e in broken.examples if "row" in e]
             if rows:
                 report.flagged.setdefault("contract", []).extend(rows)
-    return batch, report, ref
+    return ScreenedBatch(batch, report, ref, detectors)
 
 
 def _new_version(
@@ -115,14 +143,13 @@ def _new_version(
     sha: str,
     source: str,
     path_fmt: str,
-    batch_path: Path,
+    prof: DatasetProfile,
     principal: str,
     lineage: dict[str, Any],
     ledger_index: int,
     ref: dict[str, Any],
 ) -> int:
     version = next_version(conn, dataset)
-    prof = profile(batch_path, path_fmt)
     insert_version(
         conn, ws, name=dataset, version=version, sha=sha, md5=None, source=source, fmt=path_fmt, rows=prof.rows,
         fingerprint=prof.schema_fingerprint, profile_json=prof.to_json(), principal=principal,
@@ -132,7 +159,13 @@ def _new_version(
 
 
 def ingest(
-    ws: Workspace, dataset: str, path: Path, principal: str, *, report_dir: Path | None = None
+    ws: Workspace,
+    dataset: str,
+    path: Path,
+    principal: str,
+    *,
+    report_dir: Path | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> dict[str, Any]:
     """Screen a batch; accept it as a new dataset version or quarantine it. Every outcome is recorded.
 
@@ -140,7 +173,8 @@ def ingest(
     recorded and moved into place after: a folder that cannot take it fails the ingestion
     with nothing recorded, so a retry never ingests the batch twice.
     """
-    _batch, report, ref = screen_batch(ws, dataset, path)
+    screened = screen_batch(ws, dataset, path, chunk_rows=chunk_rows)
+    _batch, report = screened.batch, screened.report
     batch_id = secrets.token_hex(8)
     staged = None
     if report_dir is not None:
@@ -151,7 +185,7 @@ def ingest(
         }  # fmt: skip
         staged = _stage_report(summary, report.drift, _batch, report_dir)
     try:
-        outcome = _record_batch(ws, dataset, path, principal, _batch, report, ref, batch_id)
+        outcome = _record_batch(ws, dataset, path, principal, screened, batch_id)
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged.parent, ignore_errors=True)
@@ -195,12 +229,14 @@ def _record_batch(
     dataset: str,
     path: Path,
     principal: str,
-    _batch: pl.DataFrame,
-    report: ScreenReport,
-    ref: dict[str, Any],
+    screened: ScreenedBatch,
     batch_id: str,
 ) -> dict[str, Any]:
-    """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined."""
+    """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined.
+
+    Detectors fitted for this screening are kept in the same transaction.
+    """
+    _batch, report, ref = screened.batch, screened.report, screened.ref
     sha = store_dataset_file(ws, path)  # kept by content hash: the caller's file (or upload) may go away
     status = "quarantined" if report.reasons else "accepted"
     flagged = report.flagged_rows
@@ -217,12 +253,13 @@ def _record_batch(
     }
     version = None
     with ws.log.transaction() as tx:
+        keep(tx, ws, screened.detectors)
         receipt = tx.append(kind=f"data.batch_{status}", subject=f"dataset:{dataset}", body=body, principal=principal)
         if status == "accepted":
             lineage = {"parent_version": _latest(tx.conn, dataset), "batch": batch_id}
             version = _new_version(
-                tx.conn, ws, dataset, sha, stored_source(ws, sha), data_format(path),
-                ArtifactStore(ws.options.paths.artifacts).path_for(sha), principal, lineage, receipt.index, ref,
+                tx.conn, ws, dataset, sha, stored_source(ws, sha), data_format(path), profile_frame(_batch),
+                principal, lineage, receipt.index, ref,
             )  # fmt: skip
         tx.conn.execute(
             insert(batches).values(
@@ -334,6 +371,7 @@ def release(
     ref = get_dataset(ws, row["dataset"], 1)
     blob = ArtifactStore(ws.options.paths.artifacts).verified_path(row["sha256"])  # re-hash before release
     fmt = data_format(Path(row["filename"]))
+    prof = profile(blob, fmt)
     with ws.log.transaction() as tx:
         receipt = tx.append(
             kind="data.batch_released",
@@ -343,7 +381,7 @@ def release(
         )
         lineage = {"parent_version": _latest(tx.conn, row["dataset"]), "batch": batch_id, "released_by": principal}
         version = _new_version(
-            tx.conn, ws, row["dataset"], row["sha256"], stored_source(ws, row["sha256"]), fmt, blob, principal,
+            tx.conn, ws, row["dataset"], row["sha256"], stored_source(ws, row["sha256"]), fmt, prof, principal,
             lineage, receipt.index, ref,
         )  # fmt: skip
         tx.conn.execute(

@@ -1,29 +1,36 @@
 """Screening a batch against the reference data: drift, outliers, label flips, backdoor triggers, duplicate floods.
 
 Each check returns the rows it flags and, when the batch as a whole looks wrong, a reason.
-A batch with any reason is quarantined.
+A batch with any reason is quarantined. The reference enters as a :class:`FittedReference`
+(fitted once per dataset version and kept, see ``detector_cache``); the row-wise detectors
+(outliers, label flips) score the batch in chunks of ``chunk_rows``, so their working memory
+is bounded whatever the batch's size, and a row's scores never depend on its chunk.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from mlwarden.data.fitted_reference import TEXT_TYPES, FittedReference, fit_reference, numeric_columns
+from mlwarden.data.label_judges import FLIP_AGREEMENT, FLIP_DECISIVE
+from mlwarden.errors import InvalidInput
+
+__all__ = ["FLIP_AGREEMENT", "FLIP_DECISIVE", "ScreenReport", "ks_sorted", "psi", "screen", "screen_against"]
+
 PSI_LIMIT = 0.25
 OUTLIER_SHARE_LIMIT = 0.03
-FLIP_AGREEMENT = 0.3
-"""A row is flagged when neither reference judge gives its label more than this."""
-FLIP_DECISIVE = 0.1
-"""The batch decision counts only rows both judges contradict this strongly (and compares with the reference)."""
 FLIP_SURPRISE = 0.01
 """Quarantine when this many contradicted labels would happen by chance less than 1% of the time."""
 DUPLICATE_SHARE_LIMIT = 0.05
 TRIGGER_PURITY = 0.95
 TRIGGER_MIN_ROWS = 5
+CHUNK_ROWS = 16_384
+"""Rows scored at a time by the row-wise detectors."""
 
 
 @dataclass(slots=True)
@@ -43,22 +50,19 @@ class ScreenReport:
         return {"reasons": self.reasons, "flagged": self.flagged, "drift": self.drift, "measured": self.measured}
 
 
-def _numeric_columns(reference: pl.DataFrame, batch: pl.DataFrame, label: str | None) -> list[str]:
-    return [
-        c
-        for c, t in reference.schema.items()
-        if t.is_numeric() and c != label and c in batch.columns and batch.schema[c].is_numeric()
-    ]
-
-
 def psi(reference: np.ndarray, batch: np.ndarray, bins: int = 10) -> float:
     """Population stability index over the reference's quantile bins."""
+    return _psi_sorted(np.sort(reference), np.sort(batch), bins)
+
+
+def _psi_sorted(reference: np.ndarray, batch: np.ndarray, bins: int = 10) -> float:
+    """:func:`psi` of two sorted samples (bin counts by binary search instead of a histogram's sort)."""
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
     if len(edges) < 3:
         edges = np.unique(np.concatenate([edges, [edges[0] - 1, edges[-1] + 1]]))
     edges[0], edges[-1] = -np.inf, np.inf
-    ref = np.histogram(reference, edges)[0] / max(len(reference), 1)
-    cur = np.histogram(batch, edges)[0] / max(len(batch), 1)
+    ref = np.diff(np.searchsorted(reference, edges, side="left")) / max(len(reference), 1)
+    cur = np.diff(np.searchsorted(batch, edges, side="left")) / max(len(batch), 1)
     ref, cur = np.clip(ref, 1e-4, None), np.clip(cur, 1e-4, None)
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
@@ -70,21 +74,51 @@ def screen(
     label: str | None,
     max_drift: dict[str, float] | None = None,
     keys: Collection[str] = (),
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ScreenReport:
-    """Run every check; the batch is judged against the reference. ``keys`` (id columns) are not screened."""
+    """Fit the reference, then :func:`screen_against` it; reference number columns the batch lacks are left out."""
+    batch = batch.drop(keys, strict=False)
+    lacking = [
+        c for c in numeric_columns(reference, label) if c not in batch.columns or not batch.schema[c].is_numeric()
+    ]
+    fitted = fit_reference(reference.drop(lacking), label=label, keys=keys)
+    if fitted.label is not None and fitted.label not in batch.columns:
+        fitted = fit_reference(reference.drop(lacking), label=None, keys=keys)
+    return screen_against(batch, fitted, max_drift=max_drift, keys=keys, chunk_rows=chunk_rows)
+
+
+def screen_against(
+    batch: pl.DataFrame,
+    reference: FittedReference,
+    *,
+    max_drift: dict[str, float] | None = None,
+    keys: Collection[str] = (),
+    chunk_rows: int = CHUNK_ROWS,
+) -> ScreenReport:
+    """Run every check, judging the batch against the fitted reference. ``keys`` (id columns) are not screened."""
+    if chunk_rows < 1:
+        raise InvalidInput(f"chunk_rows must be at least 1, got {chunk_rows}")
     report = ScreenReport()
-    batch, reference = batch.drop(keys, strict=False), reference.drop(keys, strict=False)
-    numeric = _numeric_columns(reference, batch, label)
-    _drift(batch, reference, numeric, report, max_drift or {})
+    batch = batch.drop(keys, strict=False)
+    numeric = list(reference.numeric)
+    lacking = [c for c in numeric if c not in batch.columns or not batch.schema[c].is_numeric()]
+    if lacking:
+        raise InvalidInput(f"batch lacks the number column(s) {', '.join(lacking[:10])} of its reference")
+    label = reference.label if reference.label in batch.columns else None
+    _drift(batch, reference, report, max_drift or {})
     if numeric:
-        ref_x = reference.select(numeric).fill_null(0).to_numpy().astype(np.float64)
         x = batch.select(numeric).fill_null(0).to_numpy().astype(np.float64)
-        _outliers(ref_x, x, report)
-        if label and label in batch.columns and label in reference.columns:
-            _label_flips(ref_x, reference.get_column(label).to_numpy(), x, batch.get_column(label).to_numpy(), report)
-            _triggers(batch, reference, numeric, label, report)
+        _outliers(reference, x, report)
+        if label is not None and reference.judges is not None:
+            _label_flips(reference, x, batch.get_column(label).to_numpy(), report, chunk_rows)
+            _triggers(batch, reference, label, report)
         _duplicates(_duplicate_keys(x, batch, _text_columns(batch, label)), report)
     return report
+
+
+def _chunks(rows: int, size: int) -> Iterator[slice]:
+    for start in range(0, rows, size):
+        yield slice(start, min(start + size, rows))
 
 
 def _text_columns(batch: pl.DataFrame, label: str | None) -> list[str]:
@@ -93,7 +127,7 @@ def _text_columns(batch: pl.DataFrame, label: str | None) -> list[str]:
     Outliers, label flips and triggers read the numeric columns; a text column's values have
     no distance to measure there, so it is left out rather than guessed at.
     """
-    return [c for c, t in batch.schema.items() if t in (pl.String, pl.Categorical, pl.Enum) and c != label]
+    return [c for c, t in batch.schema.items() if t in (*TEXT_TYPES, pl.Enum) and c != label]
 
 
 def _duplicate_keys(x: np.ndarray, batch: pl.DataFrame, text: list[str]) -> np.ndarray:
@@ -108,26 +142,47 @@ def _duplicate_keys(x: np.ndarray, batch: pl.DataFrame, text: list[str]) -> np.n
     return np.hstack(parts)
 
 
-def _drift(
-    batch: pl.DataFrame, reference: pl.DataFrame, numeric: list[str], report: ScreenReport, limits: dict[str, float]
-) -> None:
+KS_EXACT_MAX_ROWS = 10_000
+"""``scipy.stats.ks_2samp`` computes the exact p-value up to this sample size, the asymptotic one above."""
+
+
+def ks_sorted(reference: np.ndarray, batch: np.ndarray) -> tuple[float, float]:
+    """Two-sided two-sample Kolmogorov-Smirnov statistic and p-value of two sorted samples, as ``ks_2samp``.
+
+    Large samples take scipy's asymptotic path, computed here over the merged samples (their
+    empirical CDFs by binary search with sorted keys) instead of re-sorting both; small ones
+    (exact p-value) go to scipy.
+    """
     from scipy import stats
 
-    for column in numeric:
-        ref = reference.get_column(column).drop_nulls().to_numpy().astype(np.float64)
-        cur = batch.get_column(column).drop_nulls().to_numpy().astype(np.float64)
+    n1, n2 = len(reference), len(batch)
+    if max(n1, n2) <= KS_EXACT_MAX_ROWS:
+        result = stats.ks_2samp(reference, batch)
+        return float(result.statistic), float(result.pvalue)
+    merged = np.sort(np.concatenate([reference, batch]), kind="stable")  # two sorted runs: one merge
+    diffs = np.searchsorted(reference, merged, side="right") / n1 - np.searchsorted(batch, merged, side="right") / n2
+    d = float(max(np.clip(-diffs.min(), 0, 1), diffs.max()))
+    m, n = max(n1, n2), min(n1, n2)
+    p = float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0, 1))
+    return d, p
+
+
+def _drift(batch: pl.DataFrame, reference: FittedReference, report: ScreenReport, limits: dict[str, float]) -> None:
+    from scipy import stats
+
+    for column, ref in zip(reference.numeric, reference.values, strict=True):
+        cur = np.sort(batch.get_column(column).drop_nulls().to_numpy().astype(np.float64))
         if len(ref) < 10 or len(cur) < 5:
             continue
-        value = psi(ref, cur)
-        ks = stats.ks_2samp(ref, cur)
-        report.drift[column] = {"psi": round(value, 4), "ks": round(float(ks.statistic), 4), "ks_p": float(ks.pvalue)}
+        value = _psi_sorted(ref, cur)
+        ks_d, ks_p = ks_sorted(ref, cur)
+        report.drift[column] = {"psi": round(value, 4), "ks": round(ks_d, 4), "ks_p": ks_p}
         limit = limits.get(column, PSI_LIMIT)
-        if value > limit and ks.pvalue < 1e-3:  # both: PSI alone is noisy on small batches
+        if value > limit and ks_p < 1e-3:  # both: PSI alone is noisy on small batches
             report.reasons.append(f"drift: {column} PSI {value:.3f} above {limit:g}")
-    for column, dtype in reference.schema.items():
-        if dtype not in (pl.String, pl.Categorical) or column not in batch.columns:
+    for column, ref_counts in reference.categories.items():
+        if column not in batch.columns:
             continue
-        ref_counts = dict(reference.get_column(column).drop_nulls().cast(pl.String).value_counts().iter_rows())
         cur_counts = dict(batch.get_column(column).drop_nulls().cast(pl.String).value_counts().iter_rows())
         cats = sorted(set(ref_counts) | set(cur_counts))
         total_ref, total_cur = sum(ref_counts.values()), sum(cur_counts.values())
@@ -141,14 +196,12 @@ def _drift(
             report.reasons.append(f"drift: {column} category frequencies changed (chi-square p={chi2.pvalue:.1e})")
 
 
-def _outliers(ref_x: np.ndarray, x: np.ndarray, report: ScreenReport) -> None:
-    from pyod.models.ecod import ECOD
-
-    detector = ECOD()
-    detector.fit(ref_x)
-    threshold = float(np.quantile(detector.decision_scores_, 0.99))
-    scores = detector.decision_function(x)
-    flagged = np.flatnonzero(scores > threshold)
+def _outliers(reference: FittedReference, x: np.ndarray, report: ScreenReport) -> None:
+    detector = reference.outliers
+    if detector is None:
+        return
+    scores = detector.scores(x)
+    flagged = np.flatnonzero(scores > detector.threshold)
     share = len(flagged) / max(len(x), 1)
     report.measured["outlier_share"] = round(share, 4)
     report.measured["outlier_scores"] = scores
@@ -158,40 +211,31 @@ def _outliers(ref_x: np.ndarray, x: np.ndarray, report: ScreenReport) -> None:
         report.reasons.append(f"outliers: {share:.1%} of rows score above the reference's 99th percentile (ECOD)")
 
 
-def _label_flips(ref_x: np.ndarray, ref_y: np.ndarray, x: np.ndarray, y: np.ndarray, report: ScreenReport) -> None:
-    """Two reference judges of each label: the reference neighbourhood (kNN) and a reference model.
+def _label_flips(
+    reference: FittedReference, x: np.ndarray, y: np.ndarray, report: ScreenReport, chunk_rows: int
+) -> None:
+    """A row is contradicted when the better of the two reference judges gives its label at most ``FLIP_AGREEMENT``.
 
-    A row is contradicted when the better of the two gives its label at most ``FLIP_AGREEMENT``.
     The reference's own contradicted share (leave-one-out / cross-validated) is the natural rate;
     the batch is quarantined when its count would happen by chance less than 1% of the time.
     """
     from scipy import stats
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_predict
-    from sklearn.neighbors import KNeighborsClassifier
-    from sklearn.preprocessing import StandardScaler
 
-    scaler = StandardScaler().fit(ref_x)
-    ref_scaled, scaled = scaler.transform(ref_x), scaler.transform(x)
-    classes = np.unique(ref_y)
-    knn = KNeighborsClassifier(n_neighbors=min(15, len(ref_y) - 1)).fit(ref_scaled, ref_y)
-    model = LogisticRegression(max_iter=2000, C=1.0).fit(ref_scaled, ref_y)
-    folds = max(2, min(5, int(np.bincount(np.searchsorted(classes, ref_y)).min())))
-    ref_model = cross_val_predict(
-        LogisticRegression(max_iter=2000, C=1.0), ref_scaled, ref_y, cv=folds, method="predict_proba"
-    )
-    neighbours = knn.kneighbors(ref_scaled, n_neighbors=min(16, len(ref_y)), return_distance=False)[:, 1:]
-    ref_index = np.searchsorted(classes, ref_y)
-    ref_score = np.maximum(
-        (ref_y[neighbours] == ref_y[:, None]).mean(axis=1), ref_model[np.arange(len(ref_y)), ref_index]
-    )
-    natural = max(float((ref_score <= FLIP_DECISIVE).mean()), 0.002)
-
-    known = np.isin(y, classes)
-    index = np.where(known, np.searchsorted(classes, np.where(known, y, classes[0])), 0)
-    rows = np.arange(len(y))
-    agreement = np.maximum(knn.predict_proba(scaled)[rows, index], model.predict_proba(scaled)[rows, index])
-    agreement = np.where(known, agreement, 0.0)
+    judges = reference.judges
+    if judges is None:
+        return
+    agreement, index = np.empty(len(y), dtype=np.float64), np.empty(len(y), dtype=np.int64)
+    for part in _chunks(len(y), chunk_rows):
+        agreement[part], index[part] = judges.model_agreement(x[part], y[part])
+    # The neighbourhood is asked only where the model doubts the label (elsewhere no verdict can change),
+    # in chunks of doubtful rows: few large queries are much faster than many small ones.
+    doubtful = np.flatnonzero((index >= 0) & (agreement <= FLIP_AGREEMENT))
+    neighbourhood = judges.neighbourhood() if doubtful.size else None
+    for part in _chunks(len(doubtful), chunk_rows):
+        rows = doubtful[part]
+        near = judges.neighbour_agreement(x[rows], index[rows], neighbourhood)
+        agreement[rows] = np.maximum(agreement[rows], near)
+    natural = judges.natural
     flagged = np.flatnonzero(agreement <= FLIP_AGREEMENT)
     share = len(flagged) / max(len(y), 1)
     decisive = int((agreement <= FLIP_DECISIVE).sum())
@@ -208,23 +252,22 @@ def _label_flips(ref_x: np.ndarray, ref_y: np.ndarray, x: np.ndarray, y: np.ndar
         )
 
 
-def _triggers(
-    batch: pl.DataFrame, reference: pl.DataFrame, numeric: list[str], label: str, report: ScreenReport
-) -> None:
+def _triggers(batch: pl.DataFrame, reference: FittedReference, label: str, report: ScreenReport) -> None:
     labels = batch.get_column(label).to_numpy()
     minimum = max(TRIGGER_MIN_ROWS, int(0.005 * batch.height))
     found: list[int] = []
-    for column in numeric:
-        ref_col = reference.get_column(column).drop_nulls()
-        lo, hi = ref_col.min(), ref_col.max()
-        ref_values = set(ref_col.unique().to_list()) if ref_col.n_unique() <= 50 else None
-        values = batch.get_column(column).to_numpy()
-        uniq, counts = np.unique(values[~np.isnan(values.astype(np.float64))], return_counts=True)
+    for column, ref in zip(reference.numeric, reference.values, strict=True):
+        if not len(ref):
+            continue
+        lo, hi = ref[0], ref[-1]
+        distinct = np.unique(ref)
+        values = batch.get_column(column).to_numpy().astype(np.float64)
+        novel = (values < lo) | (values > hi)  # NaN (a null) is never novel
+        if len(distinct) <= 50:  # a discrete column: any value it never holds is novel
+            novel |= ~np.isin(values, distinct) & ~np.isnan(values)
+        uniq, counts = np.unique(values[novel], return_counts=True)
         for value, count in zip(uniq, counts, strict=True):
             if count < minimum:
-                continue
-            novel = (ref_values is not None and value not in ref_values) or value < lo or value > hi
-            if not novel:
                 continue
             rows = np.flatnonzero(values == value)
             top = np.unique(labels[rows], return_counts=True)[1].max() / len(rows)
@@ -239,11 +282,11 @@ def _triggers(
 
 
 def _duplicates(x: np.ndarray, report: ScreenReport) -> None:
-    rounded = np.round(x, 3)
-    _, first = np.unique(rounded, axis=0, return_index=True)
-    keep = np.zeros(len(x), dtype=bool)
-    keep[first] = True
-    flagged = np.flatnonzero(~keep)
+    """Rows equal, once rounded to 3 decimals, to an earlier row (their bits hashed, not sorted)."""
+    bits = np.ascontiguousarray(np.round(x, 3) + 0.0).view(np.int64)  # + 0.0: -0.0 becomes 0.0, as np.unique has it
+    frame = pl.DataFrame(bits, schema=[f"c{i}" for i in range(bits.shape[1])], orient="row")
+    first = frame.select(pl.struct(pl.all()).is_first_distinct()).to_series().to_numpy()
+    flagged = np.flatnonzero(~first)
     share = len(flagged) / max(len(x), 1)
     report.measured["duplicate_share"] = round(share, 4)
     if flagged.size:

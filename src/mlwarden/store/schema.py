@@ -225,3 +225,15 @@ leases = Table(
     Column("epoch", BigInteger, nullable=False),  # fencing counter: +1 each time the lease changes hands
     Column("expires_at", Double, nullable=False),  # seconds since 1970 by the DATABASE's clock
 )
+
+screening_detectors = Table(
+    "screening_detectors",
+    metadata,
+    Column("dataset", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("format", Integer, nullable=False),
+    Column("reference_sha256", String(64), nullable=False),
+    Column("detectors_sha256", String(64), nullable=False),
+    Column("created", String(32), nullable=False),
+    Column("attestation", Text, nullable=False),  # signs the hash with what it was fitted from; checked on use
+)
