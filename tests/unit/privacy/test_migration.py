@@ -27,13 +27,13 @@ def test_migrated_tables_match_the_schema(workspace: Workspace) -> None:
     assert ("scope_tag", "field", "day") in uniques
 
 
-def test_downgrade_one_step_drops_the_privacy_tables(workspace: Workspace) -> None:
-    """Downgrading one step removes the three tables and leaves the rest of the schema."""
+def test_downgrade_below_0010_drops_the_privacy_tables(workspace: Workspace) -> None:
+    """Downgrading below 0010_privacy removes the three tables and leaves the rest of the schema."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with workspace.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "-1")
+        command.downgrade(cfg, "0009_lease")
     names = set(inspect(workspace.engine).get_table_names())
     assert names.isdisjoint(t.name for t in TABLES)
     assert "ledger_entries" in names
