@@ -72,6 +72,16 @@ class PreparedEntry:
         cls, *, kind: str, subject: str, principal: str, body: dict[str, Any], refs: tuple[str, ...] = ()
     ) -> PreparedEntry:
         """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
+        if not isinstance(body, dict):
+            raise InvalidInput(f"body must be a JSON object, got {type(body).__name__}")
+        return cls.from_canonical(kind=kind, subject=subject, principal=principal, body_json=canonical_json(body),
+                                  refs=refs)  # fmt: skip
+
+    @classmethod
+    def from_canonical(
+        cls, *, kind: str, subject: str, principal: str, body_json: bytes, refs: tuple[str, ...] = ()
+    ) -> PreparedEntry:
+        """As :meth:`build`, from a body already rendered as canonical JSON (the ledger writer's wire)."""
         if not isinstance(kind, str) or not _KIND.fullmatch(kind):
             raise InvalidInput(
                 f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', "
@@ -81,9 +91,6 @@ class PreparedEntry:
             raise InvalidInput(f"subject must be a non-empty string of at most {MAX_SUBJECT} characters")
         if not isinstance(principal, str) or not principal or len(principal) > MAX_PRINCIPAL:
             raise InvalidInput(f"principal must be a non-empty string of at most {MAX_PRINCIPAL} characters")
-        if not isinstance(body, dict):
-            raise InvalidInput(f"body must be a JSON object, got {type(body).__name__}")
-        body_json = canonical_json(body)
         if len(body_json) > MAX_BODY_BYTES:
             raise InvalidInput(f"body is {len(body_json)} bytes; the limit is {MAX_BODY_BYTES}")
         head = b'{"body":' + body_json + b',"index":'
