@@ -37,8 +37,9 @@ RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0)
 class WriterSupervisor:
     """Start the ledger writer for one ``serve`` and restart it whenever it exits on its own."""
 
-    def __init__(self, socket_path: Path, *, start_timeout: float = 60.0) -> None:
+    def __init__(self, socket_path: Path, *, start_timeout: float = 60.0, log_fd: int | None = None) -> None:
         self.socket_path = socket_path
+        self._log_fd = log_fd
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
         self._stopping = False
@@ -65,6 +66,7 @@ class WriterSupervisor:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
                 [sys.executable, "-m", "mlwarden.cli.ledger_writer", str(self.socket_path), str(write_fd)],
                 pass_fds=(write_fd,),
+                stdout=self._log_fd,
             )
         finally:
             os.close(write_fd)

@@ -53,8 +53,8 @@ def bind_private(path: Path) -> socket.socket:
     return sock
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a connected Unix socket (``SO_PEERCRED``)."""
+def peer_credentials(sock: socket.socket) -> tuple[int, int]:
+    """``(pid, uid)`` of the process at the other end of a connected Unix socket (``SO_PEERCRED``)."""
     raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-    _pid, uid, _gid = _PEERCRED.unpack(raw)
-    return int(uid)
+    pid, uid, _gid = _PEERCRED.unpack(raw)
+    return int(pid), int(uid)

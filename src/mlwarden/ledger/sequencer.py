@@ -26,7 +26,7 @@ import structlog
 
 from mlwarden.errors import MlwardenError
 from mlwarden.ledger.entry import PreparedEntry
-from mlwarden.ledger.local_socket import bind_private, peer_uid
+from mlwarden.ledger.local_socket import bind_private, peer_credentials
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.wire import ENTRIES, WireError, acks_frame, decode_entries, failed_frame, split_frames
 
@@ -42,10 +42,11 @@ class _Connection(asyncio.Protocol):
         self._sequencer = sequencer
         self._buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.peer_pid = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         stream = cast(asyncio.Transport, transport)  # a stream server's transport, whatever its class
-        uid = peer_uid(stream.get_extra_info("socket"))
+        self.peer_pid, uid = peer_credentials(stream.get_extra_info("socket"))
         if uid != os.getuid():
             log.warning("ledger_writer_peer_refused", peer_uid=uid)
             stream.abort()
@@ -92,6 +93,8 @@ class Sequencer:
         self._changed: asyncio.Event | None = None
         self.connections: set[_Connection] = set()
         self.batches = 0
+        self.recorded: dict[int, int] = {}
+        """Entries committed per peer process id (logged at shutdown)."""
 
     # ------------------------------------------------------------------ batching
     def enqueue(self, connection: _Connection, entries: list[PreparedEntry]) -> None:
@@ -152,6 +155,7 @@ class Sequencer:
             at += len(entries)
         for connection, acks in answers.items():
             connection.answer(acks_frame(acks))
+            self.recorded[connection.peer_pid] = self.recorded.get(connection.peer_pid, 0) + len(acks)
 
     # ------------------------------------------------------------------ signing
     def _arm_signing(self) -> None:
@@ -200,7 +204,7 @@ class Sequencer:
             server.close()
             await self._drain(grace)
             self._path.unlink(missing_ok=True)
-        log.info("ledger_writer_stopped", batches=self.batches)
+        log.info("ledger_writer_stopped", batches=self.batches, recorded={str(k): v for k, v in self.recorded.items()})
 
     async def _drain(self, grace: float) -> None:
         """Commit what is queued; give connected workers ``grace`` seconds to finish and hang up."""

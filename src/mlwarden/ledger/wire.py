@@ -10,12 +10,14 @@ Every frame is a type byte and a 4-byte big-endian body length, then the body:
 
 A connection is a FIFO: the writer answers a worker's entries in the order it sent them,
 so receipts carry no request ids. Parsing is strict and bounded: anything malformed is a
-:class:`WireError` and the writer drops that connection.
+:class:`WireError` and the writer drops that connection. Fields are checked as
+:meth:`PreparedEntry.build` checks them; the body's JSON is not parsed again (the peer is
+a process of the workspace's own uid, checked by the writer, which rendered it canonically):
+it must only be one object's bytes.
 """
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -155,7 +157,7 @@ def _decode_entry(raw: bytes, at: int) -> tuple[PreparedEntry, int]:
                 raise WireError("entry reference is cut short")
             refs.append(raw[at + 1 : at + 1 + raw[at]].decode())
             at += 1 + raw[at]
-        if not isinstance(json.loads(body_json), dict):
+        if body_json[:1] != b"{" or body_json[-1:] != b"}":
             raise WireError("entry body is not a JSON object")
         return PreparedEntry.from_canonical(kind=kind, subject=subject, principal=principal, body_json=body_json,
                                             refs=tuple(refs)), at  # fmt: skip
