@@ -113,7 +113,9 @@ def _serve(tmp_path: Path, sample: SampleModel, workers: int, env: dict[str, str
     command = [sys.executable, "-m", "mlwarden.cli", "--home", str(home), "serve", "--port", str(port),
                "--workers", str(workers)]  # fmt: skip
     with out.open("wb") as stdout:
-        proc = subprocess.Popen(command, env=environment, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command, env=environment, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
+        )
     served = Served(home, port, token, rows, proc, out)
     try:
         deadline = time.monotonic() + START_TIMEOUT

@@ -106,10 +106,10 @@ class PreparedEntry:
         cls, *, kind: str, subject: str, principal: str, body_json: bytes, refs: tuple[str, ...] = ()
     ) -> PreparedEntry:
         """As :meth:`build`, from a body already rendered as canonical JSON (the ledger writer's wire)."""
-        if isinstance(kind, str) and isinstance(subject, str) and isinstance(principal, str):
+        try:
             tail = _tail(kind, principal, subject)
-        else:
-            tail = _tail.__wrapped__(kind, principal, subject)  # not cacheable: raises the field's message
+        except TypeError:  # an unhashable field is no string: the uncached check says which
+            tail = _tail.__wrapped__(kind, principal, subject)
         if len(body_json) > MAX_BODY_BYTES:
             raise InvalidInput(f"body is {len(body_json)} bytes; the limit is {MAX_BODY_BYTES}")
         for ref in refs:
