@@ -9,6 +9,10 @@ next batch; ``batch_wait`` lets a small batch wait a fraction of a millisecond t
 Only peers running as the same uid may connect (``SO_PEERCRED``); a malformed frame
 closes that connection and nothing else. The head is signed once per ``sign_interval``
 while entries arrive, once more when they stop, and at a clean shutdown.
+
+Batches: frames read in one pass of the loop (including everything that arrived while
+the previous batch committed) form a batch; while it keeps growing from one look to the
+next, it waits up to ``batch_wait`` seconds for the rest of the workers' entries.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from mlwarden.ledger.wire import ENTRIES, WireError, acks_frame, decode_entries,
 
 log = structlog.get_logger("mlwarden.ledger.writer")
 MAX_BATCH = 8192
+GROW_PAUSE_S = 0.00005
+"""While a small batch still grows, look again for more frames after this pause (within ``batch_wait``)."""
 PARENT_CHECK_S = 1.0
 
 
@@ -81,7 +87,7 @@ class _Connection(asyncio.Protocol):
 class Sequencer:
     """Serve one ledger to many local workers; see the module docstring."""
 
-    def __init__(self, ledger: Log, socket_path: Path, *, batch_wait: float = 0.0) -> None:
+    def __init__(self, ledger: Log, socket_path: Path, *, batch_wait: float = 0.0005) -> None:
         self._log = ledger
         self._path = socket_path
         self._batch_wait = batch_wait
@@ -89,6 +95,7 @@ class Sequencer:
         self._count = 0
         self._scheduled = False
         self._first_at = 0.0
+        self._seen = 0
         self._sign_timer: asyncio.TimerHandle | None = None
         self._changed: asyncio.Event | None = None
         self.connections: set[_Connection] = set()
@@ -111,10 +118,11 @@ class Sequencer:
             asyncio.get_running_loop().call_later(0, self._commit)
 
     def _commit(self) -> None:
-        waited = time.perf_counter() - self._first_at
-        if self._count < MAX_BATCH and waited < self._batch_wait:
-            time.sleep(self._batch_wait - waited)  # let the batch grow; new frames are read before the commit
-            asyncio.get_running_loop().call_later(0, self._commit_now)
+        """Commit now, unless the batch is still growing and has waited less than ``batch_wait``."""
+        grew, self._seen = self._count > self._seen, self._count
+        if grew and self._count < MAX_BATCH and time.perf_counter() - self._first_at < self._batch_wait:
+            time.sleep(GROW_PAUSE_S)  # frames arriving meanwhile are read before the next look
+            asyncio.get_running_loop().call_later(0, self._commit)
             return
         self._commit_now()
 
@@ -126,6 +134,7 @@ class Sequencer:
             taken.append((connection, entries))
             count += len(entries)
         self._count -= count
+        self._seen = 0
         self._write(taken, count)
         self.batches += 1
         if self._pending:
