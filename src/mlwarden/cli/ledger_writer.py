@@ -2,19 +2,20 @@
 
 ``serve`` starts the writer before any uvicorn worker and waits until it listens; a
 thread of the ``serve`` process waits on it and starts a new one whenever it dies
-(workers answer 503 meanwhile and reconnect). ``stop`` sends SIGTERM: the writer
-commits what it holds, signs the head and removes its socket.
+(workers answer 503 meanwhile and reconnect). The two hold a socket pair, the lifeline:
+the writer says ``ready`` on it, and when ``stop`` closes it (or ``serve`` dies) the writer
+commits what it holds, signs the head, removes its socket and exits. SIGTERM and SIGINT
+sent to the whole process group leave the writer running until the workers are gone.
 
-The writer itself runs ``python -m mlwarden.cli.ledger_writer SOCKET READY_FD`` with the
-workspace in the environment, as the workers do.
+The writer itself runs ``python -m mlwarden.cli.ledger_writer SOCKET LIFELINE_FD`` with
+the workspace in the environment, as the workers do.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
-import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,10 +28,10 @@ from mlwarden.api.logs import LOG_FORMAT_ENV, LogFormat, configure_logging
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import ConfigError, MlwardenError
 from mlwarden.ledger import sequencer
+from mlwarden.ledger.sequencer import READY
 from mlwarden.workspace import open_workspace
 
 log = structlog.get_logger("mlwarden.serve")
-READY = b"ready\n"
 RESTART_DELAYS = (0.1, 0.5, 1.0, 2.0)
 
 
@@ -44,6 +45,8 @@ class WriterSupervisor:
         self._lock = threading.Lock()
         self._stopping = False
         self._process: subprocess.Popen[bytes] | None = None
+        self._lifeline: socket.socket | None = None
+        """Our end of the socket pair: the writer says ``ready`` on it, and stops when it closes."""
         self._thread: threading.Thread | None = None
         self.restarts = 0
 
@@ -61,25 +64,25 @@ class WriterSupervisor:
         return self
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        read_fd, write_fd = os.pipe()
+        ours, theirs = socket.socketpair()
         try:
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-                [sys.executable, "-m", "mlwarden.cli.ledger_writer", str(self.socket_path), str(write_fd)],
-                pass_fds=(write_fd,),
+                [sys.executable, "-m", "mlwarden.cli.ledger_writer", str(self.socket_path), str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
                 stdout=self._log_fd,
             )
+        except BaseException:
+            ours.close()
+            raise
         finally:
-            os.close(write_fd)
-        try:
-            if not _await_ready(read_fd, process, self._start_timeout):
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                process.wait(timeout=10)
-                raise ConfigError(
-                    f"the ledger writer did not start (exit code {process.returncode}); see its log above"
-                )
-        finally:
-            os.close(read_fd)
+            theirs.close()
+        if not _await_ready(ours, self._start_timeout):
+            ours.close()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(timeout=10)
+            raise ConfigError(f"the ledger writer did not start (exit code {process.returncode}); see its log above")
+        self._lifeline = ours
         return process
 
     def _watch(self) -> None:
@@ -92,6 +95,8 @@ class WriterSupervisor:
             if self._stopped():
                 return
             log.warning("ledger_writer_exited", code=code, restarting=True)
+            if self._lifeline is not None:
+                self._lifeline.close()  # the dead writer's end is gone; a new pair comes with the new writer
             time.sleep(RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)])  # back off from a crash loop
             with self._lock:
                 if self._stopping:
@@ -109,12 +114,13 @@ class WriterSupervisor:
             return self._stopping
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the writer and wait for it to sign and exit (SIGKILL after ``timeout``)."""
+        """Close the lifeline: the writer commits what it holds, signs and exits (SIGKILL after ``timeout``)."""
         with self._lock:
             self._stopping = True
-            process = self._process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
+            process, lifeline = self._process, self._lifeline
+        if lifeline is not None:
+            lifeline.close()
+        if process is not None:
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -124,27 +130,27 @@ class WriterSupervisor:
             self._thread.join(timeout=5)
 
 
-def _await_ready(read_fd: int, process: subprocess.Popen[bytes], timeout: float) -> bool:
-    """Whether the writer said it listens within ``timeout`` (False if it exited first)."""
+def _await_ready(lifeline: socket.socket, timeout: float) -> bool:
+    """Whether the writer said it listens within ``timeout`` (False if it exited or stayed silent)."""
     deadline = time.monotonic() + timeout
     received = b""
-    while time.monotonic() < deadline:
-        readable, _, _ = select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not readable:
-            break
-        chunk = os.read(read_fd, 64)
-        if not chunk:  # the writer closed the pipe: it exited
+    while not received.endswith(READY) and time.monotonic() < deadline:
+        lifeline.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            chunk = lifeline.recv(64)
+        except (TimeoutError, OSError):
+            return False
+        if not chunk:  # the writer closed its end: it exited
             return False
         received += chunk
-        if received.endswith(READY):
-            return True
-    return process.poll() is None and received.endswith(READY)
+    return received.endswith(READY)
 
 
 def main(argv: list[str]) -> None:
-    """The writer process: open the workspace, listen on ``argv[0]``, say so on fd ``argv[1]``."""
+    """The writer process: open the workspace, listen on ``argv[0]``, keep the lifeline ``argv[1]``."""
     configure_logging(LogFormat(os.environ.get(LOG_FORMAT_ENV) or LogFormat.JSON.value))  # serve checked the value
-    socket_path, ready_fd = Path(argv[0]), int(argv[1])
+    socket_path = Path(argv[0])
+    lifeline = socket.socket(fileno=int(argv[1]))
     settings = Settings()
     try:
         ws = open_workspace(WorkspaceOptions.from_settings(settings))
@@ -154,13 +160,7 @@ def main(argv: list[str]) -> None:
     try:
         ws.log.sign_interval = settings.ledger_sign_interval_seconds
         ws.log.checkpoint_wal_in_background()
-
-        def ready() -> None:
-            with contextlib.suppress(OSError):
-                os.write(ready_fd, READY)
-                os.close(ready_fd)
-
-        sequencer.run(ws.log, socket_path, batch_wait=settings.ledger_batch_wait_seconds, on_ready=ready)
+        sequencer.run(ws.log, socket_path, batch_wait=settings.ledger_batch_wait_seconds, lifeline=lifeline)
     finally:
         ws.close()
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections import deque
-from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -38,7 +38,7 @@ log = structlog.get_logger("mlwarden.ledger.writer")
 MAX_BATCH = 8192
 GROW_PAUSE_S = 0.00005
 """While a small batch still grows, look again for more frames after this pause (within ``batch_wait``)."""
-PARENT_CHECK_S = 1.0
+READY = b"ready\n"
 
 
 class _Connection(asyncio.Protocol):
@@ -187,26 +187,25 @@ class Sequencer:
         if self._changed is not None:
             self._changed.set()
 
-    async def serve(self, *, on_ready: Callable[[], None] | None = None, grace: float = 10.0) -> None:
-        """Listen until SIGTERM (or the parent process dies), then drain, sign and stop."""
+    async def serve(self, *, lifeline: socket.socket | None = None, grace: float = 10.0) -> None:
+        """Listen until stopped, then drain, sign and stop.
+
+        With a ``lifeline`` (one end of a socket pair whose other end the supervisor holds),
+        say ``ready`` on it once listening and stop when it closes: when ``serve`` stops the
+        writer, or dies. Without one, stop on SIGTERM.
+        """
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         self._changed = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        parent = os.getppid()
         server = await loop.create_unix_server(lambda: _Connection(self), sock=bind_private(self._path))
-
-        def watch_parent() -> None:
-            if os.getppid() != parent:
-                log.warning("ledger_writer_orphaned")
-                stop.set()
-            else:
-                loop.call_later(PARENT_CHECK_S, watch_parent)
-
-        loop.call_later(PARENT_CHECK_S, watch_parent)
+        if lifeline is None:
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        else:
+            lifeline.setblocking(False)
+            loop.add_reader(lifeline.fileno(), _on_lifeline, loop, lifeline, stop)
         log.info("ledger_writer_started", pid=os.getpid(), ledger_size=self._log.size())
-        if on_ready is not None:
-            on_ready()
+        if lifeline is not None:
+            await loop.sock_sendall(lifeline, READY)
         try:
             await stop.wait()
         finally:
@@ -232,14 +231,32 @@ class Sequencer:
                 connection.transport.close()
 
 
+def _on_lifeline(loop: asyncio.AbstractEventLoop, lifeline: socket.socket, stop: asyncio.Event) -> None:
+    try:
+        data = lifeline.recv(64)
+    except BlockingIOError:
+        return
+    except OSError:
+        data = b""
+    if not data:  # the supervisor closed its end, or exited
+        loop.remove_reader(lifeline.fileno())
+        stop.set()
+
+
 def run(
     ledger: Log,
     socket_path: Path,
     *,
-    batch_wait: float = 0.0,
+    batch_wait: float = 0.0005,
     grace: float = 10.0,
-    on_ready: Callable[[], None] | None = None,
+    lifeline: socket.socket | None = None,
 ) -> None:
-    """Run a sequencer in this process until SIGTERM; SIGINT (a terminal's Ctrl-C) is left to ``serve``."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.run(Sequencer(ledger, socket_path, batch_wait=batch_wait).serve(on_ready=on_ready, grace=grace))
+    """Run a sequencer in this process until stopped (see :meth:`Sequencer.serve`).
+
+    Under a supervisor (a ``lifeline``), SIGINT and SIGTERM sent to the whole process group
+    are left to ``serve``: it stops the writer after its workers, so their last entries count.
+    """
+    if lifeline is not None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    asyncio.run(Sequencer(ledger, socket_path, batch_wait=batch_wait).serve(lifeline=lifeline, grace=grace))
