@@ -20,7 +20,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic as _monotonic
@@ -450,6 +450,25 @@ class Log:
         self._saw_size(size)
         self._after_commit(note, size, _monotonic())
         return note
+
+    def signed_note_for(self, kinds: Collection[str]) -> str:
+        """The signed head note, signed afresh first if entries past it include one of ``kinds``.
+
+        The kind column is only a hint for when to sign: whatever it says, every entry is
+        covered by the interval's signature within ``sign_interval`` seconds.
+        """
+        try:
+            with self._engine.connect() as conn:
+                _size, _frontier, note = self._read_head(conn)
+                signed = self._open_note(note, "the signed head").size
+                pending = conn.execute(
+                    select(ledger_entries.c.idx)
+                    .where(ledger_entries.c.idx >= signed, ledger_entries.c.kind.in_(sorted(kinds)))
+                    .limit(1)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise _db_error("read its head", exc) from exc
+        return note if pending is None else self.sign_head(int(pending[0]) + 1)
 
     def _sign_locked(self, conn: Connection) -> tuple[str, int]:
         """Sign the head read under the write lock (unless someone signed it meanwhile)."""

@@ -133,7 +133,7 @@ class WriterClient:
         self._path = socket_path
         self._timeout = timeout
         self._channel: _Channel | None = None
-        self._connecting: asyncio.Future[_Channel] | None = None
+        self._connecting: asyncio.Task[_Channel] | None = None
 
     async def append(self, entry: PreparedEntry) -> Receipt:
         """Durably record ``entry``; raises :class:`LedgerUnavailable` when the writer cannot confirm it."""
@@ -149,23 +149,27 @@ class WriterClient:
             await self._connect()
 
     async def _connect(self) -> _Channel:
-        if self._connecting is not None:
-            return await asyncio.shield(self._connecting)
+        """One connection attempt at a time, shared by every caller (and not cancelled with any of them)."""
+        attempt = self._connecting
+        if attempt is None:
+            attempt = asyncio.get_running_loop().create_task(self._open())
+            attempt.add_done_callback(self._opened)
+            self._connecting = attempt
+        return await asyncio.shield(attempt)
+
+    async def _open(self) -> _Channel:
         loop = asyncio.get_running_loop()
-        self._connecting = loop.create_future()
         try:
             with short_address(self._path) as address:
                 _transport, channel = await loop.create_unix_connection(lambda: _Channel(self._timeout), address)
         except OSError as exc:
-            error = LedgerUnavailable(f"the ledger writer is not available: {exc.strerror or exc}")
-            self._connecting.set_exception(error)
-            self._connecting.exception()  # retrieved: waiters that joined see it, nobody else
-            self._connecting = None
-            raise error from exc
-        self._channel = channel
-        self._connecting.set_result(channel)
-        self._connecting = None
+            raise LedgerUnavailable(f"the ledger writer is not available: {exc.strerror or exc}") from exc
         return channel
+
+    def _opened(self, attempt: asyncio.Task[_Channel]) -> None:
+        self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:  # retrieved: no "never retrieved" warning
+            self._channel = attempt.result()
 
     def close(self) -> None:
         """Hang up (the writer commits what it already received)."""

@@ -113,7 +113,7 @@ class StateFollower:
             return state
 
     def _signed_head(self) -> tuple[int, bytes]:
-        """The signed head: the whole log's (``sign_head`` signs a note that lags its head), or the stored note."""
+        """The signed head: ``sign_head``'s (which signs a note that lags state changes), or the stored note."""
         if self._sign_head is not None:
             note: object = self._sign_head()
         else:
@@ -237,6 +237,6 @@ def follower(ws: Workspace) -> StateFollower:
     """The workspace's state follower, created on first use."""
     found = ws.services.get("state")
     if not isinstance(found, StateFollower):
-        found = StateFollower(ws.engine, ws.signer, sign_head=ws.log.sign_head)
+        found = StateFollower(ws.engine, ws.signer, sign_head=lambda: ws.log.signed_note_for(STATE_KINDS))
         ws.services["state"] = found
     return found

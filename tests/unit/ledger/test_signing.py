@@ -10,6 +10,7 @@ from sqlalchemy import select, text, update
 
 from mlwarden.config import WorkspaceOptions
 from mlwarden.errors import IntegrityError
+from mlwarden.identity.tokens import create_token
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.notes import Checkpoint
@@ -68,13 +69,20 @@ def test_close_signs_the_head_it_left_unsigned(lagging: Workspace, workspace_opt
         ws.close()
 
 
-def test_follower_proves_entries_past_the_lagging_note_at_once(lagging: Workspace) -> None:
-    """The trust follower signs on demand: its state covers the whole log; a follower without it stops at the note."""
+def test_follower_signs_for_a_state_change_past_the_lagging_note_only(lagging: Workspace) -> None:
+    """A revocation committed after the note is enforced at once (signed on demand); predictions alone sign nothing."""
+    _token, record = create_token(lagging, name="t", scopes=["inference:read"], principal="admin")  # signed
+    _fill(lagging, 3, start=8)
+    note = lagging.log.head_note()
     state = follower(lagging).refresh()
-    assert state.size == 8
-    lagging.log.append(kind="test.entry", subject="late", principal="p", body={})
-    assert StateFollower(lagging.engine, lagging.signer).refresh().size == 8  # the stored note only
-    assert follower(lagging).refresh().size == 9
+    assert lagging.log.head_note() == note  # nothing past the note that the state needs: no signature
+    assert state.size == _note(lagging).size < lagging.log.size()
+    lagging.log.append(kind="token.revoked", subject=f"token:{record.token_id}", body={}, principal="admin")
+    stale = StateFollower(lagging.engine, lagging.signer).refresh()  # the stored note only
+    assert stale.tokens[record.token_id].revoked_index is None
+    state = follower(lagging).refresh()
+    assert state.tokens[record.token_id].revoked_index == lagging.log.size() - 1
+    assert _note(lagging).size == lagging.log.size()
 
 
 def test_on_demand_signing_refuses_a_frontier_that_disagrees_with_the_stored_tree(lagging: Workspace) -> None:
