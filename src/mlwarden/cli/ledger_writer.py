@@ -14,6 +14,7 @@ the workspace in the environment, as the workers do.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import socket
 import subprocess
@@ -160,6 +161,10 @@ def main(argv: list[str]) -> None:
     try:
         ws.log.sign_interval = settings.ledger_sign_interval_seconds
         ws.log.checkpoint_wal_in_background()
+        if settings.gc_freeze:  # as in the workers: no full collection over the loaded libraries stalls a batch
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(50_000, 50, 100)
         sequencer.run(ws.log, socket_path, batch_wait=settings.ledger_batch_wait_seconds, lifeline=lifeline)
     finally:
         ws.close()
