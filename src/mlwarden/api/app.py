@@ -47,6 +47,7 @@ from mlwarden.ledger.duties import DutySettings, start_duties
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
+from mlwarden.subjects.decisions import decision_payloads
 from mlwarden.trust.follower import follower
 from mlwarden.workspace import open_workspace
 
@@ -56,6 +57,11 @@ log = structlog.get_logger("mlwarden.api")
 class PredictBody(BaseModel):
     inputs: list[Any] = Field(
         min_length=1, description="Rows: objects keyed by feature name, or lists in signature order."
+    )
+    subjects: list[str] | None = Field(
+        default=None,
+        description="Optional data subject of each row (one per row): its inputs and outputs are sealed under the "
+        "subject's keys, erased with `POST /v1/privacy/erase`.",
     )
 
 
@@ -205,7 +211,9 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")
     async def predict(name: str, body: PredictBody, request: Request, principal: Caller) -> JSONResponse:
         # Answers what FastPredict hands over (unusual bodies); describes the route in the OpenAPI document.
-        return JSONResponse(await predict_rows(request.app.state, request.scope, principal, name, body.inputs))
+        return JSONResponse(
+            await predict_rows(request.app.state, request.scope, principal, name, body.inputs, body.subjects)
+        )
 
     for route in app.router.routes:
         if isinstance(route, APIRoute) and route.path == "/v1/models/{name}/predict":
@@ -241,7 +249,9 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         note = gateway.ws.log.head_note()
         checkpoint = Checkpoint.open(note, gateway.ws.log.verifier)
         proof = gateway.ws.log.inclusion_proof(index, checkpoint.size)
-        return {"decision_id": decision_id, "entry": entry, "inclusion_proof": proof.to_json(), "checkpoint": note}
+        payloads = decision_payloads(gateway.ws, entry, decision_id)
+        return {"decision_id": decision_id, "entry": entry, **payloads, "inclusion_proof": proof.to_json(),
+                "checkpoint": note}  # fmt: skip
 
     @app.get("/v1/ledger/checkpoint", summary="The latest signed checkpoint (scope audit:read)")
     def checkpoint(request: Request, principal: Caller) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -41,6 +42,7 @@ from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
+from mlwarden.subjects.sealing import check_subjects, seal_rows
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import VersionFacts
 from mlwarden.workspace import Workspace
@@ -148,18 +150,34 @@ class Gateway:
         except MlwardenError:  # the ledger (or the database under it) is down: the caller still gets its answer
             log.warning("rejection_not_recorded", status=status)
 
-    async def predict_async(self, principal: Principal, name: str, rows: Any, decision: Decision) -> dict[str, Any]:
-        """:meth:`predict` for the event loop: inference inline, the ledger record awaited."""
+    async def predict_async(
+        self, principal: Principal, name: str, rows: Any, decision: Decision, subjects: Any = None
+    ) -> dict[str, Any]:
+        """:meth:`predict` for the event loop: inference inline, the ledger record (inputs sealed) awaited.
+
+        Rows without subject are sealed inline (new keys, no database); subjects' keys of the day
+        may need the database, so those requests seal in a worker thread.
+        """
         if isinstance(rows, list) and len(rows) > self.settings.max_rows:
             raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
         served = self.served(name)
         check_rows(rows, served.validator.names)
+        checked = check_subjects(subjects, len(rows) if isinstance(rows, list) else 0)
         inputs = served.validator.validate(rows)
         outputs = served.model.predict(inputs).rows()
         decisions = [str(uuid.uuid4()) for _ in outputs]
         row = served.row
-        record = prediction_record(row, decisions, rows, outputs, access=decision.to_json())
-        index = await self.record(**record, principal=principal.id)
+        if checked is None:
+            sealed = seal_rows(self.ws, decisions, rows, outputs)
+        else:
+            sealed = await asyncio.to_thread(seal_rows, self.ws, decisions, rows, outputs, checked)
+        entry = prediction_record(
+            row, decisions, sealed, principal=fit(principal.id, MAX_PRINCIPAL), access=decision.to_json()
+        )
+        if self.appender is None:
+            index = self.ws.log.append_many([entry])[0].index
+        else:
+            index = (await self.appender.append(entry)).index
         return prediction_response(row, outputs, decisions, index)
 
     def authorize(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +19,10 @@ _KIND = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 MAX_SUBJECT = 512
 MAX_PRINCIPAL = 512
 MAX_BODY_BYTES = 1 << 20
+
+PayloadRow = tuple[str, str, str, str, str | None, bytes | None, bytes, bytes]
+"""A sealed payload stored with its entry: ``(decision_id, field, key_id, day, kek_id, wrapped_key, nonce,
+ciphertext)``, the columns of ``privacy_payloads`` before ``ledger_index`` (see :mod:`mlwarden.privacy`)."""
 
 
 def _canonical_str(value: str) -> bytes:
@@ -72,6 +78,12 @@ class PreparedEntry:
     _head: bytes
     _tail: bytes
     refs: tuple[str, ...] = ()
+    attachments: tuple[PayloadRow, ...] = ()
+    """Sealed payloads the entry commits to: inserted with the entry's index, in its transaction."""
+
+    def with_attachments(self, rows: Sequence[PayloadRow]) -> PreparedEntry:
+        """This entry carrying ``rows`` (written in the same transaction, or not at all)."""
+        return dataclasses.replace(self, attachments=tuple(rows))
 
     @classmethod
     def build(
