@@ -48,6 +48,7 @@ from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
 from mlwarden.subjects.decisions import decision_payloads
+from mlwarden.subjects.erasure import erase_data_subject
 from mlwarden.trust.follower import follower
 from mlwarden.workspace import open_workspace
 
@@ -70,6 +71,11 @@ class FeedbackBody(BaseModel):
     kind: Literal["incorrect", "suspicious", "other"]
     expected: Any = None
     comment: str | None = Field(default=None, max_length=4000)
+
+
+class EraseBody(BaseModel):
+    subject: str = Field(min_length=1, max_length=256, description="The data subject named in predict requests.")
+    reason: str = Field(min_length=1, max_length=500, description="Why (recorded in the erasure entry).")
 
 
 class PromoteBody(BaseModel):
@@ -252,6 +258,12 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         payloads = decision_payloads(gateway.ws, entry, decision_id)
         return {"decision_id": decision_id, "entry": entry, **payloads, "inclusion_proof": proof.to_json(),
                 "checkpoint": note}  # fmt: skip
+
+    @app.post("/v1/privacy/erase", summary="Erase a data subject's personal data (scope privacy:erase)")
+    def erase(body: EraseBody, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.PRIVACY_ERASE, "privacy")
+        return erase_data_subject(gateway.ws, body.subject, reason=body.reason, principal=principal.id)
 
     @app.get("/v1/ledger/checkpoint", summary="The latest signed checkpoint (scope audit:read)")
     def checkpoint(request: Request, principal: Caller) -> dict[str, Any]:
