@@ -1,4 +1,9 @@
-"""Ledger benchmark: durable appends (1 and 64 threads), verification and proofs, against baselines.
+"""Ledger benchmark: durable appends (1 and 64 callers, in process and through serve's writer), verify, proofs.
+
+Appends: ``appends_per_s_c1`` / ``appends_per_s_c64`` are threads calling ``Log.append``
+(the in-process group commit); ``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
+callers over ``--connections`` sockets to the ledger writer process that ``serve`` runs
+(one process for the callers, one for the writer, as gateway workers and their writer).
 
 Prints one JSON object. Baselines, measured in the same run on the same disk:
 * ``baseline_commit_per_insert_per_s``: plain sqlite3 (WAL, synchronous=FULL), one commit per
@@ -11,6 +16,7 @@ Usage: python bench/ledger.py [--quick] [--dir DIR]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import hashlib
 import json
 import os
@@ -27,8 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mlwarden.cli.ledger_writer import WriterSupervisor
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.ledger.writer_client import WriterClient
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 BODY: dict[str, Any] = {
@@ -64,6 +72,49 @@ def _append_rate(ws: Workspace, threads: int, total: int) -> float:
             f.result()
         elapsed = time.perf_counter() - start
     return per_thread * threads / elapsed
+
+
+def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> tuple[float, float]:
+    """Appends/s through a ledger writer process, and the mean entries per writer commit."""
+    home = root / "sequencer"
+    _workspace(root, "sequencer").close()
+    os.environ["MLWARDEN_HOME"] = str(home)
+    writer = WriterSupervisor(home / "writer.sock", log_fd=sys.stderr.fileno()).start()  # stdout: one JSON object
+    per_caller = total // callers
+
+    async def run() -> float:
+        clients = [WriterClient(writer.socket_path) for _ in range(connections)]
+
+        async def caller(t: int) -> None:
+            client = clients[t % connections]
+            for i in range(per_caller):
+                entry = PreparedEntry.build(
+                    kind="prediction", subject=f"model:credit-risk:{t}", principal="token:svc", body={**BODY, "n": i}
+                )
+                await client.append(entry)
+
+        await caller(0)  # connect every client before the clock starts
+        for client in clients[1:]:
+            await client.ready()
+        start = time.perf_counter()
+        await asyncio.gather(*(caller(t) for t in range(callers)))
+        elapsed = time.perf_counter() - start
+        for client in clients:
+            client.close()
+        return elapsed
+
+    try:
+        elapsed = asyncio.run(run())
+    finally:
+        writer.stop()
+    ws = open_workspace(WorkspaceOptions.from_settings(Settings(database_url=None), home))
+    try:
+        appended = ws.log.size()
+        if not ws.log.verify().ok:
+            raise SystemExit("the sequencer's log does not verify")
+    finally:
+        ws.close()
+    return per_caller * callers / elapsed, appended
 
 
 def _baseline_commit_per_insert(root: Path, sample: bytes, total: int) -> float:
@@ -136,6 +187,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs; finishes within 60 s on 2 cores")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the benchmark databases")
     parser.add_argument("--proof-log-size", type=int, default=1_000_000)
+    parser.add_argument("--connections", type=int, default=4, help="sockets to the ledger writer (gateway workers)")
     args = parser.parse_args()
     c1_n, c64_n, base_n = (300, 12_800, 300) if args.quick else (1_000, 64_000, 1_000)
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-", dir=args.dir))
@@ -143,6 +195,7 @@ def main() -> None:
         ws = _workspace(root, "appends")
         c1 = _append_rate(ws, 1, c1_n)
         c64 = _append_rate(ws, 64, c64_n)
+        seq_c64, _seq_size = _sequencer_rate(root, 64, args.connections, c64_n)
         sample = ws.log.entry(ws.log.size() - 1).text.encode()
         ws.close()
         baseline = _baseline_commit_per_insert(root, sample, base_n)
@@ -164,6 +217,9 @@ def main() -> None:
         "appends_per_s_c64": round(c64, 1),
         "baseline_commit_per_insert_per_s": round(baseline, 1),
         "c64_vs_baseline": round(c64 / baseline, 2),
+        "appends_per_s_sequencer_c64": round(seq_c64, 1),
+        "sequencer_c64_vs_baseline": round(seq_c64 / baseline, 2),
+        "sequencer_connections": args.connections,
         "c1_vs_baseline": round(c1 / baseline, 2),
         "verify_entries_per_s": round(verify_rate, 1),
         "baseline_sha256_entries_per_s": round(sha_rate, 1),

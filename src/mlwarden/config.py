@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = 1.0
     model_refresh_seconds: float = 1.0
     db_lock_timeout_seconds: float = 30.0
+    ledger_sign_interval_seconds: float = 1.0
+    """How often, at most, group commits re-sign the ledger head (also signed on demand and at shutdown)."""
+    ledger_batch_wait_seconds: float = 0.0005
+    """How long ``serve``'s ledger writer lets a small batch wait to grow before committing it."""
+    ledger_writer_socket: Path | None = None
+    """Set by ``serve`` for its workers: record through the ledger writer listening here."""
+    ledger_writer_timeout_seconds: float = 10.0
+    """A worker gives up on (and reconnects to) a ledger writer that confirms nothing for this long."""
     gc_freeze: bool = True
 
 

@@ -42,9 +42,11 @@ from mlwarden.identity.policy import Principal
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope, effective_grant, parse_grant, parse_scopes
 from mlwarden.identity.tokens import create_token, list_tokens, revoke_token, token_json
-from mlwarden.ledger.async_append import AsyncAppender
+from mlwarden.ledger.async_append import AsyncAppender, EntryAppender
 from mlwarden.ledger.duties import DutySettings, start_duties
+from mlwarden.ledger.log import Log
 from mlwarden.ledger.notes import Checkpoint
+from mlwarden.ledger.writer_client import WriterClient
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
 from mlwarden.subjects.decisions import decision_payloads
@@ -156,6 +158,13 @@ def _authorize(request: Request, principal: Principal, scope: Scope, resource: s
         return gateway.authorize(principal, scope, resource, model)
 
 
+def _appender(settings: Settings, ledger: Log) -> EntryAppender:
+    """Through ``serve``'s ledger writer when it runs one, else an in-process group commit."""
+    if settings.ledger_writer_socket is not None:
+        return WriterClient(settings.ledger_writer_socket, timeout=settings.ledger_writer_timeout_seconds)
+    return AsyncAppender(ledger)
+
+
 def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> FastAPI:
     """The gateway for one workspace."""
     settings = settings or Settings()
@@ -169,8 +178,9 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ws = open_workspace(options)
         gateway = Gateway(ws, settings, TokenBuckets(settings.rate_limit, settings.rate_burst))
+        ws.log.sign_interval = settings.ledger_sign_interval_seconds
         ws.log.checkpoint_wal_in_background()
-        gateway.appender = AsyncAppender(ws.log)
+        gateway.appender = _appender(settings, ws.log)
         app.state.gateway = gateway
         rejections.gateway = gateway
         gateway.current_policy()
@@ -409,10 +419,13 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: the ledger answers")
-    def readyz(request: Request) -> JSONResponse:
+    @app.get("/readyz", summary="Readiness: the ledger answers (and serve's ledger writer accepts entries)")
+    async def readyz(request: Request) -> JSONResponse:
+        gateway: Gateway = request.app.state.gateway
         try:
-            size = request.app.state.gateway.ws.log.size()
+            size = await anyio.to_thread.run_sync(gateway.ws.log.size)
+            if gateway.appender is not None:
+                await gateway.appender.ready()
         except MlwardenError as exc:
             return problems.problem(503, "not-ready", exc.message)
         return JSONResponse({"status": "ready", "ledger_size": size, "lease": request.app.state.duties.status()})

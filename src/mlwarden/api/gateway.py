@@ -37,7 +37,7 @@ from mlwarden.identity.policy import (
 from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.identity.scopes import Scope
 from mlwarden.identity.tokens import TokenRecord, authenticate
-from mlwarden.ledger.async_append import AsyncAppender
+from mlwarden.ledger.async_append import EntryAppender
 from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.models import ServedModel, load_model, production_row
@@ -64,7 +64,7 @@ class Gateway:
     _tokens: dict[str, tuple[float, TokenRecord | None, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_checked: float = 0.0
-    appender: AsyncAppender | None = None
+    appender: EntryAppender | None = None
 
     # ------------------------------------------------------------------ identity
     def principal_from_token(self, value: str) -> Principal:
@@ -114,7 +114,7 @@ class Gateway:
     async def record(
         self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
     ) -> int:
-        """Durably record from the event loop (through the async appender); returns the index.
+        """Durably record from the event loop (through the appender: in process, or ``serve``'s writer); the index.
 
         A subject or principal past the ledger's limits (a 100 KB model name in a URL) is cut to
         fit, never a reason to skip the record.

@@ -140,13 +140,18 @@ def serve(
         typer.Option("--log-format", help="json (default) or console; also $MLWARDEN_LOG_FORMAT. Every worker."),
     ] = None,
 ) -> None:
-    """Run the gateway (FastAPI + uvicorn) for this workspace."""
+    """Run the gateway (FastAPI + uvicorn) for this workspace.
+
+    One ledger writer process records for every worker: it starts first, workers hand it
+    their entries over a private socket in the workspace, and it is restarted if it dies.
+    """
     import uvicorn
 
     from mlwarden.api.factory import log_format_from_env
     from mlwarden.api.health import HealthListener, port_accepts
     from mlwarden.api.logs import LOG_FORMAT_ENV, configure_logging
     from mlwarden.api.tls import SpiffeH11Protocol
+    from mlwarden.cli.ledger_writer import WriterSupervisor
 
     if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
         raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
@@ -176,13 +181,19 @@ def serve(
             health = HealthListener(health_port, port_accepts(host, port)).start()
         except OSError as exc:
             raise ConfigError(f"cannot listen for health checks on 127.0.0.1:{health_port}: {exc.strerror}") from exc
+    writer: WriterSupervisor | None = None
     try:
+        writer = WriterSupervisor(options.paths.home / f"ledger-writer-{os.getpid()}.sock").start()
+        os.environ["MLWARDEN_LEDGER_WRITER_SOCKET"] = str(writer.socket_path)  # the workers record through it
         with _metrics_dir(workers):
             uvicorn.run(
                 "mlwarden.api.factory:app", factory=True, host=host, port=port, workers=workers, access_log=False,
                 log_level="warning", **kwargs,  # type: ignore[arg-type]
             )  # fmt: skip
     finally:
+        if writer is not None:
+            writer.stop()  # after the workers: it commits what they handed over and signs the head
+            os.environ.pop("MLWARDEN_LEDGER_WRITER_SOCKET", None)
         if health is not None:
             health.close()
 

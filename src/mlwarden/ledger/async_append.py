@@ -11,12 +11,29 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from typing import Protocol
 
 from mlwarden.errors import LedgerUnavailable
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.ledger.log import Log, Receipt
 
 MAX_BATCH = 2048
+
+
+class EntryAppender(Protocol):
+    """How event-loop code records: in process (:class:`AsyncAppender`) or through ``serve``'s ledger writer."""
+
+    async def append(self, entry: PreparedEntry) -> Receipt:
+        """Durably record ``entry``; raise :class:`LedgerUnavailable` if it could not be committed."""
+        ...
+
+    async def ready(self) -> None:
+        """Raise :class:`LedgerUnavailable` unless appends can be recorded now."""
+        ...
+
+    def close(self) -> None:
+        """Stop; what was already handed over is still committed."""
+        ...
 
 
 class AsyncAppender:
@@ -40,6 +57,11 @@ class AsyncAppender:
             self._queue.append((entry, future, loop))
             self._cond.notify()
         return await future
+
+    async def ready(self) -> None:
+        """Raise :class:`LedgerUnavailable` once closed (the database itself is checked by its caller)."""
+        if self._closed:
+            raise LedgerUnavailable("the ledger writer is shut down")
 
     def close(self) -> None:
         """Finish what is queued, then stop the writer."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -63,6 +64,29 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=4096)
+def _tail(kind: str, principal: str, subject: str) -> bytes:
+    """The checked, rendered ``kind``/``principal``/``subject`` part of an entry (few distinct ones: cached)."""
+    if not isinstance(kind, str) or not _KIND.fullmatch(kind):
+        raise InvalidInput(
+            f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter"
+        )
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
+        raise InvalidInput(f"subject must be a non-empty string of at most {MAX_SUBJECT} characters")
+    if not isinstance(principal, str) or not principal or len(principal) > MAX_PRINCIPAL:
+        raise InvalidInput(f"principal must be a non-empty string of at most {MAX_PRINCIPAL} characters")
+    return (
+        b',"kind":'
+        + _canonical_str(kind)
+        + b',"principal":'
+        + _canonical_str(principal)
+        + b',"subject":'
+        + _canonical_str(subject)
+        + b',"time":'
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedEntry:
     """An entry checked and canonicalised by its caller, waiting for its index and time.
@@ -90,34 +114,26 @@ class PreparedEntry:
         cls, *, kind: str, subject: str, principal: str, body: dict[str, Any], refs: tuple[str, ...] = ()
     ) -> PreparedEntry:
         """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
-        if not isinstance(kind, str) or not _KIND.fullmatch(kind):
-            raise InvalidInput(
-                f"kind {kind!r} is not valid: use 1-64 lowercase letters, digits, '_', '.', ':' or '-', "
-                "starting with a letter"
-            )
-        if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
-            raise InvalidInput(f"subject must be a non-empty string of at most {MAX_SUBJECT} characters")
-        if not isinstance(principal, str) or not principal or len(principal) > MAX_PRINCIPAL:
-            raise InvalidInput(f"principal must be a non-empty string of at most {MAX_PRINCIPAL} characters")
         if not isinstance(body, dict):
             raise InvalidInput(f"body must be a JSON object, got {type(body).__name__}")
-        body_json = canonical_json(body)
+        return cls.from_canonical(kind=kind, subject=subject, principal=principal, body_json=canonical_json(body),
+                                  refs=refs)  # fmt: skip
+
+    @classmethod
+    def from_canonical(
+        cls, *, kind: str, subject: str, principal: str, body_json: bytes, refs: tuple[str, ...] = ()
+    ) -> PreparedEntry:
+        """As :meth:`build`, from a body already rendered as canonical JSON (the ledger writer's wire)."""
+        try:
+            tail = _tail(kind, principal, subject)
+        except TypeError:  # an unhashable field is no string: the uncached check says which
+            tail = _tail.__wrapped__(kind, principal, subject)
         if len(body_json) > MAX_BODY_BYTES:
             raise InvalidInput(f"body is {len(body_json)} bytes; the limit is {MAX_BODY_BYTES}")
-        head = b'{"body":' + body_json + b',"index":'
-        tail = (
-            b',"kind":'
-            + _canonical_str(kind)
-            + b',"principal":'
-            + _canonical_str(principal)
-            + b',"subject":'
-            + _canonical_str(subject)
-            + b',"time":'
-        )
         for ref in refs:
             if not isinstance(ref, str) or not 0 < len(ref) <= 64:
                 raise InvalidInput("entry references must be strings of 1-64 characters")
-        return cls(kind, subject, principal, body_json, head, tail, tuple(refs))
+        return cls(kind, subject, principal, body_json, b'{"body":' + body_json + b',"index":', tail, tuple(refs))
 
     def render(self, index: int, time: str) -> bytes:
         """The canonical entry bytes at ``index`` and ``time`` (keys in RFC 8785 order)."""

@@ -5,8 +5,10 @@ Storage layout (see ``mlwarden.store.schema``):
 * ``ledger_entries``: index, leaf hash and the canonical entry text;
 * ``ledger_nodes``: every perfect subtree hash ``(level, idx)``, written as it completes,
   so any proof or historical root is ``O(log n)`` stored hashes, fetched in one query;
-* ``ledger_head``: the size, the frontier and a signed checkpoint note of the head,
-  all updated in the same transaction as the entries;
+* ``ledger_head``: the size and the frontier of the head, updated in the same transaction
+  as the entries, and a signed checkpoint note of it, re-signed at most every
+  ``sign_interval`` seconds (so the note may lag the head; anything that needs an entry
+  covered by a signature asks :meth:`Log.sign_head`, which signs the head on demand);
 * ``ledger_checkpoints``: checkpoints taken on purpose, also published as files.
 """
 
@@ -18,7 +20,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from time import monotonic as _monotonic
@@ -68,6 +70,8 @@ HEAD_ID = 1
 LATEST_FILE = "latest.txt"
 PUBLISH_INTERVAL_S = 1.0
 """How often, at most, a writer publishes its newest head to ``checkpoints/latest.txt``."""
+SIGN_INTERVAL_S = 1.0
+"""How often, at most, group commits re-sign the head (one Ed25519 signature per interval, not per commit)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,7 @@ _INSERTS = {
     "payloads": "INSERT INTO privacy_payloads (decision_id, field, key_id, day, kek_id, wrapped_key, nonce, "
     "ciphertext, ledger_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
+    "head_unsigned": "UPDATE ledger_head SET size = ?, frontier = ? WHERE id = ?",
     "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",
 }
 
@@ -262,8 +267,19 @@ class LedgerTransaction:
 class Log:
     """The ledger of one workspace. Thread-safe; many processes may share one database."""
 
-    def __init__(self, engine: Engine, signer: NoteSigner, *, publish_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: NoteSigner,
+        *,
+        publish_dir: Path | None = None,
+        sign_interval: float = SIGN_INTERVAL_S,
+    ) -> None:
         self._engine = engine
+        self.sign_interval = sign_interval
+        """Seconds between two signatures of the head by group commits (0: sign every commit)."""
+        self._signed_at = -float("inf")
+        self._unsigned = False
         self._signer = signer
         self._verifier = signer.verifier()
         self._publish_dir = publish_dir
@@ -374,14 +390,19 @@ class Log:
                 head = cur.fetchone()
                 if head is None:
                     raise IntegrityError("ledger head is missing", index=0, problem="missing")
-                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]))
+                now = _monotonic()
+                sign = now - self._signed_at >= self.sign_interval
+                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]), sign=sign)
                 cur.executemany(_insert_sql("entries", qmark), self._entry_rows)
                 cur.executemany(_insert_sql("nodes", qmark), self._node_rows)
                 if self._ref_rows:
                     cur.executemany(_insert_sql("refs", qmark), self._ref_rows)
                 if self._payload_rows:
                     cur.executemany(_insert_sql("payloads", qmark), self._payload_rows)
-                cur.execute(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
+                if note is None:
+                    cur.execute(_insert_sql("head_unsigned", qmark), (frontier.size, frontier.to_bytes(), HEAD_ID))
+                else:
+                    cur.execute(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
                 conn.commit()
             except BaseException:
                 try:
@@ -398,20 +419,95 @@ class Log:
         finally:
             self._write_lock.__exit__(None, None, None)
         self._saw_size(frontier.size)
-        self._maybe_publish_head(note, frontier.size)
+        self._after_commit(note, frontier.size, now)
         return receipts
 
     def _stage(
-        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes
-    ) -> tuple[list[Receipt], str, Frontier]:
-        """Assign indices, render, hash and sign; the rows land in ``_entry_rows``/``_node_rows``."""
+        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes, *, sign: bool
+    ) -> tuple[list[Receipt], str | None, Frontier]:
+        """Assign indices, render, hash (and sign when due); the rows land in ``_entry_rows``/``_node_rows``."""
         self._check_not_rolled_back(size)
         frontier = Frontier.from_bytes(size, frontier_bytes)
         receipts = _render(
             batch, frontier, utc_now(), self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows
         )
-        note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer)
+        note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer) if sign else None
         return receipts, note, frontier
+
+    def _after_commit(self, note: str | None, size: int, now: float) -> None:
+        """Remember whether the head this process committed is signed; publish it when it is."""
+        if note is None:
+            self._unsigned = True
+            return
+        self._signed_at = now
+        self._unsigned = False
+        self._maybe_publish_head(note, size)
+
+    @property
+    def unsigned(self) -> bool:
+        """Whether this process committed entries that its last signature does not cover."""
+        return self._unsigned
+
+    def sign_head(self, covering: int | None = None) -> str:
+        """The signed head note, covering at least ``covering`` entries (default: the whole head).
+
+        When the stored note lags (group commits sign once per ``sign_interval``), the head is
+        signed now, once, under the write lock: its frontier must match the stored subtrees and,
+        at the note's size, the root the note signed. Returns the note.
+        """
+        try:
+            with self._engine.connect() as conn:
+                size, _frontier, note = self._read_head(conn)
+            current = self._open_note(note, "the signed head")
+            if current.size >= (size if covering is None else min(covering, size)):
+                return note
+            with self._write_lock, write_transaction(self._engine) as conn:
+                note, size = self._sign_locked(conn)
+        except SQLAlchemyError as exc:
+            raise _db_error("sign its head", exc) from exc
+        except OSError as exc:
+            raise LedgerUnavailable(f"ledger could not take its write lock: {exc.strerror}") from exc
+        self._saw_size(size)
+        self._after_commit(note, size, _monotonic())
+        return note
+
+    def signed_note_for(self, kinds: Collection[str]) -> str:
+        """The signed head note, signed afresh first if entries past it include one of ``kinds``.
+
+        The kind column is only a hint for when to sign: whatever it says, every entry is
+        covered by the interval's signature within ``sign_interval`` seconds.
+        """
+        try:
+            with self._engine.connect() as conn:
+                _size, _frontier, note = self._read_head(conn)
+                signed = self._open_note(note, "the signed head").size
+                pending = conn.execute(
+                    select(ledger_entries.c.idx)
+                    .where(ledger_entries.c.idx >= signed, ledger_entries.c.kind.in_(sorted(kinds)))
+                    .limit(1)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise _db_error("read its head", exc) from exc
+        return note if pending is None else self.sign_head(int(pending[0]) + 1)
+
+    def _sign_locked(self, conn: Connection) -> tuple[str, int]:
+        """Sign the head read under the write lock (unless someone signed it meanwhile)."""
+        size, frontier_bytes, note = self._read_head(conn, lock=True)
+        current = self._open_note(note, "the signed head")
+        if current.size >= size:
+            return note, size
+        frontier = Frontier.from_bytes(size, frontier_bytes)
+        self._check_frontier(conn, size, frontier)
+        self._check_against(conn, current, size, "signed head")
+        note = Checkpoint(self.origin, size, frontier.root()).sign(self._signer)
+        qmark = conn.dialect.paramstyle == "qmark"
+        conn.exec_driver_sql(_insert_sql("head", qmark), (size, frontier.to_bytes(), note, HEAD_ID))
+        return note, size
+
+    def _check_frontier(self, conn: Connection, size: int, frontier: Frontier) -> None:
+        stored = self._fetch_nodes(conn, set(root_nodes(size)))
+        if [stored[n] for n in root_nodes(size)] != frontier.hashes:
+            raise IntegrityError("ledger frontier does not match the stored subtrees", index=None, problem="changed")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[LedgerTransaction]:
@@ -431,7 +527,7 @@ class Log:
         if tx is not None and tx.committed_head is not None:
             note, size = tx.committed_head
             self._saw_size(size)
-            self._maybe_publish_head(note, size)
+            self._after_commit(note, size, _monotonic())
 
     def _maybe_publish_head(self, note: str, size: int) -> None:
         """Publish the head outside the database, at most every ``PUBLISH_INTERVAL_S`` seconds."""
@@ -444,8 +540,11 @@ class Log:
         self._publish(LATEST_FILE, note, size)
 
     def close(self) -> None:
-        """Publish the newest head and release the writer connection."""
+        """Sign the head if this process left it unsigned, publish the newest head, release the connection."""
         try:
+            if self._unsigned:
+                with contextlib.suppress(MlwardenError):  # closing after a failure: the next writer signs
+                    self.sign_head()
             self.publish_head()
         finally:
             writer, self._writer = self._writer, None
@@ -484,37 +583,52 @@ class Log:
     def check_head(self) -> Checkpoint:
         """Check the stored head against its signature, its stored subtrees and every known checkpoint.
 
-        Run when a log is opened for writing. Raises :class:`IntegrityError` naming the problem.
+        The signed note may lag the head (group commits sign once per interval), but it must be
+        consistent with it: a size no larger than the head's, and at that size the root the
+        stored tree gives. Run when a log is opened for writing; raises :class:`IntegrityError`.
+
+        Published and stored checkpoints are read *before* the head: a sibling writer that
+        commits and publishes in between can only make the head larger than what was read,
+        never a published checkpoint look newer than the head (a false "rolled back").
         """
         try:
+            known = list(self._known_checkpoints())
             with self._engine.connect() as conn:
                 size, frontier_bytes, note = self._read_head(conn)
                 head = self._open_note(note, "the signed head")
                 frontier = Frontier.from_bytes(size, frontier_bytes)
-                if head.size != size or head.root != frontier.root():
+                if head.size > size:
+                    raise IntegrityError(
+                        f"ledger has {size} entries but its signed head covers {head.size}: "
+                        "entries were removed or the database was rolled back",
+                        index=size,
+                        problem="rolled back",
+                    )
+                if head.size == size and head.root != frontier.root():
                     raise IntegrityError(
                         f"ledger head (size {size}) does not match its signed checkpoint (size {head.size})",
-                        index=min(size, head.size),
+                        index=size,
                         problem="changed",
                     )
-                stored = self._fetch_nodes(conn, set(root_nodes(size)))
-                if [stored[n] for n in root_nodes(size)] != frontier.hashes:
-                    raise IntegrityError(
-                        "ledger frontier does not match the stored subtrees", index=None, problem="changed"
-                    )
-                for label, cp in self._known_checkpoints(conn):
+                self._check_frontier(conn, size, frontier)
+                self._check_against(conn, head, size, "signed head")
+                for label, cp in known:
                     self._check_against(conn, cp, size, label)
         except SQLAlchemyError as exc:
             raise _db_error("read its head", exc) from exc
         self._saw_size(size)
         return head
 
-    def _known_checkpoints(self, conn: Connection) -> Iterator[tuple[str, Checkpoint]]:
-        row = conn.execute(
-            select(ledger_checkpoints.c.size, ledger_checkpoints.c.note)
-            .order_by(ledger_checkpoints.c.size.desc())
-            .limit(1)
-        ).first()
+    def _known_checkpoints(self) -> Iterator[tuple[str, Checkpoint]]:
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(ledger_checkpoints.c.size, ledger_checkpoints.c.note)
+                    .order_by(ledger_checkpoints.c.size.desc())
+                    .limit(1)
+                ).first()
+        except SQLAlchemyError as exc:
+            raise _db_error("read checkpoints", exc) from exc
         if row is not None:
             yield (
                 f"stored checkpoint at size {row.size}",
@@ -650,6 +764,8 @@ class Log:
         and the Ed25519-signed head are. Raises :class:`IntegrityError` when they disagree.
         """
         head = self._open_note(self.head_note(), "the signed head")
+        if index >= head.size:  # committed after the last interval signature: sign the head now
+            head = self._open_note(self.sign_head(index + 1), "the signed head")
         stored = self.entry(index)
         text = stored.text.encode()
         leaf = hashlib.sha256(b"\x00" + text).digest()
@@ -779,10 +895,10 @@ class Log:
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self) -> str:
         """Store and publish a signed checkpoint of the current head; return the note."""
-        head = self.check_head()
-        try:
-            with write_transaction(self._engine) as conn:
-                size, _frontier, note = self._read_head(conn, lock=True)
+        self.check_head()
+        try:  # signed now if the note lags: a checkpoint taken on purpose covers every committed entry
+            with self._write_lock, write_transaction(self._engine) as conn:
+                note, size = self._sign_locked(conn)
                 exists = conn.execute(
                     select(ledger_checkpoints.c.size).where(ledger_checkpoints.c.size == size)
                 ).first()
@@ -790,8 +906,10 @@ class Log:
                     conn.execute(insert(ledger_checkpoints).values(size=size, note=note, created=utc_now()))
         except SQLAlchemyError as exc:
             raise _db_error("store the checkpoint", exc) from exc
-        if size != head.size:
-            self._open_note(note, "the signed head")
+        except OSError as exc:
+            raise LedgerUnavailable(f"ledger could not take its write lock: {exc.strerror}") from exc
+        self._saw_size(size)
+        self._after_commit(note, size, _monotonic())
         self._publish(f"checkpoint-{size:012d}.txt", note, size)
         return note
 

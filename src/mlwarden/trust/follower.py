@@ -15,6 +15,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -59,8 +60,16 @@ def entry_kind(text: bytes) -> str | None:
 class StateFollower:
     """One per workspace and process: the state, refreshed on demand or by a background thread."""
 
-    def __init__(self, engine: Engine, signer: NoteSigner, *, use_snapshot: bool = True) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        signer: NoteSigner,
+        *,
+        use_snapshot: bool = True,
+        sign_head: Callable[[], str] | None = None,
+    ) -> None:
         self._use_snapshot = use_snapshot
+        self._sign_head = sign_head
         self._engine = engine
         self._signer = signer
         self._verifier = signer.verifier()
@@ -104,11 +113,15 @@ class StateFollower:
             return state
 
     def _signed_head(self) -> tuple[int, bytes]:
-        try:
-            with self._engine.connect() as conn:
-                note = conn.execute(select(ledger_head.c.note)).scalar()
-        except SQLAlchemyError as exc:
-            raise LedgerUnavailable("ledger could not read its head") from exc
+        """The signed head: ``sign_head``'s (which signs a note that lags state changes), or the stored note."""
+        if self._sign_head is not None:
+            note: object = self._sign_head()
+        else:
+            try:
+                with self._engine.connect() as conn:
+                    note = conn.execute(select(ledger_head.c.note)).scalar()
+            except SQLAlchemyError as exc:
+                raise LedgerUnavailable("ledger could not read its head") from exc
         if note is None:
             raise IntegrityError("ledger head is missing", index=0, problem="missing")
         try:
@@ -224,6 +237,6 @@ def follower(ws: Workspace) -> StateFollower:
     """The workspace's state follower, created on first use."""
     found = ws.services.get("state")
     if not isinstance(found, StateFollower):
-        found = StateFollower(ws.engine, ws.signer)
+        found = StateFollower(ws.engine, ws.signer, sign_head=lambda: ws.log.signed_note_for(STATE_KINDS))
         ws.services["state"] = found
     return found
