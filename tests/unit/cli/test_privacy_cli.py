@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
@@ -57,3 +59,95 @@ def test_bad_subjects_and_reason_are_one_line_errors(cli: Cli, sample: SampleMod
     assert empty.code != 0
     assert "reason" in empty.err
     assert "Traceback" not in empty.err
+
+
+def _verify(cli: Cli) -> tuple[int, dict[str, Any]]:
+    result = cli("ledger", "verify", "--json")
+    report: dict[str, Any] = json.loads(result.out)
+    return result.code, report
+
+
+def _db(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / "mlwarden.db", isolation_level=None)
+
+
+@pytest.fixture
+def recorded(cli: Cli, sample: SampleModel, tmp_path: Path) -> dict[str, Any]:
+    """Two predictions: two rows of subjects cust-1/cust-2, then one row without subject."""
+    assert cli("init").code == 0
+    assert cli("model", "register", "bc", str(sample.onnx), "--card", str(sample.card)).code == 0
+    rows = str(_rows(sample, tmp_path, 2))
+    subjects = cli("model", "predict", "bc:1", "--input", rows, "--subject", "cust-1", "--subject", "cust-2")
+    (tmp_path / "one.json").write_text(json.dumps(json.loads(Path(rows).read_text())[:1]))
+    own = cli("model", "predict", "bc:1", "--input", str(tmp_path / "one.json"))
+    assert subjects.code == own.code == 0
+    return {"subjects": json.loads(subjects.out), "own": json.loads(own.out)}
+
+
+def test_verify_reports_erasure_and_stays_intact(cli: Cli, recorded: dict[str, Any]) -> None:
+    """After erasing a subject, verify exits 0: erased payloads counted against the erasure entry's index."""
+    code, before = _verify(cli)
+    assert code == 0, before
+    assert before["payloads"] == {"verified": 6, "erased": 0, "absent": 0, "tampered": [], "erased_by": {}}
+    erased = json.loads(cli("privacy", "erase", "--subject", "cust-1", "--reason", "request").out)
+    code, after = _verify(cli)
+    assert code == 0, after
+    assert after["payloads"]["verified"] == 4
+    assert after["payloads"]["erased"] == 2
+    assert after["payloads"]["erased_by"] == {str(erased["ledger_index"]): 2}
+    text = cli("ledger", "verify")
+    assert text.code == 0
+    assert f"2 erased (2 by the erasure at index {erased['ledger_index']})" in text.out
+
+
+def test_verify_names_the_index_of_an_altered_ciphertext(cli: Cli, home: Path, recorded: dict[str, Any]) -> None:
+    """One flipped ciphertext byte: exit 1, the prediction's ledger index named."""
+    decision = recorded["subjects"]["decision_ids"][1]
+    with _db(home) as db:
+        (ct,) = db.execute(
+            "SELECT ciphertext FROM privacy_payloads WHERE decision_id = ? AND field = 'inputs'", (decision,)
+        ).fetchone()
+        db.execute(
+            "UPDATE privacy_payloads SET ciphertext = ? WHERE decision_id = ? AND field = 'inputs'",
+            (bytes([ct[0] ^ 1]) + ct[1:], decision),
+        )
+    code, report = _verify(cli)
+    assert code == 1
+    [problem] = report["payloads"]["tampered"]
+    assert problem["index"] == recorded["subjects"]["ledger_index"]
+    assert "fails authentication" in problem["problem"]
+
+
+def test_verify_catches_swapped_payloads_and_fake_erasure(cli: Cli, home: Path, recorded: dict[str, Any]) -> None:
+    """A payload row moved to another decision fails; a row marked erased with no erasure entry fails."""
+    first, second = recorded["subjects"]["decision_ids"]
+    own = recorded["own"]["decision_ids"][0]
+    with _db(home) as db:
+        db.execute("UPDATE privacy_payloads SET erasure_id = 'f' || key_id, wrapped_key = NULL WHERE decision_id = ?",
+                   (own,))  # fmt: skip
+        db.execute("DELETE FROM privacy_payloads WHERE decision_id = ? AND field = 'outputs'", (second,))
+        db.execute(
+            "UPDATE privacy_payloads SET decision_id = ? WHERE decision_id = ? AND field = 'outputs'", (second, first)
+        )
+    code, report = _verify(cli)
+    assert code == 1
+    problems = {(p["index"], p["problem"].split(":")[0].split(" is ")[0]) for p in report["payloads"]["tampered"]}
+    subjects_index, own_index = recorded["subjects"]["ledger_index"], recorded["own"]["ledger_index"]
+    assert {i for i, _ in problems} == {subjects_index, own_index}
+    texts = " | ".join(p["problem"] for p in report["payloads"]["tampered"])
+    assert "no erasure entry covers" in texts
+    assert "payload row missing" in texts  # the first decision's outputs row was moved away
+    assert "fails authentication" in texts  # ... and fails where it was moved to
+
+
+def test_verify_names_the_index_of_an_altered_commitment(cli: Cli, home: Path, recorded: dict[str, Any]) -> None:
+    """A commitment rewritten in the stored entry (to match a forged payload) breaks the leaf: exit 1 at its index."""
+    index = recorded["own"]["ledger_index"]
+    with _db(home) as db:
+        (text,) = db.execute("SELECT entry FROM ledger_entries WHERE idx = ?", (index,)).fetchone()
+        body = json.loads(text)["body"]
+        old = body["inputs_commitments"][0]
+        db.execute("UPDATE ledger_entries SET entry = ? WHERE idx = ?", (text.replace(old, "0" * 64), index))
+    code, report = _verify(cli)
+    assert code == 1
+    assert report["index"] == index
