@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from mlwarden.cli.context import print_json, state
+from mlwarden.errors import InvalidInput
+from mlwarden.ledger.keys import load_verifier
+from mlwarden.ledger.pins import KeyPin
 from mlwarden.subjects.erasure import erase_data_subject
+from mlwarden.subjects.export import export_subject
+from mlwarden.subjects.export_check import check_export
 from mlwarden.workspace import local_principal
+
+MAX_EXPORT_BYTES = 256 << 20
 
 app = typer.Typer(help="Personal data: erasure, retention and subject access.", no_args_is_help=True)
 
@@ -25,3 +35,50 @@ def erase(
         print_json(erase_data_subject(ws, subject, reason=reason, principal=local_principal()))
     finally:
         ws.close()
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    subject: Annotated[str, typer.Option("--subject", help="The data subject's id.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write here (mode 0600) instead of stdout.")] = None,
+) -> None:
+    """Every decision about SUBJECT with inputs, outputs, inclusion proofs and the signed checkpoint."""
+    ws = state(ctx).open()
+    try:
+        document = export_subject(ws, subject, principal=local_principal())
+    finally:
+        ws.close()
+    if out is None:
+        print_json(document)
+        return
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {out}: {exc.strerror} (it must not exist yet)") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle)
+    print_json({"out": str(out), "decisions": len(document["decisions"])})
+
+
+@app.command("verify-export")
+def verify_export(
+    file: Annotated[Path, typer.Argument(help="A file written by `mlwarden privacy export`.")],
+    public_key: Annotated[
+        Path | None, typer.Option("--public-key", help="The ledger's verifier key you trust (keys/ledger.pub).")
+    ] = None,
+    key_fingerprint: Annotated[
+        str | None, typer.Option("--key-fingerprint", help="The key fingerprint you trust (printed by `init`).")
+    ] = None,
+) -> None:
+    """Verify an export offline (no workspace): proofs against the signed checkpoint, payloads against commitments."""
+    if public_key is None and key_fingerprint is None:
+        raise InvalidInput("verify-export needs the key you trust: --public-key FILE or --key-fingerprint HEX")
+    pin = KeyPin(load_verifier(public_key) if public_key else None, key_fingerprint)
+    try:
+        if file.stat().st_size > MAX_EXPORT_BYTES:
+            raise InvalidInput(f"{file} is larger than {MAX_EXPORT_BYTES} bytes")
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {file}: {exc}") from exc
+    print_json(check_export(text, pin).to_json())

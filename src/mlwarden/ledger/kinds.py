@@ -15,6 +15,8 @@ from mlwarden.errors import InvalidInput
 
 ERASURE_KIND = "privacy.erased"
 """An erasure of personal data (a subject's, a decision's, or retention's): destroyed keys, never a subject."""
+EXPORT_KIND = "privacy.exported"
+"""A subject-access export was written (counts and its digest, never the subject)."""
 USER_NAMESPACE = "external"
 USER_PREFIX = USER_NAMESPACE + "."
 

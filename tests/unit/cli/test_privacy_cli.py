@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -151,3 +152,38 @@ def test_verify_names_the_index_of_an_altered_commitment(cli: Cli, home: Path, r
     code, report = _verify(cli)
     assert code == 1
     assert report["index"] == index
+
+
+def test_subject_export_verifies_offline(cli: Cli, home: Path, tmp_path: Path, recorded: dict[str, Any]) -> None:
+    """The export holds the subject's decision with inputs and outputs; it verifies with the pinned key only;
+    a changed input, a foreign key, or a stale proof fail; after erasure nothing is exported."""
+    out = tmp_path / "cust-1.json"
+    written = cli("privacy", "export", "--subject", "cust-1", "--out", str(out))
+    assert written.code == 0, written.err
+    assert (out.stat().st_mode & 0o777) == 0o600
+    document = json.loads(out.read_text())
+    [decision] = document["decisions"]
+    assert decision["decision_id"] == recorded["subjects"]["decision_ids"][0]
+    assert decision["outputs"] == recorded["subjects"]["predictions"][0]
+    shutil.move(str(home), str(tmp_path / "elsewhere"))  # offline: no workspace at all
+    pub = str(tmp_path / "elsewhere" / "keys" / "ledger.pub")
+    checked = cli("privacy", "verify-export", str(out), "--public-key", pub, use_home=False)
+    assert checked.code == 0, checked.err
+    assert json.loads(checked.out)["decisions"] == 1
+    decision["inputs"][0] += 1.0
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    bad = cli("privacy", "verify-export", str(forged), "--key-fingerprint", json.loads(checked.out)["key_fingerprint"],
+              use_home=False)  # fmt: skip
+    assert bad.code != 0
+    assert f"entry {decision['ledger_index']}: the inputs of decision" in bad.err
+    stranger = tmp_path / "stranger"
+    assert cli("--home", str(stranger), "init", use_home=False).code == 0
+    foreign = cli("privacy", "verify-export", str(out), "--public-key", str(stranger / "keys" / "ledger.pub"),
+                  use_home=False)  # fmt: skip
+    assert foreign.code != 0
+    assert "not the pinned" in foreign.err
+    shutil.move(str(tmp_path / "elsewhere"), str(home))
+    assert cli("privacy", "erase", "--subject", "cust-1", "--reason", "request").code == 0
+    after = json.loads(cli("privacy", "export", "--subject", "cust-1").out)
+    assert after["decisions"] == []
