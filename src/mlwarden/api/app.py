@@ -51,6 +51,7 @@ from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
 from mlwarden.subjects.decisions import decision_payloads
 from mlwarden.subjects.erasure import erase_data_subject
+from mlwarden.subjects.retention import register_retention
 from mlwarden.trust.follower import follower
 from mlwarden.workspace import open_workspace
 
@@ -190,6 +191,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         if interval > 0:
             state.follow(interval)  # keeps the proven state fresh off the request path
         app.state.duties = start_duties(options.database_url, ws.log.checkpoint, DutySettings())  # writer lease
+        register_retention(app.state.duties, ws)  # erases expired inputs (policy privacy.inputs_retention_days)
         if settings.gc_freeze:
             # Everything loaded so far (models, libraries) lives as long as the process: keep
             # it out of the collector's way, and collect young objects less often. Without this,

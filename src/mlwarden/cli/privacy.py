@@ -16,6 +16,7 @@ from mlwarden.ledger.pins import KeyPin
 from mlwarden.subjects.erasure import erase_data_subject
 from mlwarden.subjects.export import export_subject
 from mlwarden.subjects.export_check import check_export
+from mlwarden.subjects.retention import apply_retention
 from mlwarden.workspace import local_principal
 
 MAX_EXPORT_BYTES = 256 << 20
@@ -82,3 +83,23 @@ def verify_export(
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"cannot read {file}: {exc}") from exc
     print_json(check_export(text, pin).to_json())
+
+
+@app.command("retention")
+def retention(
+    ctx: typer.Context,
+    now: Annotated[
+        bool, typer.Option("--now", help="Apply the retention limit now (the gateway does it hourly).")
+    ] = False,
+) -> None:
+    """Erase prediction inputs older than policy.yaml's privacy.inputs_retention_days; print what was erased."""
+    if not now:
+        raise InvalidInput("privacy retention runs only with --now (the gateway's lease holder applies it hourly)")
+    ws = state(ctx).open()
+    try:
+        result = apply_retention(ws, principal=local_principal())
+    finally:
+        ws.close()
+    if result["inputs_retention_days"] is None:
+        raise InvalidInput(f"{ws.options.paths.policy} sets no privacy.inputs_retention_days: nothing to apply")
+    print_json(result)

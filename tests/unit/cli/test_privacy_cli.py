@@ -187,3 +187,18 @@ def test_subject_export_verifies_offline(cli: Cli, home: Path, tmp_path: Path, r
     assert cli("privacy", "erase", "--subject", "cust-1", "--reason", "request").code == 0
     after = json.loads(cli("privacy", "export", "--subject", "cust-1").out)
     assert after["decisions"] == []
+
+
+def test_retention_now(cli: Cli, home: Path, recorded: dict[str, Any]) -> None:
+    """Without a retention limit it is a one-line error; with one, nothing of today expires and nothing is recorded."""
+    before = cli("ledger", "tail", "-n", "1").json_lines()[0]["index"]
+    unset = cli("privacy", "retention", "--now")
+    assert unset.code != 0
+    assert "sets no privacy.inputs_retention_days" in unset.err
+    assert cli("privacy", "retention").code != 0
+    with (home / "policy.yaml").open("a", encoding="utf-8") as policy:
+        policy.write("\nprivacy:\n  inputs_retention_days: 30\n")
+    applied = cli("privacy", "retention", "--now")
+    assert applied.code == 0, applied.err
+    assert json.loads(applied.out) == {"inputs_retention_days": 30, "keys_destroyed": 0}
+    assert cli("ledger", "tail", "-n", "1").json_lines()[0]["index"] == before
