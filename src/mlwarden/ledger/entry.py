@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import re
@@ -107,7 +106,9 @@ class PreparedEntry:
 
     def with_attachments(self, rows: Sequence[PayloadRow]) -> PreparedEntry:
         """This entry carrying ``rows`` (written in the same transaction, or not at all)."""
-        return dataclasses.replace(self, attachments=tuple(rows))
+        return PreparedEntry(
+            self.kind, self.subject, self.principal, self.body_json, self._head, self._tail, self.refs, tuple(rows)
+        )
 
     @classmethod
     def build(

@@ -9,7 +9,17 @@ from typing import Any
 
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.entry import PayloadRow, PreparedEntry
-from mlwarden.privacy import KeyRing, LocalKek, PayloadRequest, SealedPayload, seal, seal_with_keys, utc_day
+from mlwarden.privacy import (
+    KeyRing,
+    KeySlot,
+    LocalKek,
+    PayloadRequest,
+    Scope,
+    SealedPayload,
+    seal,
+    seal_with_keys,
+    utc_day,
+)
 from mlwarden.privacy.scopes import MAX_ID
 from mlwarden.store.engine import write_transaction
 from mlwarden.workspace import Workspace
@@ -62,6 +72,18 @@ def _requests(
     return requests
 
 
+def _slots(ring: KeyRing, requests: Sequence[PayloadRequest], day: str) -> list[KeySlot]:
+    """Each request's key slot; a scope's tag (an HMAC) computed once for its inputs and outputs."""
+    tags: dict[Scope, str] = {}
+    slots = []
+    for request in requests:
+        tag = tags.get(request.scope)
+        if tag is None:
+            tag = tags[request.scope] = ring.scope_tag(request.scope)
+        slots.append(KeySlot(tag, request.field, day))
+    return slots
+
+
 def _rows(sealed: Sequence[SealedPayload]) -> SealedRows:
     body = {
         "v": ENTRY_VERSION,
@@ -92,12 +114,14 @@ def seal_rows(
     if not len(decision_ids) == len(inputs) == len(outputs):
         raise InvalidInput(f"inputs ({len(inputs)}) and outputs ({len(outputs)}) must have one row per decision")
     moment = now or datetime.now(UTC)
+    day = utc_day(moment)
     ring = privacy_ring(ws)
     requests = _requests(decision_ids, inputs, outputs, subjects)
+    slots = _slots(ring, requests, day)
     if subjects is None:
-        keys = ring.new_keys([ring.slot(r.scope, r.field, utc_day(moment)) for r in requests])
-        sealed = seal_with_keys(requests, keys, utc_day(moment))
-    else:
-        with write_transaction(ws.engine) as conn:
-            sealed = seal(conn, ring, requests, now=moment)
-    return _rows(sealed)
+        return _rows(seal_with_keys(requests, ring.new_keys(slots), day))
+    cached = ring.cached_subject_keys(slots)
+    if cached is not None:  # the subjects' keys of the day, unwrapped within the last minute: no database
+        return _rows(seal_with_keys(requests, [cached[s] for s in slots], day))
+    with write_transaction(ws.engine) as conn:
+        return _rows(seal(conn, ring, requests, now=moment))
