@@ -42,6 +42,7 @@ from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
+from mlwarden.subjects.free_text import PolicyReader, screen_rows
 from mlwarden.subjects.sealing import check_subjects, seal_rows
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import VersionFacts
@@ -65,6 +66,7 @@ class Gateway:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_checked: float = 0.0
     appender: EntryAppender | None = None
+    _privacy: PolicyReader | None = None
 
     # ------------------------------------------------------------------ identity
     def principal_from_token(self, value: str) -> Principal:
@@ -163,6 +165,9 @@ class Gateway:
         served = self.served(name)
         check_rows(rows, served.validator.names)
         checked = check_subjects(subjects, len(rows) if isinstance(rows, list) else 0)
+        if self._privacy is None:
+            self._privacy = PolicyReader(self.ws.options.paths.policy)
+        screen_rows(rows, self._privacy.current().free_text)
         inputs = served.validator.validate(rows)
         outputs = served.model.predict(inputs).rows()
         decisions = [str(uuid.uuid4()) for _ in outputs]

@@ -8,6 +8,8 @@ from typing import Any
 
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.models import load_model
+from mlwarden.subjects.free_text import screen_rows
+from mlwarden.subjects.privacy_policy import load_privacy_policy
 from mlwarden.subjects.sealing import SealedRows, check_subjects, seal_rows
 from mlwarden.workspace import Workspace
 
@@ -41,6 +43,7 @@ def predict(
     """Validate ``rows`` against the version's signature, predict, record (inputs sealed), then return."""
     served = load_model(ws, name, version, principal)
     row = served.row
+    screen_rows(rows, load_privacy_policy(ws.options.paths.policy).free_text)
     inputs = served.validator.validate(rows)
     started = time.perf_counter()
     outputs = served.model.predict(inputs).rows()

@@ -64,3 +64,17 @@ def test_erase_body_is_validated(env: Env) -> None:
     for body in ({"subject": "", "reason": "x"}, {"subject": "a", "reason": ""}, {"subject": "a"}):
         response = env.client.post("/v1/privacy/erase", json=body, headers=headers)
         assert response.status_code == 422, response.text
+
+
+def test_free_text_refuse_policy(env: Env) -> None:
+    """With privacy.free_text: refuse, a row whose text holds an e-mail is a 4xx naming the kind; no prediction."""
+    with env.ws.options.paths.policy.open("a", encoding="utf-8") as policy:
+        policy.write("\nprivacy: {free_text: refuse}\n")
+    row = ["write to jo@corp.example", *env.rows(1)[0][1:]]
+    size = env.ws.log.size()
+    response = env.client.post(PREDICT, json={"inputs": [row]}, headers=env.headers(env.tokens["inference:read"]))
+    assert 400 <= response.status_code < 500, response.text
+    assert "free text holds identifiers (email)" in response.json()["detail"]
+    assert "jo@corp.example" not in response.text
+    kinds = [Entry.parse(env.ws.log.entry(i).text).kind for i in range(size, env.ws.log.size())]
+    assert "prediction" not in kinds
