@@ -111,10 +111,17 @@ def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) 
     return per_thread * threads / elapsed
 
 
-def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> tuple[float, float]:
-    """Appends/s through a ledger writer process, and the mean entries per writer commit."""
-    home = root / "sequencer"
-    _workspace(root, "sequencer").close()
+def _sequencer_rate(
+    root: Path, callers: int, connections: int, total: int, *, encrypted: bool = False
+) -> tuple[float, float]:
+    """Appends/s through a ledger writer process, and the mean entries per writer commit.
+
+    ``encrypted``: each entry a sealed prediction, sealed in the callers' process (as a gateway
+    worker does) and carried with its payload rows over the socket.
+    """
+    name = "sequencer-encrypted" if encrypted else "sequencer"
+    home = root / name
+    sealer = _workspace(root, name)
     os.environ["MLWARDEN_HOME"] = str(home)
     writer = WriterSupervisor(home / "writer.sock", log_fd=sys.stderr.fileno()).start()  # stdout: one JSON object
     per_caller = total // callers
@@ -122,15 +129,21 @@ def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> t
     async def run() -> float:
         clients = [WriterClient(writer.socket_path) for _ in range(connections)]
 
-        async def caller(t: int) -> None:
+        async def caller(t: int, tag: str = "run") -> None:
             client = clients[t % connections]
             for i in range(per_caller):
-                entry = PreparedEntry.build(
-                    kind="prediction", subject=f"model:credit-risk:{t}", principal="token:svc", body={**BODY, "n": i}
-                )
+                if encrypted:
+                    decision = f"{tag}-{t}-{i}"
+                    sealed = seal_rows(sealer, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]])
+                    entry = prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")
+                else:
+                    entry = PreparedEntry.build(
+                        kind="prediction", subject=f"model:credit-risk:{t}", principal="token:svc",
+                        body={**BODY, "n": i},
+                    )  # fmt: skip
                 await client.append(entry)
 
-        await caller(0)  # connect every client before the clock starts
+        await caller(0, "warm")  # connect every client before the clock starts
         for client in clients[1:]:
             await client.ready()
         start = time.perf_counter()
@@ -144,6 +157,7 @@ def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> t
         elapsed = asyncio.run(run())
     finally:
         writer.stop()
+        sealer.close()
     ws = open_workspace(WorkspaceOptions.from_settings(Settings(database_url=None), home))
     try:
         appended = ws.log.size()
@@ -237,6 +251,7 @@ def main() -> None:
         c64_subjects = _encrypted_rate(sealed_ws, 64, c64_n, subjects=True)
         sealed_ws.close()
         seq_c64, _seq_size = _sequencer_rate(root, 64, args.connections, c64_n)
+        seq_c64_encrypted, _ = _sequencer_rate(root, 64, args.connections, c64_n, encrypted=True)
         sample = ws.log.entry(ws.log.size() - 1).text.encode()
         ws.close()
         baseline = _baseline_commit_per_insert(root, sample, base_n)
@@ -264,6 +279,8 @@ def main() -> None:
         "c64_vs_baseline": round(c64 / baseline, 2),
         "appends_per_s_sequencer_c64": round(seq_c64, 1),
         "sequencer_c64_vs_baseline": round(seq_c64 / baseline, 2),
+        "appends_per_s_sequencer_c64_encrypted": round(seq_c64_encrypted, 1),
+        "sequencer_c64_encrypted_vs_sequencer_c64": round(seq_c64_encrypted / seq_c64, 3),
         "sequencer_connections": args.connections,
         "c1_vs_baseline": round(c1 / baseline, 2),
         "verify_entries_per_s": round(verify_rate, 1),
