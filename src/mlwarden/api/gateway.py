@@ -40,9 +40,11 @@ from mlwarden.identity.tokens import TokenRecord, authenticate
 from mlwarden.ledger.async_append import EntryAppender
 from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
+from mlwarden.privacy.identifiers import screen
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
 from mlwarden.subjects.free_text import PolicyReader, screen_rows
+from mlwarden.subjects.privacy_policy import PrivacyPolicy
 from mlwarden.subjects.sealing import check_subjects, seal_rows
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import VersionFacts
@@ -112,6 +114,12 @@ class Gateway:
             self.policy = fresh
         return self.policy
 
+    def privacy_policy(self) -> PrivacyPolicy:
+        """The ``privacy:`` section of the policy file, re-read at most once a second."""
+        if self._privacy is None:
+            self._privacy = PolicyReader(self.ws.options.paths.policy)
+        return self._privacy.current()
+
     # ------------------------------------------------------------------ decisions
     async def record(
         self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
@@ -165,9 +173,7 @@ class Gateway:
         served = self.served(name)
         check_rows(rows, served.validator.names)
         checked = check_subjects(subjects, len(rows) if isinstance(rows, list) else 0)
-        if self._privacy is None:
-            self._privacy = PolicyReader(self.ws.options.paths.policy)
-        screen_rows(rows, self._privacy.current().free_text)
+        screen_rows(rows, self.privacy_policy().free_text)
         inputs = served.validator.validate(rows)
         outputs = served.model.predict(inputs).rows()
         decisions = [str(uuid.uuid4()) for _ in outputs]
@@ -315,7 +321,13 @@ class Gateway:
 
     def feedback(self, principal: Principal, decision_id: str, kind: str, expected: Any, comment: str | None,
                  decision: Decision, index: int, entry: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-        """Record feedback on a decision already found and proven by :meth:`authorize_decision`."""
+        """Record feedback on a decision already found and proven by :meth:`authorize_decision`.
+
+        The comment is free text kept in the ledger: identifiers in it are masked, or the feedback
+        refused, per ``privacy.free_text``.
+        """
+        if comment:
+            comment = screen(comment, self.privacy_policy().free_text)
         feedback_id = str(uuid.uuid4())
         receipt = self.ws.log.append(
             kind="feedback",

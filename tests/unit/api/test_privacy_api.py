@@ -78,3 +78,23 @@ def test_free_text_refuse_policy(env: Env) -> None:
     assert "jo@corp.example" not in response.text
     kinds = [Entry.parse(env.ws.log.entry(i).text).kind for i in range(size, env.ws.log.size())]
     assert "prediction" not in kinds
+
+
+def test_feedback_comment_identifiers_masked_or_refused(env: Env) -> None:
+    """A feedback comment is kept in the ledger: an e-mail in it is masked; with free_text: refuse, it is a 4xx."""
+    decision = _predict(env, ["customer-1"])["decision_ids"]
+    assert isinstance(decision, list)
+    headers = env.headers(env.tokens["feedback:write"])
+    comment = "customer jo@corp.example says the score is wrong"
+    body = {"decision_id": decision[0], "kind": "incorrect", "comment": comment}
+    ok = env.client.post("/v1/feedback", json=body, headers=headers)
+    assert ok.status_code == 200, ok.text
+    recorded = Entry.parse(env.ws.log.entry(ok.json()["ledger_index"]).text)
+    assert recorded.body["comment"] == "customer [EMAIL] says the score is wrong"
+    with env.ws.options.paths.policy.open("a", encoding="utf-8") as policy:
+        policy.write("\nprivacy: {free_text: refuse}\n")
+    gateway = env.client.app.state.gateway  # type: ignore[attr-defined]
+    gateway._privacy = None  # read the policy now rather than within the second
+    refused = env.client.post("/v1/feedback", json=body, headers=headers)
+    assert 400 <= refused.status_code < 500, refused.text
+    assert "free text holds identifiers (email)" in refused.json()["detail"]
