@@ -64,7 +64,7 @@ class Gateway:
     policy: PolicyFile = EMPTY
     _models: dict[tuple[str, int, str], ServedModel] = field(default_factory=dict)
     _production: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    _tokens: dict[str, tuple[float, TokenRecord | None, str]] = field(default_factory=dict)
+    _tokens: dict[str, tuple[float, TokenRecord | None, str, Principal | None]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_checked: float = 0.0
     appender: EntryAppender | None = None
@@ -72,25 +72,21 @@ class Gateway:
 
     # ------------------------------------------------------------------ identity
     def principal_from_token(self, value: str) -> Principal:
-        """The principal behind a bearer token (cached for ``auth_cache_seconds``)."""
+        """The principal behind a bearer token (cached, principal included, for ``auth_cache_seconds``)."""
         now = time.monotonic()
         cached = self._tokens.get(value)
         if cached is None or now - cached[0] > self.settings.auth_cache_seconds:
             record, reason = authenticate(self.ws, value, max_age=self.settings.auth_cache_seconds)
-            cached = (now, record, reason)
+            cached = (now, record, reason, _principal_of(record) if record is not None and not reason else None)
             with self._lock:
                 if len(self._tokens) > 10_000:
                     self._tokens.clear()
                 self._tokens[value] = cached
-        _, record, reason = cached
-        if reason or record is None:
+        _, record, reason, principal = cached
+        if principal is None:
             who = f"token:{record.token_id}" if record else "anonymous"
-            raise Unauthenticated(
-                reason or "token is not valid",
-            ) from _Who(who)
-        models = frozenset(record.models) if record.models is not None else None
-        scopes, grant = frozenset(record.scopes), frozenset(record.grant)
-        return Principal(f"token:{record.token_id}", "token", scopes, models, record.name, grant)
+            raise Unauthenticated(reason or "token is not valid") from _Who(who)
+        return principal
 
     def principal_from_spiffe(self, spiffe_id: str) -> Principal:
         """The principal for a verified client certificate's SPIFFE ID, per the policy file."""
@@ -345,6 +341,12 @@ class Gateway:
             refs=(feedback_id,),
         )
         return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": receipt.index}
+
+
+def _principal_of(record: TokenRecord) -> Principal:
+    models = frozenset(record.models) if record.models is not None else None
+    return Principal(f"token:{record.token_id}", "token", frozenset(record.scopes), models, record.name,
+                     frozenset(record.grant))  # fmt: skip
 
 
 def _disagree(facts: VersionFacts | None, row: dict[str, Any] | None) -> bool:

@@ -12,12 +12,16 @@ route. Both ways authenticate, rate-limit, authorize, validate and record the sa
 
 from __future__ import annotations
 
+import inspect
 import re
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette import types as asgi
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
 
 from mlwarden.api.gateway import who_failed
 from mlwarden.errors import LedgerUnavailable, MlwardenError, ModelNotServable, RateLimited, StoreError, Unauthenticated
@@ -166,6 +170,67 @@ class FastPredict:
         principal = await admit(self.state, scope)
         rows, subjects = ordinary
         result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows, subjects)
+        content = orjson.dumps(result)
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+Handler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+class PredictShortcut:
+    """Pure ASGI middleware (innermost): an ordinary predict request skips FastAPI's router and layers.
+
+    It matches the declared route exactly as the router would, answers through :func:`admit` and
+    :func:`predict`, and turns a raised error into the response the app's registered exception
+    handler gives (the same problem+json, recorded the same way). Everything else, including an
+    unusual predict body, goes on to the app unchanged.
+    """
+
+    def __init__(self, app: asgi.ASGIApp, *, state: State, route: BaseRoute,
+                 handlers: Mapping[Any, Handler]) -> None:  # fmt: skip
+        self.app = app
+        self.state = state
+        self.route = route
+        self.handlers = handlers
+
+    def _handler(self, exc: Exception) -> Handler | None:
+        for kind in type(exc).__mro__:
+            if kind is Exception:
+                return None  # the last resort stays with the server-error middleware, as for every route
+            if kind in self.handlers:
+                return self.handlers[kind]
+        return None
+
+    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        match, child = self.route.matches(scope)
+        if match is not Match.FULL:
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = await read_body(receive)  # the body limit raises in here
+            if body is None:
+                return  # nobody is left to answer
+            rows = ordinary_rows(scope, body)
+            if rows is None:
+                await self.app(scope, replay(body, receive), send)
+                return
+            scope.update(child)  # route and path parameters, as the router sets them (the metrics label reads them)
+            principal = await admit(self.state, scope)
+            result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows)
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            response = handler(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
+            await response(scope, receive, send)
+            return
         content = orjson.dumps(result)
         headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})

@@ -124,3 +124,28 @@ def test_long_integers_are_judged_like_the_declared_route(env: Env, digits: int)
     assert fast.status_code == declared.status_code
     assert 400 <= fast.status_code < 500, fast.text
     assert fast.json()["detail"] == declared.json()["detail"]
+
+
+def test_ordinary_requests_are_answered_before_the_router(env: Env) -> None:
+    """With the declared route taken out of the router, ordinary requests and their refusals still answer.
+
+    This shows the innermost middleware answers them (the router is not on their path) and that its
+    errors are the app's own problem+json; an unusual body still goes to the router, which now has no
+    such route.
+    """
+    app = env.client.app
+    router = app.router  # type: ignore[attr-defined]
+    router.routes[:] = [r for r in router.routes if getattr(r, "path", "") != "/v1/models/{name}/predict"]
+    headers = env.headers(env.tokens["inference:read"])
+    ok = env.client.post(PREDICT, json={"inputs": env.rows(1)}, headers=headers)
+    assert ok.status_code == 200, ok.text
+    unknown = env.client.post("/v1/models/nope/predict", json={"inputs": env.rows(1)}, headers=headers)
+    assert unknown.status_code in (403, 404), unknown.text
+    assert unknown.headers["content-type"] == "application/problem+json"
+    anonymous = env.client.post(PREDICT, json={"inputs": env.rows(1)})
+    assert anonymous.status_code == 401
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    unusual = env.client.post(
+        PREDICT, content=b'{"inputs": [NaN]}', headers={**headers, "content-type": "application/json"}
+    )
+    assert unusual.status_code in (404, 405)
