@@ -215,13 +215,14 @@ class PredictShortcut:
             body = await read_body(receive)  # the body limit raises in here
             if body is None:
                 return  # nobody is left to answer
-            rows = ordinary_rows(scope, body)
-            if rows is None:
+            ordinary = ordinary_rows(scope, body)
+            if ordinary is None:
                 await self.app(scope, replay(body, receive), send)
                 return
             scope.update(child)  # route and path parameters, as the router sets them (the metrics label reads them)
             principal = await admit(self.state, scope)
-            result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows)
+            rows, subjects = ordinary
+            result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows, subjects)
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
