@@ -1,7 +1,12 @@
 """Ledger benchmark: durable appends (1 and 64 callers, in process and through serve's writer), verify, proofs.
 
 Appends: ``appends_per_s_c1`` / ``appends_per_s_c64`` are threads calling ``Log.append``
-(the in-process group commit); ``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
+(the in-process group commit) with the inputs and outputs in the entry (version 1);
+``appends_per_s_c64_encrypted`` is the same, but each entry is a version-2 prediction: its
+inputs and outputs sealed (salted commitments in the entry, AES-256-GCM payload rows written
+in the entry's transaction), under a new key per payload (rows without subject: the costlier
+case) or, for ``appends_per_s_c64_encrypted_subjects``, under the keys of 1,000 subjects;
+``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
 callers over ``--connections`` sockets to the ledger writer process that ``serve`` runs
 (one process for the callers, one for the writer, as gateway workers and their writer).
 
@@ -37,6 +42,8 @@ from mlwarden.cli.ledger_writer import WriterSupervisor
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.ledger.writer_client import WriterClient
+from mlwarden.runtime.predict import prediction_record
+from mlwarden.subjects.sealing import seal_rows
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 BODY: dict[str, Any] = {
@@ -74,10 +81,47 @@ def _append_rate(ws: Workspace, threads: int, total: int) -> float:
     return per_thread * threads / elapsed
 
 
-def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> tuple[float, float]:
-    """Appends/s through a ledger writer process, and the mean entries per writer commit."""
-    home = root / "sequencer"
-    _workspace(root, "sequencer").close()
+MODEL_ROW = {"name": "credit-risk", "version": 3, "sha256": "ab" * 32}
+
+
+def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) -> float:
+    """As :func:`_append_rate`, each entry a sealed prediction (seal + commitments + payload rows)."""
+    per_thread = total // threads
+    barrier = threading.Barrier(threads + 1)
+    if subjects:  # the subjects' keys of the day exist (steady state), as after a gateway's first minutes
+        seal_rows(ws, ["warm"], [BODY["inputs"]], [BODY["outputs"]], ["s-0"])
+        names = [f"s-{i}" for i in range(1000)]
+        seal_rows(ws, [f"warm-{i}" for i in range(1000)], [BODY["inputs"]] * 1000, [BODY["outputs"]] * 1000, names)
+
+    def worker(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            decision = f"{'s' if subjects else 'o'}-{t}-{i}"
+            who = [f"s-{(t * per_thread + i) % 1000}"] if subjects else None
+            sealed = seal_rows(ws, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]], who)
+            ws.log.append_many([prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")])
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(worker, t) for t in range(threads)]
+        barrier.wait()
+        start = time.perf_counter()
+        for f in futures:
+            f.result()
+        elapsed = time.perf_counter() - start
+    return per_thread * threads / elapsed
+
+
+def _sequencer_rate(
+    root: Path, callers: int, connections: int, total: int, *, encrypted: bool = False
+) -> tuple[float, float]:
+    """Appends/s through a ledger writer process, and the mean entries per writer commit.
+
+    ``encrypted``: each entry a sealed prediction, sealed in the callers' process (as a gateway
+    worker does) and carried with its payload rows over the socket.
+    """
+    name = "sequencer-encrypted" if encrypted else "sequencer"
+    home = root / name
+    sealer = _workspace(root, name)
     os.environ["MLWARDEN_HOME"] = str(home)
     writer = WriterSupervisor(home / "writer.sock", log_fd=sys.stderr.fileno()).start()  # stdout: one JSON object
     per_caller = total // callers
@@ -85,15 +129,21 @@ def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> t
     async def run() -> float:
         clients = [WriterClient(writer.socket_path) for _ in range(connections)]
 
-        async def caller(t: int) -> None:
+        async def caller(t: int, tag: str = "run") -> None:
             client = clients[t % connections]
             for i in range(per_caller):
-                entry = PreparedEntry.build(
-                    kind="prediction", subject=f"model:credit-risk:{t}", principal="token:svc", body={**BODY, "n": i}
-                )
+                if encrypted:
+                    decision = f"{tag}-{t}-{i}"
+                    sealed = seal_rows(sealer, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]])
+                    entry = prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")
+                else:
+                    entry = PreparedEntry.build(
+                        kind="prediction", subject=f"model:credit-risk:{t}", principal="token:svc",
+                        body={**BODY, "n": i},
+                    )  # fmt: skip
                 await client.append(entry)
 
-        await caller(0)  # connect every client before the clock starts
+        await caller(0, "warm")  # connect every client before the clock starts
         for client in clients[1:]:
             await client.ready()
         start = time.perf_counter()
@@ -107,6 +157,7 @@ def _sequencer_rate(root: Path, callers: int, connections: int, total: int) -> t
         elapsed = asyncio.run(run())
     finally:
         writer.stop()
+        sealer.close()
     ws = open_workspace(WorkspaceOptions.from_settings(Settings(database_url=None), home))
     try:
         appended = ws.log.size()
@@ -195,7 +246,12 @@ def main() -> None:
         ws = _workspace(root, "appends")
         c1 = _append_rate(ws, 1, c1_n)
         c64 = _append_rate(ws, 64, c64_n)
+        sealed_ws = _workspace(root, "encrypted")
+        c64_encrypted = _encrypted_rate(sealed_ws, 64, c64_n, subjects=False)
+        c64_subjects = _encrypted_rate(sealed_ws, 64, c64_n, subjects=True)
+        sealed_ws.close()
         seq_c64, _seq_size = _sequencer_rate(root, 64, args.connections, c64_n)
+        seq_c64_encrypted, _ = _sequencer_rate(root, 64, args.connections, c64_n, encrypted=True)
         sample = ws.log.entry(ws.log.size() - 1).text.encode()
         ws.close()
         baseline = _baseline_commit_per_insert(root, sample, base_n)
@@ -215,10 +271,16 @@ def main() -> None:
     result = {
         "appends_per_s_c1": round(c1, 1),
         "appends_per_s_c64": round(c64, 1),
+        "appends_per_s_c64_encrypted": round(c64_encrypted, 1),
+        "c64_encrypted_vs_c64": round(c64_encrypted / c64, 3),
+        "appends_per_s_c64_encrypted_subjects": round(c64_subjects, 1),
+        "c64_encrypted_subjects_vs_c64": round(c64_subjects / c64, 3),
         "baseline_commit_per_insert_per_s": round(baseline, 1),
         "c64_vs_baseline": round(c64 / baseline, 2),
         "appends_per_s_sequencer_c64": round(seq_c64, 1),
         "sequencer_c64_vs_baseline": round(seq_c64 / baseline, 2),
+        "appends_per_s_sequencer_c64_encrypted": round(seq_c64_encrypted, 1),
+        "sequencer_c64_encrypted_vs_sequencer_c64": round(seq_c64_encrypted / seq_c64, 3),
         "sequencer_connections": args.connections,
         "c1_vs_baseline": round(c1 / baseline, 2),
         "verify_entries_per_s": round(verify_rate, 1),

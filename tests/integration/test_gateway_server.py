@@ -25,6 +25,7 @@ from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
+from mlwarden.subjects.decisions import decision_payloads
 from mlwarden.workspace import init_workspace, open_workspace
 
 START_TIMEOUT = 90
@@ -146,8 +147,7 @@ def test_sigkill_under_load_loses_no_answered_decision(tmp_path: Path, sample: S
         for decision, index, prediction in received:
             assert ws.log.find_ref(decision) == index
             entry = ws.log.entry(index).parse()
-            position = entry.body["decision_ids"].index(decision)
-            assert entry.body["outputs"][position] == prediction
+            assert decision_payloads(ws, entry.to_json(), decision)["outputs"] == prediction  # sealed with it
         assert ws.log.verify().ok
     finally:
         ws.close()

@@ -191,6 +191,7 @@ def test_two_workers_share_one_writer_and_one_tree(two_workers: Served) -> None:
         decision = http.get(f"http://127.0.0.1:{served.port}/v1/decisions/{body['decision_ids'][0]}",
                             headers={"Authorization": f"Bearer {served.token}"})  # fmt: skip
         assert decision.status_code == 200, decision.text
+        assert decision.json()["inputs"] == served.rows[0]  # the sealed payload crossed the writer's socket
         proof, note = decision.json()["inclusion_proof"], decision.json()["checkpoint"]
         ws = open_workspace(WorkspaceOptions.from_settings(Settings(database_url=None), served.home))
         try:

@@ -49,6 +49,9 @@ from mlwarden.ledger.notes import Checkpoint
 from mlwarden.ledger.writer_client import WriterClient
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
+from mlwarden.subjects.decisions import decision_payloads
+from mlwarden.subjects.erasure import erase_data_subject
+from mlwarden.subjects.retention import register_retention
 from mlwarden.trust.follower import follower
 from mlwarden.workspace import open_workspace
 
@@ -59,6 +62,11 @@ class PredictBody(BaseModel):
     inputs: list[Any] = Field(
         min_length=1, description="Rows: objects keyed by feature name, or lists in signature order."
     )
+    subjects: list[str] | None = Field(
+        default=None,
+        description="Optional data subject of each row (one per row): its inputs and outputs are sealed under the "
+        "subject's keys, erased with `POST /v1/privacy/erase`.",
+    )
 
 
 class FeedbackBody(BaseModel):
@@ -66,6 +74,11 @@ class FeedbackBody(BaseModel):
     kind: Literal["incorrect", "suspicious", "other"]
     expected: Any = None
     comment: str | None = Field(default=None, max_length=4000)
+
+
+class EraseBody(BaseModel):
+    subject: str = Field(min_length=1, max_length=256, description="The data subject named in predict requests.")
+    reason: str = Field(min_length=1, max_length=500, description="Why (recorded in the erasure entry).")
 
 
 class PromoteBody(BaseModel):
@@ -178,6 +191,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         if interval > 0:
             state.follow(interval)  # keeps the proven state fresh off the request path
         app.state.duties = start_duties(options.database_url, ws.log.checkpoint, DutySettings())  # writer lease
+        register_retention(app.state.duties, ws)  # erases expired inputs (policy privacy.inputs_retention_days)
         if settings.gc_freeze:
             # Everything loaded so far (models, libraries) lives as long as the process: keep
             # it out of the collector's way, and collect young objects less often. Without this,
@@ -211,7 +225,9 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")
     async def predict(name: str, body: PredictBody, request: Request, principal: Caller) -> JSONResponse:
         # Answers what FastPredict hands over (unusual bodies); describes the route in the OpenAPI document.
-        return JSONResponse(await predict_rows(request.app.state, request.scope, principal, name, body.inputs))
+        return JSONResponse(
+            await predict_rows(request.app.state, request.scope, principal, name, body.inputs, body.subjects)
+        )
 
     predict_route = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.endpoint is predict)
     predict_route.app = FastPredict(app.state, predict_route.app)
@@ -250,7 +266,15 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         note = gateway.ws.log.head_note()
         checkpoint = Checkpoint.open(note, gateway.ws.log.verifier)
         proof = gateway.ws.log.inclusion_proof(index, checkpoint.size)
-        return {"decision_id": decision_id, "entry": entry, "inclusion_proof": proof.to_json(), "checkpoint": note}
+        payloads = decision_payloads(gateway.ws, entry, decision_id)
+        return {"decision_id": decision_id, "entry": entry, **payloads, "inclusion_proof": proof.to_json(),
+                "checkpoint": note}  # fmt: skip
+
+    @app.post("/v1/privacy/erase", summary="Erase a data subject's personal data (scope privacy:erase)")
+    def erase(body: EraseBody, request: Request, principal: Caller) -> dict[str, Any]:
+        gateway: Gateway = request.app.state.gateway
+        _authorize(request, principal, Scope.PRIVACY_ERASE, "privacy")
+        return erase_data_subject(gateway.ws, body.subject, reason=body.reason, principal=principal.id)
 
     @app.get("/v1/ledger/checkpoint", summary="The latest signed checkpoint (scope audit:read)")
     def checkpoint(request: Request, principal: Caller) -> dict[str, Any]:

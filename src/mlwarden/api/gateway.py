@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -39,8 +40,12 @@ from mlwarden.identity.tokens import TokenRecord, authenticate
 from mlwarden.ledger.async_append import EntryAppender
 from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
+from mlwarden.privacy.identifiers import screen
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.predict import prediction_record, prediction_response
+from mlwarden.subjects.free_text import PolicyReader, screen_rows
+from mlwarden.subjects.privacy_policy import PrivacyPolicy
+from mlwarden.subjects.sealing import check_subjects, seal_rows
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import VersionFacts
 from mlwarden.workspace import Workspace
@@ -63,6 +68,7 @@ class Gateway:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _policy_checked: float = 0.0
     appender: EntryAppender | None = None
+    _privacy: PolicyReader | None = None
 
     # ------------------------------------------------------------------ identity
     def principal_from_token(self, value: str) -> Principal:
@@ -104,6 +110,12 @@ class Gateway:
             self.policy = fresh
         return self.policy
 
+    def privacy_policy(self) -> PrivacyPolicy:
+        """The ``privacy:`` section of the policy file, re-read at most once a second."""
+        if self._privacy is None:
+            self._privacy = PolicyReader(self.ws.options.paths.policy)
+        return self._privacy.current()
+
     # ------------------------------------------------------------------ decisions
     async def record(
         self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
@@ -144,18 +156,35 @@ class Gateway:
         except MlwardenError:  # the ledger (or the database under it) is down: the caller still gets its answer
             log.warning("rejection_not_recorded", status=status)
 
-    async def predict_async(self, principal: Principal, name: str, rows: Any, decision: Decision) -> dict[str, Any]:
-        """:meth:`predict` for the event loop: inference inline, the ledger record awaited."""
+    async def predict_async(
+        self, principal: Principal, name: str, rows: Any, decision: Decision, subjects: Any = None
+    ) -> dict[str, Any]:
+        """:meth:`predict` for the event loop: inference inline, the ledger record (inputs sealed) awaited.
+
+        Rows without subject are sealed inline (new keys, no database); subjects' keys of the day
+        may need the database, so those requests seal in a worker thread.
+        """
         if isinstance(rows, list) and len(rows) > self.settings.max_rows:
             raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
         served = self.served(name)
         check_rows(rows, served.validator.names)
+        checked = check_subjects(subjects, len(rows) if isinstance(rows, list) else 0)
+        screen_rows(rows, self.privacy_policy().free_text)
         inputs = served.validator.validate(rows)
         outputs = served.model.predict(inputs).rows()
         decisions = [str(uuid.uuid4()) for _ in outputs]
         row = served.row
-        record = prediction_record(row, decisions, rows, outputs, access=decision.to_json())
-        index = await self.record(**record, principal=principal.id)
+        if checked is None:
+            sealed = seal_rows(self.ws, decisions, rows, outputs)
+        else:
+            sealed = await asyncio.to_thread(seal_rows, self.ws, decisions, rows, outputs, checked)
+        entry = prediction_record(
+            row, decisions, sealed, principal=fit(principal.id, MAX_PRINCIPAL), access=decision.to_json()
+        )
+        if self.appender is None:
+            index = self.ws.log.append_many([entry])[0].index
+        else:
+            index = (await self.appender.append(entry)).index
         return prediction_response(row, outputs, decisions, index)
 
     def authorize(
@@ -288,7 +317,13 @@ class Gateway:
 
     def feedback(self, principal: Principal, decision_id: str, kind: str, expected: Any, comment: str | None,
                  decision: Decision, index: int, entry: dict[str, Any]) -> dict[str, Any]:  # fmt: skip
-        """Record feedback on a decision already found and proven by :meth:`authorize_decision`."""
+        """Record feedback on a decision already found and proven by :meth:`authorize_decision`.
+
+        The comment is free text kept in the ledger: identifiers in it are masked, or the feedback
+        refused, per ``privacy.free_text``.
+        """
+        if comment:
+            comment = screen(comment, self.privacy_policy().free_text)
         feedback_id = str(uuid.uuid4())
         receipt = self.ws.log.append(
             kind="feedback",

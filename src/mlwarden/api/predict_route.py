@@ -84,8 +84,10 @@ async def admit(state: State, scope: asgi.Scope) -> Principal:
     return principal
 
 
-async def predict(state: State, scope: asgi.Scope, principal: Principal, name: str, rows: Any) -> dict[str, Any]:
-    """Authorize, validate, predict and record one request's rows; the answer for the caller."""
+async def predict(
+    state: State, scope: asgi.Scope, principal: Principal, name: str, rows: Any, subjects: Any = None
+) -> dict[str, Any]:
+    """Authorize, validate, predict and record one request's rows (``subjects``: one per row, optional)."""
     gateway: Gateway = state.gateway
     metrics: GatewayMetrics = state.metrics
     try:
@@ -94,7 +96,7 @@ async def predict(state: State, scope: asgi.Scope, principal: Principal, name: s
         metrics.denied("policy").inc()
         raise
     try:
-        result = await gateway.predict_async(principal, name, rows, decision)
+        result = await gateway.predict_async(principal, name, rows, decision, subjects)
     except ModelNotServable:
         raise
     except (LedgerUnavailable, StoreError):
@@ -107,8 +109,8 @@ async def predict(state: State, scope: asgi.Scope, principal: Principal, name: s
     return result
 
 
-def ordinary_rows(scope: asgi.Scope, body: bytes) -> list[Any] | None:
-    """The rows of an ordinary predict body, or None when the declared route must judge it."""
+def ordinary_rows(scope: asgi.Scope, body: bytes) -> tuple[list[Any], Any] | None:
+    """The rows and subjects of an ordinary predict body, or None when the declared route must judge it."""
     if header(scope, b"content-type") not in _JSON_TYPES:
         return None
     if _LONG_DIGITS.search(body):
@@ -117,8 +119,10 @@ def ordinary_rows(scope: asgi.Scope, body: bytes) -> list[Any] | None:
         payload = orjson.loads(body)  # strict: NaN, Infinity and numbers beyond float range are errors
     except orjson.JSONDecodeError:
         return None
-    rows = payload.get("inputs") if type(payload) is dict else None
-    return rows if type(rows) is list and rows else None
+    if type(payload) is not dict:
+        return None
+    rows = payload.get("inputs")
+    return (rows, payload.get("subjects")) if type(rows) is list and rows else None
 
 
 async def read_body(receive: asgi.Receive) -> bytes | None:
@@ -159,12 +163,13 @@ class FastPredict:
         body = await read_body(receive)
         if body is None:
             return  # nobody is left to answer
-        rows = ordinary_rows(scope, body)
-        if rows is None:
+        ordinary = ordinary_rows(scope, body)
+        if ordinary is None:
             await self.declared(scope, replay(body, receive), send)
             return
         principal = await admit(self.state, scope)
-        result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows)
+        rows, subjects = ordinary
+        result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows, subjects)
         content = orjson.dumps(result)
         headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -210,13 +215,14 @@ class PredictShortcut:
             body = await read_body(receive)  # the body limit raises in here
             if body is None:
                 return  # nobody is left to answer
-            rows = ordinary_rows(scope, body)
-            if rows is None:
+            ordinary = ordinary_rows(scope, body)
+            if ordinary is None:
                 await self.app(scope, replay(body, receive), send)
                 return
             scope.update(child)  # route and path parameters, as the router sets them (the metrics label reads them)
             principal = await admit(self.state, scope)
-            result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows)
+            rows, subjects = ordinary
+            result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows, subjects)
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:

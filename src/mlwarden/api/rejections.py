@@ -34,12 +34,21 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mlwarden.api")
 
 SUMMARY_KIND = "request.rejected_summary"
+MAX_SCREENED = 4000
+"""Characters of a refusal reason kept (and screened for identifiers) before it is recorded."""
 SUMMARY_SUBJECT = "requests:unauthenticated"
 _KEY_CHARS = 200
 _MAX_KEYS = 10_000
 
 Record = Callable[[dict[str, Any]], Awaitable[object]]
 """Durably records one summary body (raises :class:`MlwardenError` when the ledger is down)."""
+
+
+def masked(reason: str) -> str:
+    """``reason`` with identifiers replaced by their kind (the identifier library loads on first use)."""
+    from mlwarden.privacy.identifiers import mask
+
+    return mask(reason[:MAX_SCREENED])
 
 
 def fit(text: str, limit: int) -> str:
@@ -176,11 +185,16 @@ class Rejections:
                          claimed=claimed)  # fmt: skip
 
     async def of_request(self, request: Request, reason: str, status: int) -> None:
-        """Record a refusal of ``request`` once: individually if its caller authenticated, else summed."""
+        """Record a refusal of ``request`` once: individually if its caller authenticated, else summed.
+
+        The reason may quote an input value (a validation error): identifiers in it (e-mail, phone,
+        card, IBAN, national id) are masked before it reaches the ledger or a summary.
+        """
         state = request.state
         if getattr(state, "rejection_recorded", False):
             return
         state.rejection_recorded = True
+        reason = masked(reason)
         principal: str | None = getattr(state, "principal_id", None)
         if principal is None:
             self.anonymous(request.scope, reason, status)

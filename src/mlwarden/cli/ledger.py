@@ -17,6 +17,7 @@ from mlwarden.ledger.kinds import user_kind
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.pins import KeyPin
 from mlwarden.ledger.verify import KEY_MISMATCH, CheckpointSource, Finding, VerifyReport
+from mlwarden.subjects.audit import PayloadReport, audit_payloads
 from mlwarden.trust.audit import RowFinding, audit_all
 from mlwarden.trust.follower import StateFollower
 from mlwarden.workspace import Workspace, local_principal
@@ -220,18 +221,33 @@ def verify(
     try:
         report = _verify_workspace(ws.log, pin, extra)
         rows = _audit_rows(ws) if report.ok else []
+        payloads = audit_payloads(ws) if report.ok else PayloadReport()
     finally:
         ws.close()
+    ok = report.ok and not rows and payloads.ok
     if as_json:
-        print_json({**report.to_json(), "ok": report.ok and not rows, "rows": [r.to_json() for r in rows]})
+        print_json({**report.to_json(), "ok": ok, "rows": [r.to_json() for r in rows], "payloads": payloads.to_json()})
     else:
         _print_report(report, False)
         for row in rows:
             typer.echo(f"row NOT trusted: {row.line()}", err=True)
         if report.ok and not rows:
             typer.echo("enforced state intact: every token, stage, approval, dataset and index row matches the ledger")
-    if not report.ok or rows:
+        _print_payloads(payloads, report.ok)
+    if not ok:
         raise typer.Exit(1)
+
+
+def _print_payloads(payloads: PayloadReport, checked: bool) -> None:
+    if not checked:
+        return
+    for problem in payloads.tampered:
+        typer.echo(f"payload NOT intact at index {problem['index']}: {problem['problem']}", err=True)
+    erased = ", ".join(f"{n} by the erasure at index {i}" for i, n in sorted(payloads.erased_by.items()))
+    typer.echo(
+        f"personal data: {payloads.verified} payload(s) open and match their commitments, "
+        f"{payloads.erased} erased{f' ({erased})' if erased else ''}, {len(payloads.tampered)} problem(s)"
+    )
 
 
 def _audit_rows(ws: Workspace) -> list[RowFinding]:

@@ -111,8 +111,12 @@ def predict(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME or NAME:VERSION.")],
     input_file: Annotated[Path, typer.Option("--input", help="JSON list of rows (objects or lists).")],
+    subjects: Annotated[
+        list[str] | None,
+        typer.Option("--subject", help="Data subject of each row, in order (repeat once per row); optional."),
+    ] = None,
 ) -> None:
-    """Validate rows, predict locally, record the decision in the ledger; print the result."""
+    """Validate rows, predict locally, record the decision in the ledger (inputs sealed); print the result."""
     try:
         text = input_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -124,7 +128,7 @@ def predict(
     ws = state(ctx).open()
     try:
         name, version = parse_ref(ref, default_version=True, ws=ws)
-        print_json(run_predict(ws, name, version, rows, local_principal()))
+        print_json(run_predict(ws, name, version, rows, local_principal(), subjects or None))
     finally:
         ws.close()
 

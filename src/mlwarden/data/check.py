@@ -13,6 +13,7 @@ import polars as pl
 
 from mlwarden.data.contracts import ColumnRule, Contract
 from mlwarden.data.infer import infer_contract as infer_contract  # re-exported: the CLI's import
+from mlwarden.data.redaction import shown
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.datasets import data_format, scan
 
@@ -157,7 +158,8 @@ def check_frame(lazy: pl.LazyFrame, contract: Contract) -> ContractReport:
     for i, (name, column, expr, detail) in enumerate(checks):
         failing = int(totals[f"__{i}"] or 0)
         if failing:
-            broken.append(RuleResult(name, column, failing, detail, _examples(lazy, expr, column)))
+            rule_of = contract.column(column) if column else None
+            broken.append(RuleResult(name, column, failing, detail, _examples(lazy, expr, column, rule_of)))
     for rule in contract.columns:
         if rule.unique and int(totals[f"__u_{rule.name}"]):
             dup = pl.col(rule.name).is_duplicated() & pl.col(rule.name).is_not_null()
@@ -167,7 +169,7 @@ def check_frame(lazy: pl.LazyFrame, contract: Contract) -> ContractReport:
                     rule.name,
                     int(totals[f"__u_{rule.name}"]),
                     "repeated values",
-                    _examples(lazy, dup, rule.name),
+                    _examples(lazy, dup, rule.name, rule),
                 )
             )
         limit = rule.max_null_rate if rule.max_null_rate is not None else contract.max_null_rate
@@ -188,14 +190,20 @@ def check_frame(lazy: pl.LazyFrame, contract: Contract) -> ContractReport:
     return ContractReport(rows, broken, checked)
 
 
-def _examples(lazy: pl.LazyFrame, failing: pl.Expr, column: str | None) -> list[dict[str, Any]]:
+def _examples(
+    lazy: pl.LazyFrame, failing: pl.Expr, column: str | None, rule: ColumnRule | None = None
+) -> list[dict[str, Any]]:
+    """A few failing rows: their number and the value (masked when personal, see :mod:`mlwarden.data.redaction`)."""
     cols = [pl.col("__row").alias("row")] + ([pl.col(column).alias("value")] if column else [])
     try:
         frame = lazy.with_row_index("__row").filter(failing.fill_null(False)).select(cols).head(EXAMPLES).collect()
     except pl.exceptions.PolarsError:
         return []
     return [
-        {k: (v if isinstance(v, int | float | str | bool) or v is None else str(v)) for k, v in r.items()}
+        {
+            k: shown(v if isinstance(v, int | float | str | bool) or v is None else str(v), rule) if k == "value" else v
+            for k, v in r.items()
+        }
         for r in frame.to_dicts()
     ]
 

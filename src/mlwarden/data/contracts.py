@@ -10,6 +10,7 @@ columns:
   age:   {type: float, min: 0, max: 130, max_null_rate: 0.05}
   city:  {type: string, allowed: [paris, lyon], regex: "^[a-z]+$"}
   score: {type: float, max_drift: 0.25}      # PSI against the dataset's reference profile
+  email: {type: string, pii: true}           # personal data: never shown in clear in reports or logs
 ```
 """
 
@@ -27,7 +28,19 @@ from mlwarden.errors import InvalidInput
 TYPES = ("int", "float", "string", "bool")
 ROLES = ("feature", "key", "id")
 """``key`` and ``id`` (the same): identifiers, checked by the contract, left out of drift and poisoning screening."""
-_COLUMN_KEYS = {"type", "nullable", "min", "max", "allowed", "regex", "unique", "max_null_rate", "max_drift", "role"}
+_COLUMN_KEYS = {
+    "type",
+    "nullable",
+    "min",
+    "max",
+    "allowed",
+    "regex",
+    "unique",
+    "max_null_rate",
+    "max_drift",
+    "role",
+    "pii",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +56,8 @@ class ColumnRule:
     max_null_rate: float | None = None
     max_drift: float | None = None
     role: str = "feature"
+    pii: bool = False
+    """Personal data: its values are masked wherever a report, evidence or log would quote them."""
 
     @property
     def is_key(self) -> bool:
@@ -61,6 +76,11 @@ class Contract:
 
     def column(self, name: str) -> ColumnRule | None:
         return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def pii_columns(self) -> tuple[str, ...]:
+        """Columns marked ``pii: true``."""
+        return tuple(c.name for c in self.columns if c.pii)
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -108,6 +128,9 @@ def parse_contract(text: str, *, source: str = "contract") -> Contract:
         allowed = spec.get("allowed")
         if allowed is not None and not isinstance(allowed, list):
             raise InvalidInput(f"{where}: allowed must be a list")
+        pii = spec.get("pii", False)
+        if not isinstance(pii, bool):
+            raise InvalidInput(f"{where}: pii must be true or false")
         columns.append(
             ColumnRule(
                 name=str(name),
@@ -121,6 +144,7 @@ def parse_contract(text: str, *, source: str = "contract") -> Contract:
                 max_null_rate=_number(spec.get("max_null_rate"), f"{where}: max_null_rate"),
                 max_drift=_number(spec.get("max_drift"), f"{where}: max_drift"),
                 role=str(role),
+                pii=pii,
             )
         )
     table = raw.get("table") or {}

@@ -17,6 +17,7 @@ class Scope(StrEnum):
     MODEL_WRITE = "model:write"
     MODEL_PROMOTE = "model:promote"
     AUDIT_READ = "audit:read"
+    PRIVACY_ERASE = "privacy:erase"
     ADMIN = "admin"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +19,10 @@ _KIND = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 MAX_SUBJECT = 512
 MAX_PRINCIPAL = 512
 MAX_BODY_BYTES = 1 << 20
+
+PayloadRow = tuple[str, str, str, str, str | None, bytes | None, bytes, bytes]
+"""A sealed payload stored with its entry: ``(decision_id, field, key_id, day, kek_id, wrapped_key, nonce,
+ciphertext)``, the columns of ``privacy_payloads`` before ``ledger_index`` (see :mod:`mlwarden.privacy`)."""
 
 
 def _canonical_str(value: str) -> bytes:
@@ -96,6 +101,14 @@ class PreparedEntry:
     _head: bytes
     _tail: bytes
     refs: tuple[str, ...] = ()
+    attachments: tuple[PayloadRow, ...] = ()
+    """Sealed payloads the entry commits to: inserted with the entry's index, in its transaction."""
+
+    def with_attachments(self, rows: Sequence[PayloadRow]) -> PreparedEntry:
+        """This entry carrying ``rows`` (written in the same transaction, or not at all)."""
+        return PreparedEntry(
+            self.kind, self.subject, self.principal, self.body_json, self._head, self._tail, self.refs, tuple(rows)
+        )
 
     @classmethod
     def build(

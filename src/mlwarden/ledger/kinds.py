@@ -13,6 +13,10 @@ from typing import Any
 
 from mlwarden.errors import InvalidInput
 
+ERASURE_KIND = "privacy.erased"
+"""An erasure of personal data (a subject's, a decision's, or retention's): destroyed keys, never a subject."""
+EXPORT_KIND = "privacy.exported"
+"""A subject-access export was written (counts and its digest, never the subject)."""
 USER_NAMESPACE = "external"
 USER_PREFIX = USER_NAMESPACE + "."
 
@@ -27,6 +31,7 @@ SYSTEM_NAMESPACES = frozenset(
         "model",
         "policy",
         "prediction",
+        "privacy",
         "request",
         "token",
         # reserved for the system
@@ -88,5 +93,8 @@ def recorded_refs(kind: str, body: dict[str, Any]) -> tuple[str, ...]:
         return tuple(i for i in ids if isinstance(i, str)) if isinstance(ids, list) else ()
     if kind == "feedback":
         found = body.get("feedback_id")
+        return (found,) if isinstance(found, str) else ()
+    if kind == ERASURE_KIND:
+        found = body.get("erasure_id")
         return (found,) if isinstance(found, str) else ()
     return ()

@@ -145,6 +145,8 @@ _INSERTS = {
     "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
     "nodes": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
     "refs": "INSERT INTO ledger_refs (ref, idx) VALUES (?, ?)",
+    "payloads": "INSERT INTO privacy_payloads (decision_id, field, key_id, day, kek_id, wrapped_key, nonce, "
+    "ciphertext, ledger_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
     "head_unsigned": "UPDATE ledger_head SET size = ?, frontier = ? WHERE id = ?",
     "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",
@@ -198,6 +200,7 @@ def _render(
     entry_rows: list[tuple[int, bytes, str, str, str]],
     node_rows: list[tuple[int, int, bytes]],
     ref_rows: list[tuple[str, int]],
+    payload_rows: list[tuple[Any, ...]],
 ) -> list[Receipt]:
     """Give each entry the next index; append its row and completed subtrees to the lists."""
     receipts: list[Receipt] = []
@@ -209,6 +212,8 @@ def _render(
         entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
         node_rows.extend(frontier.append(lh))
         ref_rows.extend((ref, index) for ref in item.refs)
+        if item.attachments:
+            payload_rows.extend((*row, index) for row in item.attachments)
         receipts.append(Receipt(index, lh))
     return receipts
 
@@ -223,16 +228,24 @@ class LedgerTransaction:
         self._entries: list[tuple[int, bytes, str, str, str]] = []
         self._nodes: list[tuple[int, int, bytes]] = []
         self._refs: list[tuple[str, int]] = []
+        self._payloads: list[tuple[Any, ...]] = []
         self.committed_head: tuple[str, int] | None = None
 
-    def append(self, *, kind: str, subject: str, body: dict[str, Any], principal: str) -> Receipt:
+    def append(
+        self, *, kind: str, subject: str, body: dict[str, Any], principal: str, refs: tuple[str, ...] = ()
+    ) -> Receipt:
         """Stage one entry; it commits with the transaction."""
-        prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body)
+        return self.append_prepared(
+            PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body, refs=refs)
+        )
+
+    def append_prepared(self, prepared: PreparedEntry) -> Receipt:
+        """Stage one prepared entry (with its attachments); it commits with the transaction."""
         if self._frontier is None:
             size, frontier_bytes, _note = self.log._read_head(self.conn, lock=True)
             self.log._check_not_rolled_back(size)
             self._frontier = Frontier.from_bytes(size, frontier_bytes)
-        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes, self._refs)[0]
+        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes, self._refs, self._payloads)[0]
 
     def flush(self) -> None:
         """Write the staged entries and the newly signed head (called before COMMIT)."""
@@ -245,6 +258,8 @@ class LedgerTransaction:
         self.conn.exec_driver_sql(_insert_sql("nodes", qmark), self._nodes)
         if self._refs:
             self.conn.exec_driver_sql(_insert_sql("refs", qmark), self._refs)
+        if self._payloads:
+            self.conn.exec_driver_sql(_insert_sql("payloads", qmark), self._payloads)
         self.conn.exec_driver_sql(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
         self.committed_head = (note, frontier.size)
 
@@ -279,6 +294,7 @@ class Log:
         self._entry_rows: list[tuple[int, bytes, str, str, str]] = []
         self._node_rows: list[tuple[int, int, bytes]] = []
         self._ref_rows: list[tuple[str, int]] = []
+        self._payload_rows: list[tuple[Any, ...]] = []
         self._committer: GroupCommit[PreparedEntry, Receipt] = GroupCommit(self._write_batch)
 
     @property
@@ -381,6 +397,8 @@ class Log:
                 cur.executemany(_insert_sql("nodes", qmark), self._node_rows)
                 if self._ref_rows:
                     cur.executemany(_insert_sql("refs", qmark), self._ref_rows)
+                if self._payload_rows:
+                    cur.executemany(_insert_sql("payloads", qmark), self._payload_rows)
                 if note is None:
                     cur.execute(_insert_sql("head_unsigned", qmark), (frontier.size, frontier.to_bytes(), HEAD_ID))
                 else:
@@ -393,7 +411,7 @@ class Log:
                     self._drop_writer()
                 raise
             finally:
-                self._entry_rows, self._node_rows, self._ref_rows = [], [], []
+                self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows = [], [], [], []
                 cur.close()
         except (dbapi_error, SQLAlchemyError) as exc:
             self._drop_writer()
@@ -410,7 +428,9 @@ class Log:
         """Assign indices, render, hash (and sign when due); the rows land in ``_entry_rows``/``_node_rows``."""
         self._check_not_rolled_back(size)
         frontier = Frontier.from_bytes(size, frontier_bytes)
-        receipts = _render(batch, frontier, utc_now(), self._entry_rows, self._node_rows, self._ref_rows)
+        receipts = _render(
+            batch, frontier, utc_now(), self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows
+        )
         note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer) if sign else None
         return receipts, note, frontier
 

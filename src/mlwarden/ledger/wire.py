@@ -4,7 +4,9 @@ Every frame is a type byte and a 4-byte big-endian body length, then the body:
 
 * ``E`` (worker → writer): a count, then that many prepared entries, each
   ``kind, subject, principal, body, refs`` as length-prefixed UTF-8 (the body is the
-  entry's canonical JSON object, rendered by the worker);
+  entry's canonical JSON object, rendered by the worker), then its attachments (sealed
+  payload rows, written in the entry's transaction): each 8 fields, every one a u32 length
+  (``0xFFFFFFFF``: absent) and its bytes;
 * ``A`` (writer → worker): a count, then that many receipts ``(index u64, leaf hash 32 bytes)``;
 * ``F`` (writer → worker): a count and a message: the next ``count`` entries were not recorded.
 
@@ -23,14 +25,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from mlwarden.errors import InvalidInput, MlwardenError
-from mlwarden.ledger.entry import MAX_BODY_BYTES, MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
+from mlwarden.ledger.entry import MAX_BODY_BYTES, MAX_PRINCIPAL, MAX_SUBJECT, PayloadRow, PreparedEntry
 
 ENTRIES = b"E"
 ACKS = b"A"
 FAILED = b"F"
 HEADER = struct.Struct(">cI")
 COUNT = struct.Struct(">I")
-FIELDS = struct.Struct(">BHHIB")
+FIELDS = struct.Struct(">BHHIBH")
+LENGTH = struct.Struct(">I")
+ABSENT = 0xFFFFFFFF
+ROW_TEXT = (0, 1, 2, 3, 4)
+"""Which of a payload row's 8 fields are text (decision id, field, key id, day, KEK id); the rest are bytes."""
+MAX_ATTACHMENTS = 1 << 15
 RECEIPT = struct.Struct(">Q32s")
 MAX_FRAME = 64 << 20
 """The largest frame either side accepts (a worker splits bigger batches)."""
@@ -62,8 +69,45 @@ def encode_entry(entry: PreparedEntry) -> bytes:
     """One entry's bytes inside an ``E`` frame (the worker encodes each once, when it queues it)."""
     kind, subject, principal = entry.kind.encode(), entry.subject.encode(), entry.principal.encode()
     refs = b"".join(bytes((len(r),)) + r for r in (ref.encode() for ref in entry.refs))
-    fields = FIELDS.pack(len(kind), len(subject), len(principal), len(entry.body_json), len(entry.refs))
-    return fields + kind + subject + principal + entry.body_json + refs
+    fields = FIELDS.pack(
+        len(kind), len(subject), len(principal), len(entry.body_json), len(entry.refs), len(entry.attachments)
+    )
+    rows = b"".join(_encode_row(row) for row in entry.attachments)
+    return fields + kind + subject + principal + entry.body_json + refs + rows
+
+
+def _encode_row(row: PayloadRow) -> bytes:
+    out = bytearray()
+    for value in row:
+        if value is None:
+            out += LENGTH.pack(ABSENT)
+        else:
+            data = value.encode() if isinstance(value, str) else value
+            out += LENGTH.pack(len(data)) + data
+    return bytes(out)
+
+
+def _decode_row(raw: bytes, at: int) -> tuple[PayloadRow, int]:
+    values: list[str | bytes | None] = []
+    for position in range(8):
+        if at + LENGTH.size > len(raw):
+            raise WireError("entry attachment is cut short")
+        (length,) = LENGTH.unpack_from(raw, at)
+        at += LENGTH.size
+        if length == ABSENT:
+            values.append(None)
+            continue
+        if at + length > len(raw):
+            raise WireError("entry attachment is cut short")
+        data = raw[at : at + length]
+        at += length
+        values.append(data.decode() if position in ROW_TEXT else data)
+    decision_id, field, key_id, day, kek_id, wrapped, nonce, ciphertext = values
+    if not all(isinstance(v, str) for v in (decision_id, field, key_id, day)) or not isinstance(kek_id, str | None):
+        raise WireError("entry attachment lacks a decision id, field, key id or day")
+    if not isinstance(nonce, bytes) or not isinstance(ciphertext, bytes) or not isinstance(wrapped, bytes | None):
+        raise WireError("entry attachment lacks its nonce or ciphertext")
+    return (str(decision_id), str(field), str(key_id), str(day), kek_id, wrapped, nonce, ciphertext), at
 
 
 def entries_frames(encoded: Sequence[bytes]) -> Iterator[tuple[bytes, int]]:
@@ -136,7 +180,9 @@ def _decode_entry(raw: bytes, at: int) -> tuple[PreparedEntry, int]:
         raise WireError("entry is cut short")
     lengths = FIELDS.unpack_from(raw, at)
     at += FIELDS.size
-    kind_len, subject_len, principal_len, body_len, ref_count = lengths
+    kind_len, subject_len, principal_len, body_len, ref_count, attachment_count = lengths
+    if attachment_count > MAX_ATTACHMENTS:
+        raise WireError(f"entry has {attachment_count} attachments; the limit is {MAX_ATTACHMENTS}")
     if subject_len > 4 * MAX_SUBJECT or principal_len > 4 * MAX_PRINCIPAL or body_len > MAX_BODY_BYTES:
         raise WireError("entry field is longer than the ledger allows")
     end = at + kind_len + subject_len + principal_len + body_len
@@ -159,8 +205,13 @@ def _decode_entry(raw: bytes, at: int) -> tuple[PreparedEntry, int]:
             at += 1 + raw[at]
         if body_json[:1] != b"{" or body_json[-1:] != b"}":
             raise WireError("entry body is not a JSON object")
-        return PreparedEntry.from_canonical(kind=kind, subject=subject, principal=principal, body_json=body_json,
-                                            refs=tuple(refs)), at  # fmt: skip
+        rows: list[PayloadRow] = []
+        for _ in range(attachment_count):
+            row, at = _decode_row(raw, at)
+            rows.append(row)
+        entry = PreparedEntry.from_canonical(kind=kind, subject=subject, principal=principal, body_json=body_json,
+                                             refs=tuple(refs))  # fmt: skip
+        return (entry.with_attachments(rows) if rows else entry), at
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise WireError(f"entry is not valid: {exc}") from exc
     except InvalidInput as exc:

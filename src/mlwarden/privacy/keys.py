@@ -143,6 +143,17 @@ class KeyRing:
             out.append(NewKey(DataKey(key_id, slot, AESGCM(secret)), kek_id, wrapped))
         return out
 
+    def cached_subject_keys(self, slots: Iterable[KeySlot]) -> dict[KeySlot, DataKey] | None:
+        """The live cached key of every slot, or None if any is not cached (then use :meth:`subject_keys`)."""
+        moment = self._clock()
+        found: dict[KeySlot, DataKey] = {}
+        for slot in slots:
+            cached = self._cache.get(slot)
+            if cached is None or cached[0] <= moment:
+                return None
+            found[slot] = cached[1]
+        return found
+
     def subject_keys(self, conn: Connection, slots: Iterable[KeySlot], *, now: datetime) -> dict[KeySlot, DataKey]:
         """A live shared key for every subject slot: cached, stored, or created now (one insert for all new)."""
         wanted = set(slots)

@@ -6,34 +6,54 @@ import time
 import uuid
 from typing import Any
 
+from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.models import load_model
+from mlwarden.subjects.free_text import screen_rows
+from mlwarden.subjects.privacy_policy import load_privacy_policy
+from mlwarden.subjects.sealing import SealedRows, check_subjects, seal_rows
 from mlwarden.workspace import Workspace
 
 
 def prediction_record(
-    row: dict[str, Any], decision_ids: list[str], inputs: Any, outputs: list[dict[str, Any]], **extra: Any
-) -> dict[str, Any]:
-    """The ledger entry (kind, subject, body, refs) that records one answered prediction."""
-    return {
-        "kind": "prediction",
-        "subject": f"model:{row['name']}:{row['version']}",
-        "body": {"sha256": row["sha256"], "decision_ids": decision_ids, "inputs": inputs, "outputs": outputs, **extra},
-        "refs": tuple(decision_ids),
+    row: dict[str, Any], decision_ids: list[str], sealed: SealedRows, *, principal: str, **extra: Any
+) -> PreparedEntry:
+    """The ledger entry that records one answered prediction (version 2), carrying its sealed payloads.
+
+    The body holds the facts and one salted commitment per row for its inputs and its outputs;
+    the payloads themselves travel as the entry's attachments, written in its transaction.
+    """
+    body = {
+        "model": row["name"],
+        "version": row["version"],
+        "sha256": row["sha256"],
+        "decision_ids": decision_ids,
+        **sealed.body,
+        **extra,
     }
+    entry = PreparedEntry.build(
+        kind="prediction", subject=f"model:{row['name']}:{row['version']}", principal=principal, body=body,
+        refs=tuple(decision_ids),
+    )  # fmt: skip
+    return sealed.attach(entry)
 
 
-def predict(ws: Workspace, name: str, version: int | None, rows: Any, principal: str) -> dict[str, Any]:
-    """Validate ``rows`` against the version's signature, predict, record, then return."""
+def predict(
+    ws: Workspace, name: str, version: int | None, rows: Any, principal: str, subjects: list[str] | None = None
+) -> dict[str, Any]:
+    """Validate ``rows`` against the version's signature, predict, record (inputs sealed), then return."""
     served = load_model(ws, name, version, principal)
     row = served.row
+    screen_rows(rows, load_privacy_policy(ws.options.paths.policy).free_text)
     inputs = served.validator.validate(rows)
     started = time.perf_counter()
     outputs = served.model.predict(inputs).rows()
     elapsed_ms = (time.perf_counter() - started) * 1000
     decisions = [str(uuid.uuid4()) for _ in outputs]
-    recorded_inputs = rows if isinstance(rows, list) else inputs.tolist() if hasattr(inputs, "tolist") else None
-    record = prediction_record(row, decisions, recorded_inputs, outputs, latency_ms=round(elapsed_ms, 3))
-    receipt = ws.log.append(**record, principal=principal)
+    checked = check_subjects(subjects, len(outputs))
+    recorded_inputs = list(rows)  # validate() accepts only a list of rows
+    sealed = seal_rows(ws, decisions, recorded_inputs, outputs, checked)
+    entry = prediction_record(row, decisions, sealed, principal=principal, latency_ms=round(elapsed_ms, 3))
+    receipt = ws.log.append_many([entry])[0]
     return prediction_response(row, outputs, decisions, receipt.index)
 
 

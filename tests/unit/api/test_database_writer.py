@@ -176,7 +176,7 @@ def test_decision_entry_rewritten_in_place_is_refused(env: Env) -> None:
     decision, index = _predict(env)
     with env.ws.engine.connect() as conn:
         text = conn.execute(select(ledger_entries.c.entry).where(ledger_entries.c.idx == index)).scalar_one()
-    _set(env, ledger_entries, ledger_entries.c.idx == index, entry=text.replace('"outputs":[{', '"outputs":[{"x":1,'))
+    _set(env, ledger_entries, ledger_entries.c.idx == index, entry=text.replace('"v":2', '"v":2,"x":1'))
     response = env.client.get(f"/v1/decisions/{decision}", headers=env.headers(env.tokens["audit:read"]))
     assert response.status_code == 503, response.text
     assert response.json()["type"] == "urn:mlwarden:problem:integrity-failure"

@@ -17,6 +17,7 @@ from mlwarden.ledger.notes import Checkpoint, NoteVerifier
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel
+from mlwarden.subjects.decisions import prediction_payloads
 from tests.unit.api.conftest import Env, make_env
 
 
@@ -33,8 +34,9 @@ def test_prediction_is_recorded_before_the_answer(env: Env) -> None:
     entry = Entry.parse(env.ws.log.entry(body["ledger_index"]).text)
     assert entry.kind == "prediction"
     assert entry.principal.startswith("token:")
-    assert entry.body["inputs"] == rows
-    assert entry.body["outputs"] == body["predictions"]
+    assert "inputs" not in entry.body
+    assert "outputs" not in entry.body
+    assert prediction_payloads(env.ws, entry.to_json()) == {"inputs": rows, "outputs": body["predictions"]}
     assert entry.body["sha256"] == body["sha256"]
     assert entry.body["access"]["decision"] == "allow"
 

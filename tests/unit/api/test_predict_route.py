@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlwarden.ledger.entry import Entry
+from mlwarden.subjects.decisions import prediction_payloads
 from tests.unit.api.conftest import Env
 
 PREDICT = "/v1/models/bc/predict"
@@ -52,7 +53,7 @@ def test_ordinary_and_handed_over_requests_answer_alike(env: Env) -> None:
     assert fast.json()["ledger_index"] != declared.json()["ledger_index"]
     for response in (fast, declared):
         entry = Entry.parse(env.ws.log.entry(response.json()["ledger_index"]).text)
-        assert (entry.kind, entry.body["inputs"]) == ("prediction", rows)
+        assert (entry.kind, prediction_payloads(env.ws, entry.to_json())["inputs"]) == ("prediction", rows)
         assert entry.body["decision_ids"] == response.json()["decision_ids"]
 
 

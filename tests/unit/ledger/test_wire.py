@@ -87,12 +87,12 @@ def test_split_frames_keeps_a_partial_frame_for_later() -> None:
 
 def _hostile() -> dict[str, bytes]:
     good = encode_entry(_entry())
-    kind_len, subject_len, principal_len, _body_len, refs = FIELDS.unpack_from(good, 0)
+    kind_len, subject_len, principal_len, _body_len, refs, _rows = FIELDS.unpack_from(good, 0)
     fields = good[FIELDS.size :]
 
     def entry(kind: bytes = b"prediction", body: bytes = b"{}", subject: bytes = b"s", refs: bytes = b"") -> bytes:
         nrefs = 1 if refs else 0
-        return FIELDS.pack(len(kind), len(subject), 1, len(body), nrefs) + kind + subject + b"p" + body + refs
+        return FIELDS.pack(len(kind), len(subject), 1, len(body), nrefs, 0) + kind + subject + b"p" + body + refs
 
     one = struct.pack(">I", 1)
     return {
@@ -100,7 +100,7 @@ def _hostile() -> dict[str, bytes]:
         "count larger than the entries": struct.pack(">I", 2) + good,
         "trailing garbage": one + good + b"\x00",
         "cut short": one + good[:-5],
-        "body length past the end": one + FIELDS.pack(kind_len, subject_len, principal_len, 1 << 19, refs) + fields,
+        "body length past the end": one + FIELDS.pack(kind_len, subject_len, principal_len, 1 << 19, refs, 0) + fields,
         "kind not allowed": one + entry(kind=b"Bad Kind"),
         "body not JSON": one + entry(body=b"{nope"),
         "body not an object": one + entry(body=b"[1, 2]"),
@@ -132,3 +132,24 @@ def test_answers_that_do_not_add_up_are_refused() -> None:
         decode_answer(kind, body[:-1])
     with pytest.raises(WireError):
         decode_answer(b"Z", body)
+
+
+def test_attachments_round_trip_and_truncation_is_refused() -> None:
+    """Sealed payload rows travel with their entry (None stays None, bytes stay bytes); a cut row is a WireError."""
+    rows = (
+        ("d-1", "inputs", "k" * 32, "2026-11-26", None, None, b"\x00" * 12, b"\xff\x00ct"),
+        ("d-1", "outputs", "j" * 32, "2026-11-26", "kek1", b"wrapped", b"\x01" * 12, b""),
+    )
+    entry = _entry().with_attachments(rows)
+    frame, count = next(entries_frames([encode_entry(entry), encode_entry(_entry(1))]))
+    decoded = decode_entries(_body(frame))
+    assert count == 2
+    assert decoded[0].attachments == rows
+    assert decoded[0].body_json == entry.body_json
+    assert decoded[1].attachments == ()
+    raw = COUNT_ONE + encode_entry(entry)
+    with pytest.raises(WireError, match="attachment is cut short"):
+        decode_entries(raw[:-3])
+
+
+COUNT_ONE = struct.pack(">I", 1)

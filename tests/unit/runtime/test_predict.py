@@ -12,6 +12,7 @@ from mlwarden.ledger.entry import Entry
 from mlwarden.registry.models import register_model
 from mlwarden.runtime.predict import predict
 from mlwarden.samples import SampleModel, breast_cancer_model
+from mlwarden.subjects.decisions import prediction_payloads
 from mlwarden.workspace import Workspace
 
 
@@ -39,8 +40,10 @@ def test_predictions_match_the_bare_model_and_are_recorded(workspace: Workspace,
     assert entry.kind == "prediction"
     assert entry.principal == "local:bob"
     assert entry.body["decision_ids"] == result["decision_ids"]
-    assert entry.body["inputs"] == rows
-    assert entry.body["outputs"] == result["predictions"]
+    assert "inputs" not in entry.body
+    assert entry.body["v"] == 2
+    opened = prediction_payloads(workspace, entry.to_json())
+    assert opened == {"inputs": rows, "outputs": result["predictions"]}
     assert len(set(result["decision_ids"])) == 5
 
 

@@ -1,0 +1,55 @@
+"""Erasures as recorded workflows: destroy the keys and append the erasure entry in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from mlwarden.ledger.kinds import ERASURE_KIND
+from mlwarden.privacy import ErasureRecord, erase_subject, expire_inputs
+from mlwarden.subjects.sealing import privacy_ring
+from mlwarden.workspace import Workspace
+
+ERASURE_SUBJECT = "privacy:erasure"
+
+
+def _recorded(ws: Workspace, record: ErasureRecord, index: int) -> dict[str, Any]:
+    out = record.entry_body() | {"ledger_index": index}
+    if record.what != "retention":
+        out.pop("key_ids", None)
+    return out
+
+
+def erase_data_subject(
+    ws: Workspace, subject: str, *, reason: str, principal: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Destroy every data key of ``subject`` and record it (``privacy.erased``); idempotent (0 keys the 2nd time).
+
+    The entry and the answer name the erasure, its reason and the keys it destroyed; never the subject.
+    """
+    ring = privacy_ring(ws)
+    with ws.log.transaction() as tx:
+        record = erase_subject(tx.conn, ring, subject, reason=reason, now=now or datetime.now(UTC))
+        receipt = tx.append(
+            kind=ERASURE_KIND, subject=ERASURE_SUBJECT, body=record.entry_body(), principal=principal,
+            refs=(record.erasure_id,),
+        )  # fmt: skip
+    ring.forget_keys(set(record.key_ids))
+    return _recorded(ws, record, receipt.index)
+
+
+def expire_old_inputs(
+    ws: Workspace, *, inputs_retention_days: int, principal: str, now: datetime | None = None
+) -> dict[str, Any] | None:
+    """Erase the inputs older than the retention limit (outputs and facts stay); None when nothing expired."""
+    ring = privacy_ring(ws)
+    with ws.log.transaction() as tx:
+        record = expire_inputs(tx.conn, ring, inputs_retention_days=inputs_retention_days, now=now or datetime.now(UTC))
+        if record.count == 0:
+            return None
+        receipt = tx.append(
+            kind=ERASURE_KIND, subject=ERASURE_SUBJECT, body=record.entry_body(), principal=principal,
+            refs=(record.erasure_id,),
+        )  # fmt: skip
+    ring.forget_keys(set(record.key_ids))
+    return _recorded(ws, record, receipt.index)

@@ -1,0 +1,86 @@
+"""Subject access: every decision about a data subject, opened, with inclusion proofs and the signed head.
+
+The file (format ``mlwarden-subject-export-v1``) verifies offline with
+:func:`mlwarden.subjects.export_check.check_export`: each entry's text hashes to a leaf that the
+inclusion proof places under the signed checkpoint's root, and each payload (value + salt)
+matches the commitment the entry holds. Exporting is recorded (``privacy.exported``: counts and
+the file's SHA-256, never the subject).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from mlwarden.errors import IntegrityError
+from mlwarden.ledger.kinds import EXPORT_KIND
+from mlwarden.ledger.notes import Checkpoint
+from mlwarden.privacy import Opened, Scope, open_many
+from mlwarden.store.schema import privacy_keys, privacy_payloads
+from mlwarden.subjects.decisions import claims
+from mlwarden.subjects.sealing import privacy_ring
+from mlwarden.workspace import Workspace
+
+FORMAT = "mlwarden-subject-export-v1"
+
+
+def _subject_rows(ws: Workspace, subject: str) -> dict[int, set[str]]:
+    """Ledger index → decision ids of the subject's payloads under live keys (erased keys' rows are gone)."""
+    tag = privacy_ring(ws).scope_tag(Scope.subject(subject))
+    p = privacy_payloads.c
+    with ws.engine.connect() as conn:
+        keys = select(privacy_keys.c.key_id).where(privacy_keys.c.scope_tag == tag)
+        found: dict[int, set[str]] = {}
+        for decision_id, index in conn.execute(
+            select(p.decision_id, p.ledger_index).where(p.key_id.in_(keys), p.ledger_index.is_not(None))
+        ):
+            found.setdefault(int(index), set()).add(str(decision_id))
+    return found
+
+
+def _decision(ws: Workspace, index: int, wanted: set[str], size: int) -> list[dict[str, Any]]:
+    entry, _proof = ws.log.verified_entry(index)
+    text = ws.log.entry(index).text
+    path = [h.hex() for h in ws.log.inclusion_proof(index, size).path]
+    mine = [c for c in claims(entry.body, index) if c.decision_id in wanted]
+    with ws.engine.connect() as conn:
+        results = open_many(conn, privacy_ring(ws), mine)
+    by_decision: dict[str, dict[str, Any]] = {}
+    for claim, result in zip(mine, results, strict=True):
+        if not isinstance(result, Opened):
+            raise IntegrityError(f"ledger entry {index}: the {claim.field} of a decision does not open", index=index)
+        row = by_decision.setdefault(
+            claim.decision_id,
+            {"decision_id": claim.decision_id, "ledger_index": index, "entry": text, "inclusion_proof": path},
+        )
+        row[claim.field] = result.value
+        row[f"{claim.field}_salt"] = result.salt.hex()
+    return list(by_decision.values())
+
+
+def export_subject(ws: Workspace, subject: str, *, principal: str) -> dict[str, Any]:
+    """The export document for ``subject`` (decisions whose payloads are erased are counted, not listed)."""
+    found = _subject_rows(ws, subject)
+    note = ws.log.sign_head()
+    checkpoint = Checkpoint.open(note, ws.log.verifier)
+    decisions: list[dict[str, Any]] = []
+    for index in sorted(i for i in found if i < checkpoint.size):
+        decisions.extend(_decision(ws, index, found[index], checkpoint.size))
+    document = {
+        "format": FORMAT,
+        "subject": subject,
+        "exported": datetime.now(UTC).isoformat(),
+        "checkpoint": note,
+        "public_key": ws.log.verifier.vkey(),
+        "decisions": decisions,
+    }
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+    ws.log.append(
+        kind=EXPORT_KIND, subject="privacy:export", principal=principal,
+        body={"decisions": len(decisions), "checkpoint_size": checkpoint.size, "sha256": digest},
+    )  # fmt: skip
+    return document

@@ -1,0 +1,91 @@
+"""Verify a subject-access export offline: no database, no payload keys; only the key the reader pins.
+
+Imports no storage (an auditor or the data subject runs it anywhere): the signed checkpoint is
+opened with the pinned key, each entry's leaf is placed under its root by its inclusion proof,
+and each payload (value and salt) is checked against the commitment its entry holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from mlwarden.errors import InvalidInput, MlwardenError, VerificationError
+from mlwarden.ledger import merkle
+from mlwarden.ledger.canonical import canonical_json
+from mlwarden.ledger.entry import Entry, parse_json_object
+from mlwarden.ledger.notes import Checkpoint, NoteVerifier
+from mlwarden.ledger.pins import KeyPin
+from mlwarden.privacy.commitments import Commitment, commitment_of
+
+FORMAT = "mlwarden-subject-export-v1"
+FIELDS = ("inputs", "outputs")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """What a verified export proved: how many decisions, under which checkpoint size."""
+
+    decisions: int
+    checkpoint_size: int
+    key_fingerprint: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON."""
+        return {
+            "ok": True,
+            "decisions": self.decisions,
+            "checkpoint_size": self.checkpoint_size,
+            "key_fingerprint": self.key_fingerprint,
+        }
+
+
+def _offered(document: dict[str, Any]) -> NoteVerifier | None:
+    try:
+        return NoteVerifier.parse(str(document.get("public_key", "")))
+    except MlwardenError:
+        return None
+
+
+def _check_decision(row: Any, checkpoint: Checkpoint, position: int) -> None:
+    if not isinstance(row, dict):
+        raise VerificationError(f"decision {position} is not an object")
+    index, text, path = row.get("ledger_index"), row.get("entry"), row.get("inclusion_proof")
+    if not isinstance(index, int) or not isinstance(text, str) or not isinstance(path, list):
+        raise VerificationError(f"decision {position} lacks its ledger index, entry or inclusion proof")
+    try:
+        proof = [bytes.fromhex(str(h)) for h in path]
+    except ValueError as exc:
+        raise VerificationError(f"entry {index}: inclusion proof is not hex") from exc
+    merkle.verify_inclusion(merkle.leaf_hash(text.encode()), index, checkpoint.size, proof, checkpoint.root)
+    entry = Entry.parse(text)
+    ids = entry.body.get("decision_ids")
+    decision = row.get("decision_id")
+    if entry.index != index or not isinstance(ids, list) or decision not in ids:
+        raise VerificationError(f"entry {index} does not record decision {decision}")
+    at = ids.index(decision)
+    for field in FIELDS:
+        try:
+            expected = Commitment.parse(entry.body[f"{field}_commitments"][at])
+            salt = bytes.fromhex(str(row[f"{field}_salt"]))
+        except (KeyError, IndexError, TypeError, ValueError, InvalidInput) as exc:
+            raise VerificationError(
+                f"entry {index}: the {field} of decision {decision} has no commitment or salt"
+            ) from exc
+        if commitment_of(salt, canonical_json(row.get(field))) != expected:
+            raise VerificationError(f"entry {index}: the {field} of decision {decision} does not match its commitment")
+
+
+def check_export(text: str, pin: KeyPin) -> ExportReport:
+    """Verify an export document; raise :class:`VerificationError` naming the first thing that fails."""
+    document = parse_json_object(text, what="subject export")
+    if document.get("format") != FORMAT:
+        raise InvalidInput(f"not a subject export: format is {document.get('format')!r}, expected {FORMAT!r}")
+    key = pin.resolve(_offered(document), holder="the export")
+    checkpoint = Checkpoint.open(str(document.get("checkpoint", "")), key)
+    decisions = document.get("decisions")
+    if not isinstance(decisions, list):
+        raise VerificationError("the export has no list of decisions")
+    for position, row in enumerate(decisions):
+        _check_decision(row, checkpoint, position)
+    return ExportReport(len(decisions), checkpoint.size, key.fingerprint)
