@@ -42,6 +42,7 @@ from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
+from wrk_tool import ensure_wrk
 
 HERE = Path(__file__).resolve().parent
 
@@ -63,18 +64,6 @@ def _wait(port: int, proc: subprocess.Popen[bytes]) -> None:
                 raise SystemExit("server exited before listening") from None
             time.sleep(0.1)
     raise SystemExit("server did not start")
-
-
-def _ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
-        found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    return found
 
 
 def _tree_cpu_seconds(root: int) -> float:
@@ -201,7 +190,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of all targets back to back; medians reported")
     args = parser.parse_args()
     seconds = 3 if args.quick else 8
-    wrk = _ensure_wrk()
+    wrk = ensure_wrk()
     root = Path(tempfile.mkdtemp(prefix="mlwarden-gw-bench-"))
     result: dict[str, Any] = {}
     try:

@@ -51,6 +51,7 @@ from mlwarden.registry.models import register_model
 from mlwarden.samples import breast_cancer_model
 from mlwarden.store.schema import ledger_entries
 from mlwarden.workspace import init_workspace, open_workspace
+from wrk_tool import ensure_wrk
 
 HERE = Path(__file__).resolve().parent
 CONNECTIONS = 32
@@ -61,18 +62,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, capture_output=True)
-        found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("wrk is needed: apt-get install wrk")
-    return found
 
 
 def _proc_stats() -> list[tuple[int, int, int, float]]:
@@ -293,7 +282,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per run instead of 8")
     args = parser.parse_args()
     seconds = 3 if args.quick else 8
-    wrk = _ensure_wrk()
+    wrk = ensure_wrk()
     root = Path(tempfile.mkdtemp(prefix="mlwarden-replicas-bench-"))
     url, cluster = _postgres(root)
     result: dict[str, Any] = {}
