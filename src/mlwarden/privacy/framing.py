@@ -7,11 +7,12 @@ No two different part lists frame to the same bytes, whatever the parts contain.
 from __future__ import annotations
 
 
+def frame_part(part: str) -> bytes:
+    """One part as ``framed`` writes it: a 4-byte big-endian length, then its UTF-8 bytes."""
+    data = part.encode("utf-8")
+    return len(data).to_bytes(4, "big") + data
+
+
 def framed(label: bytes, *parts: str) -> bytes:
     """``label``, a zero byte, then each part as a 4-byte big-endian length and its UTF-8 bytes."""
-    out = [label, b"\x00"]
-    for part in parts:
-        data = part.encode("utf-8")
-        out.append(len(data).to_bytes(4, "big"))
-        out.append(data)
-    return b"".join(out)
+    return b"".join([label, b"\x00", *map(frame_part, parts)])

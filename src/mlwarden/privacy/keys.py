@@ -42,6 +42,7 @@ KEY_ID_BYTES = 16
 DELETE_CHUNK = 500
 MAX_CACHED = 10_000
 MAX_TAGS = 10_000
+DEK_LABEL = b"mlwarden-dek-v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class NewKey:
 
 def wrap_context(key_id: str, slot: KeySlot) -> bytes:
     """The associated data a data key is wrapped with: binds it to its key id, scope tag, field and day."""
-    return framed(b"mlwarden-dek-v1", key_id, slot.scope_tag, slot.field, slot.day)
+    return framed(DEK_LABEL, key_id, slot.scope_tag, slot.field, slot.day)
 
 
 def _in_slots(slots: set[KeySlot]) -> ColumnElement[bool]:

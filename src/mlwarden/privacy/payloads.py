@@ -17,20 +17,23 @@ points at the subject's key of the day in ``privacy_keys`` and leaves those colu
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, insert
 
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.canonical import canonical_json
-from mlwarden.privacy.commitments import SALT_BYTES, Commitment, commitment_of
-from mlwarden.privacy.framing import framed
-from mlwarden.privacy.keys import DataKey, KeyRing, NewKey, utc_day
-from mlwarden.privacy.scopes import Field, Scope, check_field
+from mlwarden.ledger.entry import PayloadRow
+from mlwarden.privacy.commitments import DOMAIN, SALT_BYTES, Commitment, commitment_of
+from mlwarden.privacy.framing import frame_part, framed
+from mlwarden.privacy.keys import DATA_KEY_BYTES, DEK_LABEL, KEY_ID_BYTES, DataKey, KeyRing, NewKey, utc_day
+from mlwarden.privacy.scopes import FIELDS, Field, Scope, check_field
 from mlwarden.store.schema import privacy_payloads
 
 NONCE_BYTES = 12
@@ -89,9 +92,103 @@ class SealedPayload:
         }
 
 
+AAD_LABEL = b"mlwarden-payload-v1"
+_AAD_PREFIX = AAD_LABEL + b"\x00"
+_DEK_PREFIX = DEK_LABEL + b"\x00"
+_FIELD_PARTS = {field: frame_part(field) for field in FIELDS}
+
+
 def payload_aad(decision_id: str, field: str, key_id: str) -> bytes:
     """The associated data that binds a ciphertext to its record (decision id, field, key id)."""
-    return framed(b"mlwarden-payload-v1", decision_id, field, key_id)
+    return framed(AAD_LABEL, decision_id, field, key_id)
+
+
+def check_decision_id(decision_id: object) -> str:
+    """``decision_id`` when it is a non-empty string of at most 64 characters; an input error otherwise."""
+    if not isinstance(decision_id, str) or not 0 < len(decision_id) <= MAX_DECISION_ID:
+        raise InvalidInput(f"decision id must be a non-empty string of at most {MAX_DECISION_ID} characters")
+    return decision_id
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    """Rows sealed for one ledger entry: each row's commitments (hex) and the payload rows to insert."""
+
+    inputs_commitments: list[str]
+    outputs_commitments: list[str]
+    rows: list[PayloadRow]
+
+
+_OWN_STEP = DATA_KEY_BYTES + KEY_ID_BYTES + SALT_BYTES + NONCE_BYTES
+_SHARED_STEP = SALT_BYTES + NONCE_BYTES
+
+
+def seal_own_rows(
+    ring: KeyRing, decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any], day: str
+) -> SealedBatch:
+    """Seal each row's inputs and outputs under two fresh keys of its own decision, wrapped inline.
+
+    The same records as :func:`seal` for requests without subject (same key slots, wrap context,
+    associated data and commitments), built without intermediate objects: one ``os.urandom``
+    call gives every key, key id, salt and nonce of the batch.
+    """
+    kek = ring.kek
+    kek_id = kek.kek_id
+    randomness = os.urandom(2 * _OWN_STEP * len(decision_ids))
+    sha256 = hashlib.sha256
+    batch = SealedBatch([], [], [])
+    at = 0
+    for i, decision_id in enumerate(decision_ids):
+        decision_part = frame_part(check_decision_id(decision_id))
+        scope_part = frame_part(ring.scope_tag(Scope.decision(decision_id)))
+        day_part = frame_part(day)
+        for field, value, commitments in (
+            ("inputs", inputs[i], batch.inputs_commitments),
+            ("outputs", outputs[i], batch.outputs_commitments),
+        ):
+            secret = randomness[at : at + DATA_KEY_BYTES]
+            key_id = randomness[at + DATA_KEY_BYTES : at + DATA_KEY_BYTES + KEY_ID_BYTES].hex()
+            salt = randomness[at + DATA_KEY_BYTES + KEY_ID_BYTES : at + _OWN_STEP - NONCE_BYTES]
+            nonce = randomness[at + _OWN_STEP - NONCE_BYTES : at + _OWN_STEP]
+            at += _OWN_STEP
+            field_part = _FIELD_PARTS[field]
+            key_part = frame_part(key_id)
+            wrapped = kek.wrap(secret, b"".join((_DEK_PREFIX, key_part, scope_part, field_part, day_part)))
+            canonical = canonical_json(value)
+            aad = b"".join((_AAD_PREFIX, decision_part, field_part, key_part))
+            ciphertext = AESGCM(secret).encrypt(nonce, salt + canonical, aad)
+            commitments.append(sha256(DOMAIN + salt + canonical).hexdigest())
+            batch.rows.append((decision_id, field, key_id, day, kek_id, wrapped, nonce, ciphertext))
+    return batch
+
+
+def seal_shared_rows(
+    decision_ids: Sequence[str],
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    keys: Sequence[tuple[DataKey, DataKey]],
+    day: str,
+) -> SealedBatch:
+    """Seal row ``i``'s inputs and outputs under ``keys[i]`` (its subject's inputs and outputs keys of ``day``)."""
+    randomness = os.urandom(2 * _SHARED_STEP * len(decision_ids))
+    sha256 = hashlib.sha256
+    batch = SealedBatch([], [], [])
+    at = 0
+    for i, decision_id in enumerate(decision_ids):
+        decision_part = frame_part(check_decision_id(decision_id))
+        for field, value, key, commitments in (
+            ("inputs", inputs[i], keys[i][0], batch.inputs_commitments),
+            ("outputs", outputs[i], keys[i][1], batch.outputs_commitments),
+        ):
+            salt = randomness[at : at + SALT_BYTES]
+            nonce = randomness[at + SALT_BYTES : at + _SHARED_STEP]
+            at += _SHARED_STEP
+            canonical = canonical_json(value)
+            aad = b"".join((_AAD_PREFIX, decision_part, _FIELD_PARTS[field], frame_part(key.key_id)))
+            ciphertext = key.aead.encrypt(nonce, salt + canonical, aad)
+            commitments.append(sha256(DOMAIN + salt + canonical).hexdigest())
+            batch.rows.append((decision_id, field, key.key_id, day, None, None, nonce, ciphertext))
+    return batch
 
 
 def seal_with_keys(

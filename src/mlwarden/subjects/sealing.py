@@ -9,17 +9,8 @@ from typing import Any
 
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.entry import PayloadRow, PreparedEntry
-from mlwarden.privacy import (
-    KeyRing,
-    KeySlot,
-    LocalKek,
-    PayloadRequest,
-    Scope,
-    SealedPayload,
-    seal,
-    seal_with_keys,
-    utc_day,
-)
+from mlwarden.privacy import KeyRing, KeySlot, LocalKek, Scope, utc_day
+from mlwarden.privacy.payloads import SealedBatch, seal_own_rows, seal_shared_rows
 from mlwarden.privacy.scopes import MAX_ID
 from mlwarden.store.engine import write_transaction
 from mlwarden.workspace import Workspace
@@ -61,39 +52,22 @@ class SealedRows:
         return entry.with_attachments(self.attachments)
 
 
-def _requests(
-    decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any], subjects: Sequence[str] | None
-) -> list[PayloadRequest]:
-    requests = []
-    for i, decision_id in enumerate(decision_ids):
-        subject = None if subjects is None else subjects[i]
-        requests.append(PayloadRequest.for_row(decision_id, "inputs", inputs[i], subject))
-        requests.append(PayloadRequest.for_row(decision_id, "outputs", outputs[i], subject))
-    return requests
-
-
-def _slots(ring: KeyRing, requests: Sequence[PayloadRequest], day: str) -> list[KeySlot]:
-    """Each request's key slot; a scope's tag (an HMAC) computed once for its inputs and outputs."""
-    tags: dict[Scope, str] = {}
-    slots = []
-    for request in requests:
-        tag = tags.get(request.scope)
-        if tag is None:
-            tag = tags[request.scope] = ring.scope_tag(request.scope)
-        slots.append(KeySlot(tag, request.field, day))
-    return slots
-
-
-def _rows(sealed: Sequence[SealedPayload]) -> SealedRows:
+def _rows(batch: SealedBatch) -> SealedRows:
     body = {
         "v": ENTRY_VERSION,
-        "inputs_commitments": [s.commitment.hex for s in sealed if s.field == "inputs"],
-        "outputs_commitments": [s.commitment.hex for s in sealed if s.field == "outputs"],
+        "inputs_commitments": batch.inputs_commitments,
+        "outputs_commitments": batch.outputs_commitments,
     }
-    rows = tuple(
-        (s.decision_id, s.field, s.key_id, s.day, s.kek_id, s.wrapped_key, s.nonce, s.ciphertext) for s in sealed
-    )
-    return SealedRows(body, rows)
+    return SealedRows(body, tuple(batch.rows))
+
+
+def _subject_slots(ring: KeyRing, subjects: Sequence[str], day: str) -> list[tuple[KeySlot, KeySlot]]:
+    """Each row's (inputs, outputs) key slots: its subject's tag (an HMAC, memoised by the ring) and ``day``."""
+    slots = []
+    for subject in subjects:
+        tag = ring.scope_tag(Scope.subject(subject))
+        slots.append((KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day)))
+    return slots
 
 
 def seal_rows(
@@ -116,12 +90,15 @@ def seal_rows(
     moment = now or datetime.now(UTC)
     day = utc_day(moment)
     ring = privacy_ring(ws)
-    requests = _requests(decision_ids, inputs, outputs, subjects)
-    slots = _slots(ring, requests, day)
     if subjects is None:
-        return _rows(seal_with_keys(requests, ring.new_keys(slots), day))
-    cached = ring.cached_subject_keys(slots)
-    if cached is not None:  # the subjects' keys of the day, unwrapped within the last minute: no database
-        return _rows(seal_with_keys(requests, [cached[s] for s in slots], day))
-    with write_transaction(ws.engine) as conn:
-        return _rows(seal(conn, ring, requests, now=moment))
+        return _rows(seal_own_rows(ring, decision_ids, inputs, outputs, day))
+    if len(subjects) != len(decision_ids):
+        raise InvalidInput(f"subjects ({len(subjects)}) must have one subject per decision ({len(decision_ids)})")
+    pairs = _subject_slots(ring, subjects, day)
+    flat = [slot for pair in pairs for slot in pair]
+    found = ring.cached_subject_keys(flat)
+    if found is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
+        with write_transaction(ws.engine) as conn:
+            found = ring.subject_keys(conn, flat, now=moment)
+    keys = [(found[a], found[b]) for a, b in pairs]
+    return _rows(seal_shared_rows(decision_ids, inputs, outputs, keys, day))
