@@ -37,6 +37,7 @@ LENGTH = struct.Struct(">I")
 ABSENT = 0xFFFFFFFF
 ROW_TEXT = (0, 1, 2, 3, 4)
 """Which of a payload row's 8 fields are text (decision id, field, key id, day, KEK id); the rest are bytes."""
+_ABSENT_LENGTH = LENGTH.pack(ABSENT)
 MAX_ATTACHMENTS = 1 << 15
 RECEIPT = struct.Struct(">Q32s")
 MAX_FRAME = 64 << 20
@@ -77,14 +78,14 @@ def encode_entry(entry: PreparedEntry) -> bytes:
 
 
 def _encode_row(row: PayloadRow) -> bytes:
-    out = bytearray()
+    parts: list[bytes] = []
     for value in row:
         if value is None:
-            out += LENGTH.pack(ABSENT)
+            parts.append(_ABSENT_LENGTH)
         else:
             data = value.encode() if isinstance(value, str) else value
-            out += LENGTH.pack(len(data)) + data
-    return bytes(out)
+            parts += (LENGTH.pack(len(data)), data)
+    return b"".join(parts)
 
 
 def _decode_row(raw: bytes, at: int) -> tuple[PayloadRow, int]:

@@ -137,11 +137,11 @@ def seal_own_rows(
     randomness = os.urandom(2 * _OWN_STEP * len(decision_ids))
     sha256 = hashlib.sha256
     batch = SealedBatch([], [], [])
+    day_part = frame_part(day)
     at = 0
     for i, decision_id in enumerate(decision_ids):
         decision_part = frame_part(check_decision_id(decision_id))
         scope_part = frame_part(ring.scope_tag(Scope.decision(decision_id)))
-        day_part = frame_part(day)
         for field, value, commitments in (
             ("inputs", inputs[i], batch.inputs_commitments),
             ("outputs", outputs[i], batch.outputs_commitments),
