@@ -88,7 +88,7 @@ def _in_slots(slots: set[KeySlot]) -> ColumnElement[bool]:
 
 def utc_day(moment: datetime) -> str:
     """The UTC calendar day of an aware ``moment``, as key slots name it."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+    return moment.astimezone(UTC).date().isoformat()
 
 
 class KeyRing:

@@ -95,7 +95,7 @@ class SealedPayload:
 AAD_LABEL = b"mlwarden-payload-v1"
 _AAD_PREFIX = AAD_LABEL + b"\x00"
 _DEK_PREFIX = DEK_LABEL + b"\x00"
-_FIELD_PARTS = {field: frame_part(field) for field in FIELDS}
+_FIELD_PARTS: dict[str, bytes] = {field: frame_part(field) for field in FIELDS}
 
 
 def payload_aad(decision_id: str, field: str, key_id: str) -> bytes:
