@@ -42,6 +42,7 @@ from mlwarden.ledger.entry import MAX_PRINCIPAL, MAX_SUBJECT, PreparedEntry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.privacy.identifiers import screen
 from mlwarden.registry.models import ServedModel, load_model, production_row
+from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.runtime.predict import prediction_record, prediction_response
 from mlwarden.subjects.free_text import PolicyReader, screen_rows
 from mlwarden.subjects.privacy_policy import PrivacyPolicy
@@ -172,7 +173,7 @@ class Gateway:
         screen_rows(rows, self.privacy_policy().free_text)
         inputs = served.validator.validate(rows)
         outputs = served.model.predict(inputs).rows()
-        decisions = [str(uuid.uuid4()) for _ in outputs]
+        decisions = decision_ids(len(outputs))
         row = served.row
         if checked is None:
             sealed = seal_rows(self.ws, decisions, rows, outputs)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.models import load_model
+from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.subjects.free_text import screen_rows
 from mlwarden.subjects.privacy_policy import load_privacy_policy
 from mlwarden.subjects.sealing import SealedRows, check_subjects, seal_rows
@@ -48,7 +48,7 @@ def predict(
     started = time.perf_counter()
     outputs = served.model.predict(inputs).rows()
     elapsed_ms = (time.perf_counter() - started) * 1000
-    decisions = [str(uuid.uuid4()) for _ in outputs]
+    decisions = decision_ids(len(outputs))
     checked = check_subjects(subjects, len(outputs))
     recorded_inputs = list(rows)  # validate() accepts only a list of rows
     sealed = seal_rows(ws, decisions, recorded_inputs, outputs, checked)
