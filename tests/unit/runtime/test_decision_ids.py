@@ -25,7 +25,7 @@ def test_ids_are_version_7_with_the_rfc_variant(count: int) -> None:
 def test_ids_carry_the_current_time_and_sort_by_it() -> None:
     before = time.time_ns() // 1_000_000
     first = decision_ids(3)
-    later = []
+    later: list[str] = []
     while not later or uuid.UUID(later[0]).int >> 80 == uuid.UUID(first[0]).int >> 80:
         later = decision_ids(1)  # until the clock has moved on by a millisecond
     after = time.time_ns() // 1_000_000
