@@ -26,7 +26,7 @@ from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway
 from mlwarden.api.inputs import check_value
 from mlwarden.api.limits import BodyLimit, BodyLimits, SourceGuard
 from mlwarden.api.metrics import CONTENT_TYPE_LATEST, GatewayMetrics
-from mlwarden.api.predict_route import FastPredict, PredictShortcut, admit, principal_of
+from mlwarden.api.predict_route import PredictShortcut, admit, principal_of
 from mlwarden.api.predict_route import predict as predict_rows
 from mlwarden.api.rejections import Rejections, RejectionSummary
 from mlwarden.api.uploads import batch_suffix, card_text, expiry, upload_name
@@ -224,13 +224,12 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
 
     @app.post("/v1/models/{name}/predict", summary="Predict with the production version (scope inference:read)")
     async def predict(name: str, body: PredictBody, request: Request, principal: Caller) -> JSONResponse:
-        # Answers what FastPredict hands over (unusual bodies); describes the route in the OpenAPI document.
+        # Answers what PredictShortcut hands over (unusual bodies); describes the route in the OpenAPI document.
         return JSONResponse(
             await predict_rows(request.app.state, request.scope, principal, name, body.inputs, body.subjects)
         )
 
     predict_route = next(r for r in app.router.routes if isinstance(r, APIRoute) and r.endpoint is predict)
-    predict_route.app = FastPredict(app.state, predict_route.app)
     app.add_middleware(PredictShortcut, state=app.state, route=predict_route, handlers=app.exception_handlers)
     app.add_middleware(BodyLimit, limits=BodyLimits.from_settings(settings), on_reject=reject_early)
     app.add_middleware(SourceGuard, buckets=rejections.sources, on_reject=reject_early)

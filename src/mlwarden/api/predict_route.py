@@ -1,13 +1,14 @@
 """The predict route as plain ASGI: no per-request dependency injection, orjson in and out.
 
 The FastAPI operation declared in :mod:`mlwarden.api.app` stays what the OpenAPI document
-describes and what every unusual request gets: :class:`FastPredict` wraps it and answers
-only the ordinary one itself (``Content-Type: application/json``, a body orjson parses into
-an object whose ``inputs`` is a non-empty list). Anything else (malformed JSON, ``NaN``,
-numbers beyond float range, a missing or empty ``inputs``, another content type) is handed,
-body and all, to the FastAPI operation, so its refusals are exactly those of the declared
-route. Both ways authenticate, rate-limit, authorize, validate and record the same way:
-:func:`admit` is the one implementation of the first two.
+describes and what every unusual request gets: :class:`PredictShortcut` (innermost
+middleware, before the router) answers only the ordinary one itself (``Content-Type:
+application/json``, a body orjson parses into an object whose ``inputs`` is a non-empty
+list). Anything else (malformed JSON, ``NaN``, numbers beyond float range, a missing or
+empty ``inputs``, another content type) is handed, body and all, to the FastAPI operation,
+so its refusals are exactly those of the declared route. Both ways authenticate, rate-limit,
+authorize, validate and record the same way: :func:`admit` is the one implementation of the
+first two.
 """
 
 from __future__ import annotations
@@ -150,30 +151,6 @@ def replay(body: bytes, receive: asgi.Receive) -> asgi.Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return again
-
-
-class FastPredict:
-    """ASGI app for ``POST /v1/models/{name}/predict``: ordinary requests here, others to ``declared``."""
-
-    def __init__(self, state: State, declared: asgi.ASGIApp) -> None:
-        self.state = state
-        self.declared = declared
-
-    async def __call__(self, scope: asgi.Scope, receive: asgi.Receive, send: asgi.Send) -> None:
-        body = await read_body(receive)
-        if body is None:
-            return  # nobody is left to answer
-        ordinary = ordinary_rows(scope, body)
-        if ordinary is None:
-            await self.declared(scope, replay(body, receive), send)
-            return
-        principal = await admit(self.state, scope)
-        rows, subjects = ordinary
-        result = await predict(self.state, scope, principal, scope["path_params"]["name"], rows, subjects)
-        content = orjson.dumps(result)
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
 
 
 Handler = Callable[[Request, Any], Response | Awaitable[Response]]
