@@ -35,13 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mlwarden.config import Settings, WorkspaceOptions
-from mlwarden.identity.tokens import create_token
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
-from mlwarden.samples import breast_cancer_model
-from mlwarden.workspace import init_workspace, open_workspace
+from mlwarden.workspace import open_workspace
+from served_model import served_workspace
 from wrk_tool import ensure_wrk
 
 HERE = Path(__file__).resolve().parent
@@ -194,17 +189,8 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mlwarden-gw-bench-"))
     result: dict[str, Any] = {}
     try:
-        sample = breast_cancer_model(root / "art", trees=50)
-        options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "ws")
-        init_workspace(options)
-        ws = open_workspace(options)
-        register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench")
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench")
-        approve_and_promote(ws, "bc", 1, approver="reviewer")
-        token, _ = create_token(ws, name="bench", scopes=["inference:read"], principal="bench")
-        ws.close()
-        row = [float(v) for v in sample.eval_csv.read_text().splitlines()[1].split(",")[:-1]]
-        body = json.dumps({"inputs": [row]})
+        served = served_workspace(root, None)
+        options, token, body = served.options, served.token, json.dumps(served.body)
         script = root / "post.lua"
         script.write_text(
             'wrk.method = "POST"\n'
@@ -213,7 +199,7 @@ def main() -> None:
             f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         )
         path_env = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(HERE)) if p)
-        env = {**os.environ, "BARE_MODEL": str(sample.onnx), "MLWARDEN_RATE_LIMIT": "0", "PYTHONPATH": path_env}
+        env = {**os.environ, "BARE_MODEL": str(served.onnx), "MLWARDEN_RATE_LIMIT": "0", "PYTHONPATH": path_env}
         for workers in (int(w) for w in args.workers.split(",")):
             levels = (1, 32) if workers == 1 else (32,)
             suffix = "" if workers == 1 else f"_w{workers}"

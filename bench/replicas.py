@@ -42,15 +42,11 @@ from typing import Any
 import httpx
 from sqlalchemy import create_engine, select, text
 
-from mlwarden.config import Settings, WorkspaceOptions
-from mlwarden.identity.tokens import create_token
+from mlwarden.config import WorkspaceOptions
 from mlwarden.ledger.duties import writer_lease
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
-from mlwarden.samples import breast_cancer_model
 from mlwarden.store.schema import ledger_entries
-from mlwarden.workspace import init_workspace, open_workspace
+from mlwarden.workspace import open_workspace
+from served_model import served_workspace
 from wrk_tool import ensure_wrk
 
 HERE = Path(__file__).resolve().parent
@@ -287,18 +283,9 @@ def main() -> None:
     url, cluster = _postgres(root)
     result: dict[str, Any] = {}
     try:
-        sample = breast_cancer_model(root / "art", trees=50)
-        home = root / "ws"
-        options = WorkspaceOptions.from_settings(Settings(database_url=url), home)
-        init_workspace(options)
-        ws = open_workspace(options)
-        register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench")
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench")
-        approve_and_promote(ws, "bc", 1, approver="reviewer")
-        token, _ = create_token(ws, name="bench", scopes=["inference:read"], principal="bench")
-        ws.close()
-        row = [float(v) for v in sample.eval_csv.read_text().splitlines()[1].split(",")[:-1]]
-        body = {"inputs": [row]}
+        served = served_workspace(root, url)
+        options, token, body = served.options, served.token, served.body
+        home = options.paths.home
         script = root / "post.lua"
         script.write_text(
             'wrk.method = "POST"\n'
