@@ -202,3 +202,21 @@ def test_retention_now(cli: Cli, home: Path, recorded: dict[str, Any]) -> None:
     assert applied.code == 0, applied.err
     assert json.loads(applied.out) == {"inputs_retention_days": 30, "keys_destroyed": 0}
     assert cli("ledger", "tail", "-n", "1").json_lines()[0]["index"] == before
+
+
+def test_erasure_is_attributed_to_the_os_account_not_the_environment(
+    cli: Cli, sample: SampleModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``USER``/``LOGNAME`` claiming someone else change nothing: the erasure names the process's real account."""
+    import os
+    import pwd
+
+    assert cli("init").code == 0
+    monkeypatch.setenv("USER", "mallory")
+    monkeypatch.setenv("LOGNAME", "mallory")
+    erased = cli("privacy", "erase", "--subject", "cust-1", "--reason", "request")
+    assert erased.code == 0, erased.err
+    [entry] = cli("ledger", "tail", "-n", "1").json_lines()
+    assert entry["kind"] == "privacy.erased"
+    assert entry["principal"] == f"local:{pwd.getpwuid(os.getuid()).pw_name}"
+    assert "mallory" not in json.dumps(entry)
