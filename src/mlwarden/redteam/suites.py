@@ -15,6 +15,7 @@ from typing import Any
 
 from mlwarden.errors import InvalidInput
 from mlwarden.redteam.findings import SuiteResult
+from mlwarden.redteam.ledger_view import LedgerView
 from mlwarden.redteam.target import Target
 
 
@@ -43,8 +44,12 @@ class SuiteOptions:
     ``features``: the model's input features (from ``--signature``, or the registry in ``--home``
     mode); empty when unknown. ``reference``: rows the model was trained on (members, with labels);
     ``holdout``: rows it was not. ``dataset``: the dataset the poisoning suite submits batches to.
-    ``home``: the workspace directory, set only in ``--home`` mode (suites that need the database,
-    like governance's "production outside the gates", check this and report "not checked" without it).
+    ``training``: the training rows as the dataset stores them (its own column names; the poisoning
+    suite's batches are built from them). ``home``: the workspace directory, set only in ``--home``
+    mode (suites that need the database, like governance's "production outside the gates", check
+    this and report "not checked" without it).
+    ``ledger``: where refusals should show up (the audit API, or the workspace in ``--home`` mode);
+    None when neither is available.
     """
 
     budget: int = 2_000
@@ -55,8 +60,24 @@ class SuiteOptions:
     holdout: LabelledRows | None = None
     label: str | None = None
     dataset: str | None = None
+    training: LabelledRows | None = None
     home: Path | None = None
+    ledger: LedgerView | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def sample_row(self) -> dict[str, Any] | None:
+        """One row the model should accept: the first reference row, else each feature's mid-range (or 0)."""
+        if self.reference is not None and self.reference.rows:
+            return dict(self.reference.rows[0])
+        if not self.features:
+            return None
+        return {f.name: _middle(f) for f in self.features}
+
+
+def _middle(feature: FeatureRange) -> float:
+    if feature.minimum is not None and feature.maximum is not None:
+        return (feature.minimum + feature.maximum) / 2
+    return feature.minimum if feature.minimum is not None else feature.maximum or 0.0
 
 
 Suite = Callable[[Target, SuiteOptions], SuiteResult]
@@ -67,7 +88,9 @@ SUITES: dict[str, Suite] = {}
 DEFAULT_SUITES: tuple[str, ...] = ("access", "input", "poisoning", "governance", "extraction", "evasion", "membership")
 """The order suites run in when ``--suite`` is not given."""
 
-_MODULES: tuple[str, ...] = tuple(f"mlwarden.redteam.{name}" for name in DEFAULT_SUITES)
+_MODULES: tuple[str, ...] = tuple(
+    f"mlwarden.redteam.{'input_abuse' if name == 'input' else name}" for name in DEFAULT_SUITES
+)
 
 
 def register(name: str) -> Callable[[Suite], Suite]:

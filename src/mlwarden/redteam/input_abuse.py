@@ -1,0 +1,157 @@
+"""Suite ``input``: bodies a careless or hostile client sends to the predict route.
+
+Each must be refused with a 4xx problem+json: never a 5xx, never a prediction.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from mlwarden.redteam.findings import FindingSeverity, SuiteResult
+from mlwarden.redteam.suites import FeatureRange, SuiteOptions, register
+from mlwarden.redteam.target import Reply, Target
+from mlwarden.redteam.verdicts import Tally
+
+SUITE = "input"
+OVERSIZED_BYTES = 4 << 20
+"""A body this large must be refused (the gateway's default limit is 1 MiB)."""
+MANY_ROWS = 20_000
+"""A request with this many rows must be refused (the default limit is 1,000)."""
+_REMEDY = "validate every request against the model's input signature and refuse what does not fit with a 4xx"
+_REMEDY_RANGE = "declare min/max for each feature in the model's signature (register it with --signature)"
+
+Body = tuple[str, str, bytes, str]
+"""(probe id, title, raw body, content type)."""
+
+
+def _raw(value: Any) -> bytes:
+    return json.dumps(value, allow_nan=True).encode()
+
+
+def _malformed() -> Iterator[Body]:
+    yield "malformed-json", "a body that is not JSON", b'{"inputs": [[1, 2', "application/json"
+    yield "not-an-object", "a JSON array instead of an object", b"[[1, 2, 3]]", "application/json"
+    yield "null-body", "JSON null", b"null", "application/json"
+    yield "no-inputs", "an object without inputs", b"{}", "application/json"
+    yield "empty-inputs", "an empty list of rows", b'{"inputs": []}', "application/json"
+    yield "inputs-not-list", "inputs that is a string", b'{"inputs": "rows"}', "application/json"
+    yield "wrong-content-type", "JSON sent as text/plain", b'{"inputs": [[1]]}', "text/plain"
+    yield "xml-body", "an XML body", b"<inputs><row>1</row></inputs>", "application/xml"
+    yield "duplicate-keys", "an object with the same key twice", b'{"inputs": 1, "inputs": [[1]]}', "application/json"
+
+
+def _shaped(row: dict[str, Any], features: tuple[FeatureRange, ...]) -> Iterator[Body]:
+    """Wrong shapes and types, derived from a row the model accepts."""
+    names = list(row)
+    first = names[0]
+    yield "row-scalar", "a row that is a number", _raw({"inputs": [1.0]}), "application/json"
+    yield "row-nested", "a row of lists", _raw({"inputs": [[[1.0, 2.0]]]}), "application/json"
+    yield "row-short-list", "a list row with one value", _raw({"inputs": [[1.0]]}), "application/json"
+    yield (
+        "row-long-list",
+        "a list row with too many values",
+        _raw({"inputs": [[1.0] * (len(names) + 5)]}),
+        "application/json",
+    )
+    missing = {k: v for k, v in row.items() if k != first}
+    yield "missing-feature", f"a row without {first}", _raw({"inputs": [missing]}), "application/json"
+    yield (
+        "unknown-feature",
+        "a row with an unknown feature",
+        _raw({"inputs": [{**row, "zz_injected": 1}]}),
+        "application/json",
+    )
+    for probe, value in (("string", "abc"), ("bool", True), ("null", None), ("object", {"$gt": 0}), ("list", [1])):
+        yield (
+            f"type-{probe}",
+            f"{first} given as a {probe}",
+            _raw({"inputs": [{**row, first: value}]}),
+            "application/json",
+        )
+    numeric = [f for f in features if f.dtype not in ("string", "text", "categorical")] or [FeatureRange(first)]
+    name = numeric[0].name
+    for probe, text in (
+        ("nan", "NaN"),
+        ("infinity", "Infinity"),
+        ("minus-infinity", "-Infinity"),
+        ("overflow", "1e999"),
+    ):
+        body = _raw({"inputs": [{**row, name: 0.0}]}).replace(b"0.0", text.encode(), 1) if name in row else b""
+        yield f"value-{probe}", f"{name} = {text}", body, "application/json"
+    yield (
+        "value-float32-overflow",
+        f"{name} = 1e300 (beyond float32)",
+        _raw({"inputs": [{**row, name: 1e300}]}),
+        "application/json",
+    )
+    long_int = (
+        '{"inputs": [' + json.dumps({**row, name: 0}).replace(": 0", ": 123456789012345678901234567890", 1) + "]}"
+    )
+    yield "value-long-integer", f"{name} = a 30-digit integer", long_int.encode(), "application/json"
+
+
+def _oversized(row: dict[str, Any]) -> Iterator[Body]:
+    padding = b" " * OVERSIZED_BYTES
+    yield (
+        "oversized-body",
+        f"a {OVERSIZED_BYTES >> 20} MiB body",
+        b'{"inputs": [' + _raw(row) + b"]" + padding + b"}",
+        "application/json",
+    )
+    rows = b",".join([_raw(row)] * MANY_ROWS)
+    yield "too-many-rows", f"{MANY_ROWS} rows in one request", b'{"inputs": [' + rows + b"]}", "application/json"
+
+
+def _out_of_range(tally: Tally, target: Target, row: dict[str, Any], features: tuple[FeatureRange, ...]) -> None:
+    """A value far outside a feature's known range must be refused (only when a range is known)."""
+    bounded = [f for f in features if f.maximum is not None and f.name in row]
+    title = "a value far beyond the feature's range"
+    if not bounded:
+        tally.not_checked("value-out-of-range", title, "no feature ranges known (--signature or --reference)")
+        return
+    feature = bounded[0]
+    span = abs(feature.maximum or 0.0) + abs(feature.minimum or 0.0) + 1.0
+    value = (feature.maximum or 0.0) + 1000 * span
+    reply = _send(target, _raw({"inputs": [{**row, feature.name: value}]}), "application/json")
+    tally.refused("value-out-of-range", f"{feature.name} = {value:g}: {title}", reply, remedy=_REMEDY_RANGE,
+                  if_accepted=FindingSeverity.MEDIUM)  # fmt: skip
+
+
+def _send(target: Target, body: bytes, content_type: str) -> Reply:
+    return target.request("POST", f"/v1/models/{target.model}/predict", token=target.tokens.inference,
+                          content=body, headers={"Content-Type": content_type})  # fmt: skip
+
+
+def _severity(probe: str) -> FindingSeverity:
+    """A prediction on a shape or type the model never declared is high; on a lenient envelope, low."""
+    lenient = ("wrong-content-type", "duplicate-keys", "unknown-feature", "value-long-integer", "type-bool")
+    return FindingSeverity.LOW if probe in lenient else FindingSeverity.HIGH
+
+
+@register(SUITE)
+def run_input(target: Target, options: SuiteOptions) -> SuiteResult:
+    """Send each hostile body once; judge each answer."""
+    started = time.monotonic()
+    tally = Tally(SUITE)
+    row = options.sample_row()
+    bodies = list(_malformed())
+    if row is None:
+        tally.not_checked("shapes", "wrong shapes, types and values", "no feature names known (--signature)")
+    else:
+        baseline = _send(target, _raw({"inputs": [row]}), "application/json")
+        if baseline.status != 200:
+            tally.not_checked("shapes", "wrong shapes, types and values",
+                              f"the sample row itself was refused ({baseline.status}): nothing to vary")  # fmt: skip
+        else:
+            bodies += [*_shaped(row, options.features), *_oversized(row)]
+            _out_of_range(tally, target, row, options.features)
+    for probe, title, body, content_type in bodies:
+        if not body:
+            continue
+        reply = _send(target, body, content_type)
+        tally.refused(probe, title, reply, remedy=_REMEDY, if_accepted=_severity(probe))
+    return SuiteResult(SUITE, tally.findings, {"probes": len(tally.checks)}, queries=0,
+                       seconds=time.monotonic() - started, checks=tally.checks)  # fmt: skip
