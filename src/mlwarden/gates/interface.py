@@ -94,6 +94,8 @@ class GateContext:
     persons: dict[str, str] = field(default_factory=dict)
     # what model files may use beyond the defaults (policy `runtime:`: ONNX domains, skops types)
     runtime: RuntimePolicy = field(default_factory=RuntimePolicy)
+    # verified ``redteam.run`` ledger entries about this model (entry JSON: index, time, body...), newest first
+    redteam_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Gate(Protocol):

@@ -15,6 +15,7 @@ from mlwarden.gates.figures import json_safe, unfit_figures
 from mlwarden.gates.interface import ERROR, PASS, Gate, GateContext, GateResult, Waiver
 from mlwarden.gates.model_card import ModelCardGate
 from mlwarden.gates.performance import PerformanceGate
+from mlwarden.gates.redteam import RedTeamGate
 from mlwarden.gates.vulnerabilities import VulnerabilitiesGate
 from mlwarden.identity.approvers import Approvers, parse_approvers
 from mlwarden.policy_file import read_policy
@@ -29,6 +30,7 @@ GATES: dict[str, Gate] = {
         ArtifactSafetyGate(),
         VulnerabilitiesGate(),
         ApprovalsGate(),
+        RedTeamGate(),
     )
 }
 
@@ -136,7 +138,8 @@ stages:
     gates: [model_card, artifact_safety]
   production:
     gates: [model_card, artifact_safety, approvals]
-    # add: performance, fairness, vulnerabilities (they need `dataset` / attached reports)
+    # add: performance, fairness, vulnerabilities (they need `dataset` / attached reports),
+    # redteam (a recorded `mlwarden redteam` run against this very artifact)
 
 gates:
   model_card:
@@ -162,6 +165,9 @@ gates:
   vulnerabilities:
     fail_on: high
     unknown_severity_as: high
+  redteam:
+    max_age_days: 7   # the run must be this recent
+    fail_on: high     # and have no finding at or above this severity
 
 waivers: []
 

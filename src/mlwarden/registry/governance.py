@@ -256,8 +256,17 @@ def gate_context(
         approvals=approvers,
         waivers=policy.waivers,
         persons={p: policy.approvers.person_of(p) for p in [*approvers, str(row["registrant"])]},
+        redteam_runs=_redteam_runs(ws, name) if "redteam" in policy.gates_for(stage) else [],
     )
     return ctx
+
+
+def _redteam_runs(ws: Workspace, name: str) -> list[dict[str, Any]]:
+    """``redteam.run`` entries about ``name``, each proven against the signed head (newest 50)."""
+    from mlwarden.redteam.kinds import REDTEAM_RUN
+
+    found = ws.log.find(REDTEAM_RUN, f"model:{name}:", limit=50)
+    return [ws.log.verified_entry(e.index)[0].to_json() for e in found]
 
 
 def _facts(state: TrustedState, row: dict[str, Any]) -> VersionFacts:
