@@ -183,11 +183,17 @@ def run_access(target: Target, options: SuiteOptions) -> SuiteResult:
     since = options.ledger.size() if options.ledger is not None else None
     body = {"inputs": [options.sample_row() or [0.0]]}
     anonymous = known = 0
+    direct_refused = True
     for probe in [*_token_probes(target, body), *_scope_probes(target, options)]:
+        if probe.raw_target is not None and not direct_refused:
+            tally.not_checked(probe.probe, probe.title, "the token may list tokens directly: no route trick needed")
+            continue
         reply = _send(target, probe)
         if probe.probe == "url-override":
             _judge_override(tally, probe, reply)
             continue
+        if probe.probe == "scope-list-tokens":
+            direct_refused = reply.status >= 400
         tally.refused(probe.probe, probe.title, reply, remedy=probe.remedy, if_accepted=_severity(probe))
         if 400 <= reply.status < 500 and reply.status != 429:
             if probe.anonymous or reply.status in (404, 405):

@@ -43,57 +43,56 @@ def _malformed() -> Iterator[Body]:
     yield "duplicate-keys", "an object with the same key twice", b'{"inputs": 1, "inputs": [[1]]}', "application/json"
 
 
-def _shaped(row: dict[str, Any], features: tuple[FeatureRange, ...]) -> Iterator[Body]:
+Row = dict[str, Any] | list[Any]
+"""A row the model accepts: keyed by feature name, or a list in signature order."""
+
+
+def _set(row: Row, key: str | int, value: Any) -> Row:
+    if isinstance(row, dict):
+        return {**row, str(key): value}
+    out = list(row)
+    out[int(key)] = value
+    return out
+
+
+def _without(row: Row, key: str | int) -> Row:
+    return {k: v for k, v in row.items() if k != key} if isinstance(row, dict) else list(row)[1:]
+
+
+def _first_numeric(row: Row, features: tuple[FeatureRange, ...]) -> str | int:
+    if isinstance(row, list):
+        return 0
+    numeric = [f.name for f in features if f.dtype not in ("string", "text", "categorical") and f.name in row]
+    return numeric[0] if numeric else next(iter(row))
+
+
+def _json(rows: list[Any]) -> bytes:
+    return _raw({"inputs": rows})
+
+
+def _shaped(row: Row, features: tuple[FeatureRange, ...]) -> Iterator[Body]:
     """Wrong shapes and types, derived from a row the model accepts."""
-    names = list(row)
-    first = names[0]
-    yield "row-scalar", "a row that is a number", _raw({"inputs": [1.0]}), "application/json"
-    yield "row-nested", "a row of lists", _raw({"inputs": [[[1.0, 2.0]]]}), "application/json"
-    yield "row-short-list", "a list row with one value", _raw({"inputs": [[1.0]]}), "application/json"
-    yield (
-        "row-long-list",
-        "a list row with too many values",
-        _raw({"inputs": [[1.0] * (len(names) + 5)]}),
-        "application/json",
-    )
-    missing = {k: v for k, v in row.items() if k != first}
-    yield "missing-feature", f"a row without {first}", _raw({"inputs": [missing]}), "application/json"
-    yield (
-        "unknown-feature",
-        "a row with an unknown feature",
-        _raw({"inputs": [{**row, "zz_injected": 1}]}),
-        "application/json",
-    )
+    kind = "application/json"
+    width = len(row)
+    first = _first_numeric(row, features)
+    yield "row-scalar", "a row that is a number", _json([1.0]), kind
+    yield "row-nested", "a row of lists", _json([[[1.0, 2.0]]]), kind
+    yield "row-short-list", "a list row with one value", _json([[1.0]]), kind
+    yield "row-long-list", "a list row with too many values", _json([[1.0] * (width + 5)]), kind
+    yield "missing-feature", f"a row without feature {first}", _json([_without(row, first)]), kind
+    extra = {**row, "zz_injected": 1} if isinstance(row, dict) else [*row, 1.0]
+    yield "unknown-feature", "a row with an unknown extra feature", _json([extra]), kind
     for probe, value in (("string", "abc"), ("bool", True), ("null", None), ("object", {"$gt": 0}), ("list", [1])):
-        yield (
-            f"type-{probe}",
-            f"{first} given as a {probe}",
-            _raw({"inputs": [{**row, first: value}]}),
-            "application/json",
-        )
-    numeric = [f for f in features if f.dtype not in ("string", "text", "categorical")] or [FeatureRange(first)]
-    name = numeric[0].name
-    for probe, text in (
-        ("nan", "NaN"),
-        ("infinity", "Infinity"),
-        ("minus-infinity", "-Infinity"),
-        ("overflow", "1e999"),
-    ):
-        body = _raw({"inputs": [{**row, name: 0.0}]}).replace(b"0.0", text.encode(), 1) if name in row else b""
-        yield f"value-{probe}", f"{name} = {text}", body, "application/json"
-    yield (
-        "value-float32-overflow",
-        f"{name} = 1e300 (beyond float32)",
-        _raw({"inputs": [{**row, name: 1e300}]}),
-        "application/json",
-    )
-    long_int = (
-        '{"inputs": [' + json.dumps({**row, name: 0}).replace(": 0", ": 123456789012345678901234567890", 1) + "]}"
-    )
-    yield "value-long-integer", f"{name} = a 30-digit integer", long_int.encode(), "application/json"
+        yield f"type-{probe}", f"feature {first} given as a {probe}", _json([_set(row, first, value)]), kind
+    marker = 0.123456789
+    template = _json([_set(row, first, marker)])
+    for probe, text in (("nan", "NaN"), ("infinity", "Infinity"), ("minus-infinity", "-Infinity"),
+                        ("overflow", "1e999"), ("long-integer", "123456789012345678901234567890")):  # fmt: skip
+        yield f"value-{probe}", f"feature {first} = {text}", template.replace(str(marker).encode(), text.encode()), kind
+    yield "value-float32-overflow", f"feature {first} = 1e300 (beyond float32)", _json([_set(row, first, 1e300)]), kind
 
 
-def _oversized(row: dict[str, Any]) -> Iterator[Body]:
+def _oversized(row: Row) -> Iterator[Body]:
     padding = b" " * OVERSIZED_BYTES
     yield (
         "oversized-body",
@@ -105,9 +104,12 @@ def _oversized(row: dict[str, Any]) -> Iterator[Body]:
     yield "too-many-rows", f"{MANY_ROWS} rows in one request", b'{"inputs": [' + rows + b"]}", "application/json"
 
 
-def _out_of_range(tally: Tally, target: Target, row: dict[str, Any], features: tuple[FeatureRange, ...]) -> None:
+def _out_of_range(tally: Tally, target: Target, row: Row, features: tuple[FeatureRange, ...]) -> None:
     """A value far outside a feature's known range must be refused (only when a range is known)."""
-    bounded = [f for f in features if f.maximum is not None and f.name in row]
+    if isinstance(row, list):
+        bounded = [f for f in features[: len(row)] if f.maximum is not None]
+    else:
+        bounded = [f for f in features if f.maximum is not None and f.name in row]
     title = "a value far beyond the feature's range"
     if not bounded:
         tally.not_checked("value-out-of-range", title, "no feature ranges known (--signature or --reference)")
@@ -115,7 +117,8 @@ def _out_of_range(tally: Tally, target: Target, row: dict[str, Any], features: t
     feature = bounded[0]
     span = abs(feature.maximum or 0.0) + abs(feature.minimum or 0.0) + 1.0
     value = (feature.maximum or 0.0) + 1000 * span
-    reply = _send(target, _raw({"inputs": [{**row, feature.name: value}]}), "application/json")
+    key: str | int = features.index(feature) if isinstance(row, list) else feature.name
+    reply = _send(target, _json([_set(row, key, value)]), "application/json")
     tally.refused("value-out-of-range", f"{feature.name} = {value:g}: {title}", reply, remedy=_REMEDY_RANGE,
                   if_accepted=FindingSeverity.MEDIUM)  # fmt: skip
 
@@ -123,6 +126,17 @@ def _out_of_range(tally: Tally, target: Target, row: dict[str, Any], features: t
 def _send(target: Target, body: bytes, content_type: str) -> Reply:
     return target.request("POST", f"/v1/models/{target.model}/predict", token=target.tokens.inference,
                           content=body, headers={"Content-Type": content_type})  # fmt: skip
+
+
+def _accepted_row(target: Target, options: SuiteOptions) -> Row | None:
+    """The sample row as the model takes it: keyed by name, else as a list in column order (a tensor model)."""
+    row = options.sample_row()
+    if row is None:
+        return None
+    for candidate in (row, list(row.values())):
+        if _send(target, _json([candidate]), "application/json").status == 200:
+            return candidate
+    return None
 
 
 def _severity(probe: str) -> FindingSeverity:
@@ -136,18 +150,14 @@ def run_input(target: Target, options: SuiteOptions) -> SuiteResult:
     """Send each hostile body once; judge each answer."""
     started = time.monotonic()
     tally = Tally(SUITE)
-    row = options.sample_row()
     bodies = list(_malformed())
+    row = _accepted_row(target, options)
     if row is None:
-        tally.not_checked("shapes", "wrong shapes, types and values", "no feature names known (--signature)")
+        tally.not_checked("shapes", "wrong shapes, types and values",
+                          "no row the model accepts is known (--signature, --reference)")  # fmt: skip
     else:
-        baseline = _send(target, _raw({"inputs": [row]}), "application/json")
-        if baseline.status != 200:
-            tally.not_checked("shapes", "wrong shapes, types and values",
-                              f"the sample row itself was refused ({baseline.status}): nothing to vary")  # fmt: skip
-        else:
-            bodies += [*_shaped(row, options.features), *_oversized(row)]
-            _out_of_range(tally, target, row, options.features)
+        bodies += [*_shaped(row, options.features), *_oversized(row)]
+        _out_of_range(tally, target, row, options.features)
     for probe, title, body, content_type in bodies:
         if not body:
             continue
