@@ -169,12 +169,21 @@ def schedule(
     Each run writes ``--report-dir``/<UTC time>/ and takes the previous run's report as its baseline,
     so a defence that stops holding fails the next run. Exits with the last run's code.
     """
-    from mlwarden.cli.main import main
-
     interval = parse_duration(every).total_seconds()
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    before = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        code = _every(ctx, interval, report_dir, count, stop)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+    raise typer.Exit(code)
+
+
+def _every(ctx: typer.Context, interval: float, report_dir: Path, count: int | None, stop: threading.Event) -> int:
+    """The schedule's loop; returns the last run's exit code."""
+    from mlwarden.cli.main import main
+
     home = state(ctx).home
     previous: Path | None = None
     done, code = 0, 0
@@ -191,4 +200,4 @@ def schedule(
         if count is not None and done >= count:
             break
         stop.wait(interval)  # the schedule itself (woken early by a signal), not a stand-in for synchronisation
-    raise typer.Exit(code)
+    return code

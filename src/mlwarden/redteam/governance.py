@@ -8,10 +8,8 @@ access would) marks it production behind the gates' back and asks the gateway to
 
 from __future__ import annotations
 
-import pickle
 import secrets
 import time
-from typing import Any
 
 from mlwarden.redteam.findings import FindingSeverity, SuiteResult
 from mlwarden.redteam.suites import SuiteOptions, register
@@ -48,11 +46,10 @@ The red team.
 _REMEDY_APPROVALS = "require the approvals gate (four eyes) for production in policy.yaml"
 
 
-class _Harmless:
-    """Pickles to a call of ``print`` (what a malicious pickle would do with ``os.system``)."""
+HARMLESS_PICKLE = b"cbuiltins\nprint\n(Vmlwarden red team: this pickle was unpickled\ntR."
+"""A protocol-0 pickle that calls ``print`` when loaded (where a malicious one would call ``os.system``).
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        return (print, ("mlwarden red team: this pickle was unpickled",))
+Written out by hand: nothing in mlwarden imports ``pickle``."""
 
 
 def probe_onnx() -> bytes:
@@ -86,7 +83,7 @@ def _upload(target: Target, token: str, model: str, filename: str, data: bytes) 
 
 
 def _pickles(tally: Tally, target: Target, token: str, model: str) -> None:
-    data = pickle.dumps(_Harmless())
+    data = HARMLESS_PICKLE
     for probe, filename in (("pickle-upload", "model.pkl"), ("pickle-disguised", "model.onnx")):
         reply = _upload(target, token, model, filename, data)
         tally.refused(probe, f"upload a pickle as a model ({filename})", reply,
