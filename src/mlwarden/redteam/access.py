@@ -121,7 +121,7 @@ def _scope_probes(target: Target, options: SuiteOptions) -> list[_Probe]:
 
 def _send(target: Target, probe: _Probe) -> Reply:
     content = probe.body if isinstance(probe.body, bytes) else None
-    return target.request(probe.method, probe.path, token=probe.token, headers=probe.headers,
+    return target.request(probe.method, probe.path, patient=True, token=probe.token, headers=probe.headers,
                           json_body=None if content is not None else probe.body, content=content,
                           raw_target=probe.raw_target)  # fmt: skip
 

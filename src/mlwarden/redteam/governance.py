@@ -78,7 +78,7 @@ def multipart(files: dict[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
 def _upload(target: Target, token: str, model: str, filename: str, data: bytes) -> Reply:
     body, kind = multipart({"model": (filename, data, "application/octet-stream"),
                             "card": ("card.md", _CARD.encode(), "text/markdown")})  # fmt: skip
-    return target.request("POST", f"/v1/models/{model}/versions", token=token, content=body,
+    return target.request("POST", f"/v1/models/{model}/versions", patient=True, token=token, content=body,
                           headers={"Content-Type": kind})  # fmt: skip
 
 
@@ -105,7 +105,7 @@ def _promote(tally: Tally, target: Target, probe: str, title: str, model: str, v
     if not token:
         tally.not_checked(probe, title, "no model:promote token given (--promote-token)")
         return
-    reply = target.request("POST", f"/v1/models/{model}/versions/{version}/promote", token=token,
+    reply = target.request("POST", f"/v1/models/{model}/versions/{version}/promote", patient=True, token=token,
                            json_body={"stage": "production"})  # fmt: skip
     if _gate_failed(reply, "approvals"):
         tally.passed(probe, title, "refused by the approvals gate (409)")
@@ -122,7 +122,7 @@ def _promote(tally: Tally, target: Target, probe: str, title: str, model: str, v
 def _self_approve(tally: Tally, target: Target, token: str, model: str, version: int) -> None:
     """The author approves their own version; the approval may be recorded, but must not count."""
     title = "promote with only the author's own approval"
-    reply = target.request("POST", f"/v1/models/{model}/versions/{version}/approve", token=token,
+    reply = target.request("POST", f"/v1/models/{model}/versions/{version}/approve", patient=True, token=token,
                            json_body={"comment": "red team: self-approval"})  # fmt: skip
     if reply.status in (401, 403):
         tally.passed("self-approval", title, f"the author's token cannot approve ({reply.status})")
@@ -139,7 +139,7 @@ def _outside_gates(tally: Tally, target: Target, options: SuiteOptions, model: s
     from mlwarden.redteam.intrusion import marked_production
 
     with marked_production(options.home, model, version) as token:
-        reply = target.request("POST", f"/v1/models/{model}/predict", token=token,
+        reply = target.request("POST", f"/v1/models/{model}/predict", patient=True, token=token,
                                json_body={"inputs": [[0.5, 0.5]]})  # fmt: skip
     if reply.status == 200:
         tally.failed("production-outside-gates", title, FindingSeverity.HIGH,

@@ -124,8 +124,9 @@ def _out_of_range(tally: Tally, target: Target, row: Row, features: tuple[Featur
 
 
 def _send(target: Target, body: bytes, content_type: str) -> Reply:
-    return target.request("POST", f"/v1/models/{target.model}/predict", token=target.tokens.inference,
-                          content=body, headers={"Content-Type": content_type})  # fmt: skip
+    headers = {"Content-Type": content_type}
+    return target.request("POST", f"/v1/models/{target.model}/predict", patient=True,
+                          token=target.tokens.inference, content=body, headers=headers)  # fmt: skip
 
 
 def _accepted_row(target: Target, options: SuiteOptions) -> Row | None:

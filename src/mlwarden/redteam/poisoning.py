@@ -136,7 +136,8 @@ def run_poisoning(target: Target, options: SuiteOptions) -> SuiteResult:
             continue
         base = _base(training, assert_label, rng) if training is not None else pl.DataFrame()
         batch = attack(base, assert_label, rng)
-        reply = target.request("POST", f"/v1/datasets/{options.dataset}/batches?filename=redteam-{probe}.csv",
+        path = f"/v1/datasets/{options.dataset}/batches?filename=redteam-{probe}.csv"
+        reply = target.request("POST", path, patient=True,
                                token=target.tokens.data, content=_csv(batch),
                                headers={"Content-Type": "text/csv"})  # fmt: skip
         evidence = _evidence(reply.json(), reply.status)

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 from mlwarden.errors import InvalidInput, MlwardenError
 from mlwarden.extras import require_extra
 
+MAX_RETRIES = 10
+"""Attempts of one patient request (a target answering 429 with ``Retry-After: 0`` forever must not loop)."""
+
 
 class TargetUnreachable(MlwardenError):
     """The gateway did not answer (connection refused, timeout, TLS failure)."""
@@ -139,6 +142,7 @@ class Target:
         tokens: Tokens,
         budget: int = 10_000,
         timeout: float = 10.0,
+        patience: float = 30.0,
         client: HttpClient | None = None,
     ) -> None:
         parts = urlsplit(base_url)
@@ -151,6 +155,9 @@ class Target:
         self.tokens = tokens
         self.budget = budget
         self.timeout = timeout
+        self.patience = patience
+        """Seconds, in all, that ``patient`` requests may spend waiting out the target's rate limit."""
+        self.waited = 0.0
         self.queries = 0
         self.requests = 0
         self.served: dict[str, Any] = {}
@@ -184,8 +191,34 @@ class Target:
         content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         raw_target: bytes | None = None,
+        patient: bool = False,
     ) -> Reply:
-        """Send one request to this target. ``raw_target``: the request line's path, sent byte for byte."""
+        """Send one request to this target. ``raw_target``: the request line's path, sent byte for byte.
+
+        ``patient``: a 429 is waited out (its ``Retry-After``, within :attr:`patience` in all) and the
+        request sent again, as an attacker probing something other than the rate limit would.
+        """
+        for _ in range(MAX_RETRIES):
+            reply = self._send(method, path, token=token, json_body=json_body, content=content, headers=headers,
+                               raw_target=raw_target)  # fmt: skip
+            wait = _retry_after(reply) if patient and reply.status == 429 else None
+            if wait is None or self.waited + wait > self.patience:
+                return reply
+            self.waited += wait
+            time.sleep(wait)  # backing off as the target asked (Retry-After), bounded by the patience
+        return reply
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None,
+        json_body: Any,
+        content: bytes | None,
+        headers: Mapping[str, str] | None,
+        raw_target: bytes | None,
+    ) -> Reply:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
@@ -232,6 +265,14 @@ class Target:
     def labels(self, rows: list[Any]) -> list[Any]:
         """The predicted ``label`` of each row (see :meth:`predict`)."""
         return [p.get("label") for p in self.predict(rows)]
+
+
+def _retry_after(reply: Reply) -> float | None:
+    try:
+        seconds = float(reply.headers.get("retry-after", ""))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 60 else None
 
 
 def _httpx_client(timeout: float) -> HttpClient:

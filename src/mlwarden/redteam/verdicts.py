@@ -45,6 +45,9 @@ class Tally:
         server). A 4xx that is not problem+json, or not one of ``expected``: low.
         """
         evidence: dict[str, object] = {"reply": reply.summary()}
+        if reply.status == 429:
+            self.not_checked(probe, title, "rate-limited before it could be judged (raise --timeout or slow down)")
+            return False
         if reply.status < 400:
             self.failed(probe, title, if_accepted, {**evidence, "outcome": "accepted"}, remedy)
         elif reply.status >= 500:

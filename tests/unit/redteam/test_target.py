@@ -10,7 +10,7 @@ import pytest
 
 from mlwarden.errors import InvalidInput
 from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, select
-from mlwarden.redteam.target import BudgetExhausted, PredictRefused, RateLimitedByTarget, Target, Tokens
+from mlwarden.redteam.target import MAX_RETRIES, BudgetExhausted, PredictRefused, RateLimitedByTarget, Target, Tokens
 
 SECRET = "mlw_00000000000000aa_" + "q" * 43
 
@@ -67,6 +67,20 @@ def test_predict_raises_typed_refusals() -> None:
         target.predict([[1]])
     assert refused.value.reply.status == 403
     assert refused.value.reply.is_problem
+
+
+def test_patient_requests_wait_out_the_rate_limit_within_their_patience() -> None:
+    """A 429 with Retry-After is retried while the patience lasts; then the 429 is the answer."""
+    limited = _Answer(429, b"{}", {"content-type": "application/problem+json", "retry-after": "0"})
+    target, client = _target(limited, _Answer(200, b"{}"), limited, limited)
+    assert target.request("GET", "/healthz", patient=True).status == 200
+    assert len(client.asked) == 2
+    assert target.request("GET", "/healthz").status == 429  # impatient: the first answer stands
+    client.answers = [limited] * 20
+    assert target.request("GET", "/healthz", patient=True).status == 429  # Retry-After 0 forever: bounded
+    assert len(client.asked) == 3 + MAX_RETRIES
+    target.patience, client.answers = 0.5, [_Answer(429, b"{}", {"retry-after": "1"})]
+    assert target.request("GET", "/healthz", patient=True).status == 429  # a wait beyond the patience: no retry
 
 
 @pytest.mark.parametrize("path", ["//evil.test/x", "http://evil.test/x", "v1/models", "/x://y"])
