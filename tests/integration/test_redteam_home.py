@@ -117,3 +117,30 @@ def test_schedule_runs_again_against_the_previous_report(cli: Cli, served_home: 
     assert second["baseline"] == str(runs[0] / "report.json")
     assert second["regressions"] == []
     assert result.out.count("run exit 0") == 2
+
+
+@pytest.mark.slow
+def test_the_demo_step_waits_out_a_tight_rate_limit_and_says_where_the_report_is(
+    served_home: WorkspaceOptions, sample: SampleModel, tmp_path: Path
+) -> None:
+    """Against the demo's settings (2 requests/s, burst 4): every probe is still judged, none left to a 429."""
+    from mlwarden.identity.tokens import create_token
+    from mlwarden.redteam.demo import demo_redteam
+    from mlwarden.redteam.home import serving
+
+    ws = open_workspace(served_home)
+    try:
+        scorer, _ = create_token(ws, name="scorer", scopes=["inference:read"], principal="local:demo", models=["bc"])
+    finally:
+        ws.close()
+    lines: list[str] = []
+    settings = Settings(database_url=None, rate_limit=2, rate_burst=4, gc_freeze=False)
+    with serving(served_home, settings) as url:
+        outcome = demo_redteam(url, model="bc", inference_token=scorer, report_dir=tmp_path / "demo",
+                               signature=sample.signature, echo=lines.append)  # fmt: skip
+    assert outcome.report.passed
+    statuses = [c.status.value for s in outcome.report.suites for c in s.checks]
+    assert statuses.count("passed") > 40
+    assert all(c.detail.startswith("rate-limited") is False for s in outcome.report.suites for c in s.checks)
+    assert lines[-1].endswith("(also report.json, redteam.sarif, junit.xml)")
+    assert str(tmp_path / "demo" / "report.html") in lines[-1]

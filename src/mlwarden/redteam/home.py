@@ -113,7 +113,7 @@ def _listening_socket() -> socket.socket:
 
 
 @contextlib.contextmanager
-def _serving(options: WorkspaceOptions, settings: Settings) -> Iterator[str]:
+def serving(options: WorkspaceOptions, settings: Settings) -> Iterator[str]:
     """The gateway on a free loopback port, in a thread, until the block ends."""
     import uvicorn
 
@@ -153,7 +153,7 @@ def home_run(
         dataset = dataset or _only_dataset(ws)
         known = _known(ws, model, version, dataset, principal)
         tokens, ids = _mint(ws, model, principal)
-        with _serving(options, settings) as base_url:
+        with serving(options, settings) as base_url:
             yield HomeRun(base_url, tokens, version, sha256, known["features"], known["reference"], known["training"],
                           known["label"],
                           dataset, _ledger_view(ws))  # fmt: skip

@@ -34,6 +34,7 @@ class RunReport:
     queries: int
     regressions: list[str] = field(default_factory=list)
     baseline: str | None = None
+    requests: int = 0
 
     @property
     def findings(self) -> list[Finding]:
@@ -58,7 +59,7 @@ class RunReport:
             "format": REPORT_FORMAT,
             "target": {"url": self.url, "model": self.model, "version": self.version, "sha256": self.sha256},
             "started": self.started, "seconds": round(self.seconds, 3), "queries": self.queries,
-            "fail_on": self.fail_on.value, "verdict": "pass" if self.passed else "fail",
+            "requests": self.requests, "fail_on": self.fail_on.value, "verdict": "pass" if self.passed else "fail",
             "findings_by_severity": self.by_severity(), "regressions": self.regressions, "baseline": self.baseline,
             "suites": [s.to_json() for s in self.suites],
         }  # fmt: skip
@@ -108,6 +109,7 @@ def run_suites(
         url=target.base_url, model=target.model, version=target.served.get("version"),
         sha256=target.served.get("sha256"), suites=results, fail_on=fail_on,
         started=started.strftime("%Y-%m-%dT%H:%M:%SZ"), seconds=time.monotonic() - clock, queries=target.queries,
+        requests=target.requests,
     )  # fmt: skip
 
 
