@@ -10,7 +10,7 @@ from typing import Any
 
 from mlwarden.errors import MlwardenError
 from mlwarden.redteam.findings import Check, CheckStatus, Finding, FindingSeverity, SuiteResult
-from mlwarden.redteam.suites import SuiteOptions, load_suites
+from mlwarden.redteam.suites import UNAVAILABLE, SuiteOptions, load_suites
 from mlwarden.redteam.target import Target, TargetUnreachable
 
 REPORT_FORMAT = "mlwarden.redteam.report/v1"
@@ -67,8 +67,12 @@ class RunReport:
 
 def _run_one(name: str, target: Target, options: SuiteOptions) -> SuiteResult:
     """One suite; a suite that cannot run is "not checked", one that breaks is a finding (never a pass)."""
-    suite = load_suites()[name]
     started = time.monotonic()
+    suite = load_suites().get(name)
+    if suite is None:
+        why = UNAVAILABLE.get(name, "not installed")
+        check = Check(f"{name}.run", f"suite {name}", CheckStatus.NOT_CHECKED, why)
+        return SuiteResult(name, [], {"error": why}, seconds=0.0, checks=[check])
     try:
         return suite(target, options)
     except TargetUnreachable:

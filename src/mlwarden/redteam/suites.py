@@ -105,20 +105,26 @@ def register(name: str) -> Callable[[Suite], Suite]:
     return add
 
 
+UNAVAILABLE: dict[str, str] = {}
+"""Suites whose module is here but cannot be imported (a dependency missing), with the reason."""
+
+
 def load_suites() -> dict[str, Suite]:
-    """Import every suite module that is installed here (an ML suite whose module is absent is skipped)."""
-    for module in _MODULES:
+    """Import every suite module present; one whose dependency is missing goes to :data:`UNAVAILABLE`."""
+    for name, module in zip(DEFAULT_SUITES, _MODULES, strict=True):
+        if name in SUITES or name in UNAVAILABLE:
+            continue
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+            if exc.name != module:  # the module is here, something it imports is not
+                UNAVAILABLE[name] = f"needs {exc.name}: install mlwarden[redteam]"
     return SUITES
 
 
 def select(names: str | None) -> list[str]:
     """The suites to run from ``--suite a,b`` (all loaded ones in default order when None)."""
-    available = load_suites()
+    available = {**load_suites(), **dict.fromkeys(UNAVAILABLE)}  # an unavailable suite runs as "not checked"
     if names is None:
         return [n for n in DEFAULT_SUITES if n in available] + sorted(set(available) - set(DEFAULT_SUITES))
     chosen = [n.strip() for n in names.split(",") if n.strip()]

@@ -122,3 +122,28 @@ def test_suite_selection_refuses_unknown_names() -> None:
     with pytest.raises(InvalidInput, match="unknown suite"):
         select("access,vibes")
     assert select(None)[:4] == ["access", "input", "poisoning", "governance"]
+
+
+def test_a_suite_whose_dependency_is_missing_runs_as_not_checked_and_an_absent_one_is_skipped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A suite module that is here but cannot import reports why; a module that is not here is no suite."""
+    from mlwarden.redteam import suites
+    from mlwarden.redteam.run import run_suites
+
+    monkeypatch.setattr(suites, "DEFAULT_SUITES", ("ghost", "absent"))
+    monkeypatch.setattr(suites, "_MODULES", ("tests.unit.redteam.ghost_suite", "tests.unit.redteam.absent_suite"))
+    monkeypatch.setattr(suites, "UNAVAILABLE", {})
+    monkeypatch.setattr(suites, "SUITES", {})
+    import mlwarden.redteam.run as run_module
+
+    monkeypatch.setattr(run_module, "UNAVAILABLE", suites.UNAVAILABLE)
+    assert suites.select(None) == ["ghost"]
+    with pytest.raises(InvalidInput, match="unknown suite"):
+        suites.select("absent")
+    target = Target(base_url="http://gw", model="m", tokens=Tokens(SECRET), client=FakeClient([]))
+    report = run_suites(target, SuiteOptions(), ["ghost"])
+    check = report.suites[0].checks[0]
+    assert check.status.value == "not_checked"
+    assert "mlwarden_redteam_missing_dependency" in check.detail
+    assert report.passed
