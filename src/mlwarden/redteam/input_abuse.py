@@ -18,8 +18,8 @@ from mlwarden.redteam.verdicts import Tally
 SUITE = "input"
 OVERSIZED_BYTES = 4 << 20
 """A body this large must be refused (the gateway's default limit is 1 MiB)."""
-MANY_ROWS = 20_000
-"""A request with this many rows must be refused (the default limit is 1,000)."""
+MANY_ROWS = 1_500
+"""A request with this many rows must be refused (the default limit is 1,000 rows, and 1 MiB)."""
 _REMEDY = "validate every request against the model's input signature and refuse what does not fit with a 4xx"
 _REMEDY_RANGE = "declare min/max for each feature in the model's signature (register it with --signature)"
 
