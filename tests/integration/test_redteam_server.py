@@ -185,7 +185,7 @@ def test_a_weakened_configuration_is_caught_and_exits_1(
     assert found["access.scope-promote"] == "high"
     assert found["access.scope-audit"] == "medium"
     assert found["input.value-out-of-range"] == "medium"  # no signature: nothing bounds the inputs
-    assert found["input.value-float32-overflow"] == "high"  # ...and 1e300 reaches the model as infinity
+    assert "input.value-float32-overflow" not in found  # ...but float32's own range still refuses 1e300
     assert found["governance.promote-without-approvals"] == "high"  # no approvals gate for production
     assert found["governance.self-approval"] == "high"
     assert _checks(report)["access.path-encoded"] == "not_checked"  # no route trick needed with admin

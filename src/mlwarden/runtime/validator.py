@@ -19,6 +19,19 @@ from mlwarden.errors import ValidationError
 from mlwarden.runtime.signature import MAX_ROWS, NUMERIC, Feature, InputSignature, is_number
 
 _BIG = float(np.finfo(np.float64).max)
+_HOLDS = {
+    "float32": float(np.finfo(np.float32).max),
+    "float64": _BIG,
+    "int32": float(np.iinfo(np.int32).max),
+    "int64": float(np.nextafter(np.float64(2.0**63), np.float64(0.0))),
+}
+"""The largest magnitude each numeric type holds: a value past it would overflow to inf or wrap when cast."""
+
+
+def representable(feature: Feature, tensor_dtype: str | None) -> float:
+    """The largest magnitude ``feature`` may carry: what its own type and (for a tensor) the model's input type hold."""
+    kinds = [feature.dtype] + ([tensor_dtype] if tensor_dtype else [])
+    return min((_HOLDS[k] for k in kinds if k in _HOLDS), default=_BIG)
 _MISSING = math.nan
 """An absent value of an optional text feature, as scikit-learn's encoders spell missing."""
 
@@ -33,8 +46,10 @@ class Validator:
         self.names = [f.name for f in feats]
         self.index = {n: j for j, n in enumerate(self.names)}
         self.numeric = all(f.dtype in NUMERIC for f in feats)
-        self.lo = np.array([_BIG * -1 if f.minimum is None else f.minimum for f in feats], dtype=np.float64)
-        self.hi = np.array([_BIG if f.maximum is None else f.maximum for f in feats], dtype=np.float64)
+        tensor = signature.tensor_dtype if signature.layout == "tensor" else None
+        self.holds = [representable(f, tensor) for f in feats]
+        self.lo = np.array([_lower(f, h) for f, h in zip(feats, self.holds, strict=True)], dtype=np.float64)
+        self.hi = np.array([_upper(f, h) for f, h in zip(feats, self.holds, strict=True)], dtype=np.float64)
         self.nan_ok = np.array([f.allow_nan for f in feats], dtype=bool)
         self.any_nan_ok = bool(self.nan_ok.any())
         self.int_cols = np.array([j for j, f in enumerate(feats) if f.dtype in ("int64", "int32")], dtype=np.intp)
@@ -95,7 +110,7 @@ class Validator:
             if bad.any():
                 row = int(np.argmax(bad))
                 raise ValidationError(f"row {row}: feature {feature.name!r} is NaN or infinite", field=feature.name)
-            _check_range(feature, column)
+            _check_range(feature, column, self.holds[j])
         raise ValidationError("inputs are out of range", field="inputs")  # pragma: no cover - _explain always finds it
 
     def _shape(self, matrix: np.ndarray) -> np.ndarray | dict[str, np.ndarray]:
@@ -166,7 +181,24 @@ def _inward(bounds: np.ndarray, *, up: bool) -> np.ndarray:
     return result
 
 
-def _check_range(feature: Feature, column: np.ndarray) -> None:
+def _lower(feature: Feature, holds: float) -> float:
+    return -holds if feature.minimum is None else max(feature.minimum, -holds)
+
+
+def _upper(feature: Feature, holds: float) -> float:
+    return holds if feature.maximum is None else min(feature.maximum, holds)
+
+
+def _check_range(feature: Feature, column: np.ndarray, holds: float) -> None:
+    with np.errstate(invalid="ignore"):
+        past = np.abs(column) > holds
+    if past.any():
+        row = int(np.argmax(past))
+        raise ValidationError(
+            f"row {row}: feature {feature.name!r} is {column[row]:g}, beyond what the model's numbers hold "
+            f"(magnitude at most {holds:g})",
+            field=feature.name,
+        )
     if feature.minimum is not None:
         low = column < feature.minimum
         if low.any():
@@ -223,7 +255,7 @@ def _column(feature: Feature, values: list[Any]) -> np.ndarray:
             _check_allowed(feature, array)
         return array
     array = np.array(values, dtype=np.float64)
-    _check_range(feature, array)
+    _check_range(feature, array, representable(feature, None))
     if feature.dtype in ("int64", "int32"):
         with np.errstate(invalid="ignore"):
             fractional = (array != np.floor(array)) & ~np.isnan(array)

@@ -120,3 +120,28 @@ def test_property_float32_fast_path_agrees_with_float64_bounds(low: float, width
     else:
         with pytest.raises(ValidationError):
             sig.validate(batch)
+
+
+@pytest.mark.parametrize(
+    ("signature", "value"),
+    [
+        (InputSignature((Feature("x", "float32"),)), 1e300),  # a float32 feature: inf once cast
+        (InputSignature((Feature("x", "float32"),)), -3.5e38),
+        (InputSignature((Feature("x", "float64"),)), 1e39),  # float64 feature, but the model's tensor is float32
+        (InputSignature((Feature("x", "int32"),)), 2.0**31),  # wraps when cast to int32
+    ],
+)
+def test_values_the_model_cannot_hold_are_refused(signature: InputSignature, value: float) -> None:
+    """With no declared bound, a value the model's number type cannot hold is refused, never cast to inf or wrapped."""
+    for rows in ([[value]], [{"x": value}]):
+        with pytest.raises(ValidationError, match="beyond what the model's numbers hold") as caught:
+            signature.validate(rows)
+        assert caught.value.field == "x"
+
+
+def test_the_largest_float32_still_passes() -> None:
+    """The bound is the type's own limit: its largest finite value is a valid input and stays finite."""
+    biggest = float(np.finfo(np.float32).max)
+    out = InputSignature((Feature("x", "float32"),)).validate([[biggest], [-biggest]])
+    assert isinstance(out, np.ndarray)
+    assert np.isfinite(out).all()
