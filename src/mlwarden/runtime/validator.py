@@ -32,6 +32,8 @@ def representable(feature: Feature, tensor_dtype: str | None) -> float:
     """The largest magnitude ``feature`` may carry: what its own type and (for a tensor) the model's input type hold."""
     kinds = [feature.dtype] + ([tensor_dtype] if tensor_dtype else [])
     return min((_HOLDS[k] for k in kinds if k in _HOLDS), default=_BIG)
+
+
 _MISSING = math.nan
 """An absent value of an optional text feature, as scikit-learn's encoders spell missing."""
 
