@@ -158,8 +158,13 @@ def run_extraction(
     space: FeatureSpace,
     options: ExtractionOptions | None = None,
     watch: AlertWatch | None = None,
+    judge: LabelOracle | None = None,
 ) -> ExtractionResult:
     """Label ``holdout``, then query synthetic rows around ``seeds`` up to the budget, training at each checkpoint.
+
+    ``judge`` labels the holdout (default: ``oracle`` itself). Measuring is the harness's work,
+    not the attacker's: a judge that sends the holdout in one large request keeps the
+    measurement from eating the attacker's rate-limit budget.
 
     A stop (budget, deadline, rate limit) ends the querying; the surrogate is then trained once
     more on everything answered, so the curve's last point is what the attacker walked away with.
@@ -174,7 +179,7 @@ def run_extraction(
     curve: list[CurvePoint] = []
     truth = np.zeros(0, dtype=np.int64)
     try:
-        truth = oracle.predict(holdout).labels
+        truth = (judge or oracle).predict(holdout).labels
         for mark in marks:
             while (have := sum(len(a) for a in answered)) < mark:
                 rows = synthetic_queries(seeds, space, min(options.step, mark - have), options.noise, rng)

@@ -56,8 +56,3 @@ class FeatureSpace:
         """
         scaled = (np.asarray(moved, np.float64) - np.asarray(original, np.float64)) / self.span
         return np.asarray(np.sqrt(np.mean(scaled**2, axis=1)), np.float64)
-
-    def relative_linf(self, original: np.ndarray, moved: np.ndarray) -> np.ndarray:
-        """Per row: the largest single-feature change, as a fraction of that feature's span."""
-        scaled = np.abs(np.asarray(moved, np.float64) - np.asarray(original, np.float64)) / self.span
-        return np.asarray(scaled.max(axis=1))
