@@ -1,1 +1,1 @@
-"""Red teaming: attack suites that run against a live gateway, and what they found."""
+"""Red teaming: attack suites against a live gateway, and the evidence they leave."""
