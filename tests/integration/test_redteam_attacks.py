@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from mlwarden.config import Settings
 from mlwarden.redteam.alert_check import AlertCheck, AlertWatch
-from mlwarden.redteam.attack_finding import FindingSeverity
 from mlwarden.redteam.evasion import EvasionOptions, run_evasion
 from mlwarden.redteam.extraction import ExtractionOptions, ExtractionResult, run_extraction
 from mlwarden.redteam.feature_space import FeatureSpace
+from mlwarden.redteam.findings import CheckStatus, FindingSeverity
 from mlwarden.redteam.membership import run_membership
-from mlwarden.redteam.oracle import AttackTargetError, GatewayOracle, QueryBudget, StopReason
+from mlwarden.redteam.oracle import QueryBudget, StopReason, TargetOracle
+from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, load_suites
+from mlwarden.redteam.target import PredictRefused, Target, Tokens
 from tests.integration.redteam_gateway import AttackZoo, build_zoo, serving
 
 pytestmark = pytest.mark.timeout(240)
@@ -33,20 +36,25 @@ def open_gateway(zoo: AttackZoo) -> Iterator[str]:
         yield url
 
 
-def _oracle(url: str, zoo: AttackZoo, *, model: str = "bc", rows: int = 50_000, seconds: float = 60,
-            per_request: int = 100) -> GatewayOracle:  # fmt: skip
-    return GatewayOracle(url=url, model=model, token=zoo.token, budget=QueryBudget.of(rows, seconds),
-                         rows_per_request=per_request)  # fmt: skip
+def _target(url: str, zoo: AttackZoo, *, model: str = "bc", token: str | None = None) -> Target:
+    return Target(base_url=url, model=model, tokens=Tokens(inference=token or zoo.token), budget=100_000)
+
+
+def _oracle(target: Target, *, rows: int = 50_000, seconds: float = 60, per_request: int = 100) -> TargetOracle:
+    return TargetOracle(target, QueryBudget.of(rows, seconds), rows_per_request=per_request)
 
 
 def _extract(url: str, zoo: AttackZoo, *, per_request: int, seconds: float) -> ExtractionResult:
     """The attacker holds half the held-out rows; fidelity is judged on the other half and the training rows."""
     seeds, holdout = zoo.eval_x[:70], np.concatenate([zoo.eval_x[70:], zoo.train_x])
-    with _oracle(url, zoo, per_request=per_request, seconds=seconds) as oracle, \
-            _oracle(url, zoo, per_request=1000) as judge:  # fmt: skip
-        return run_extraction(oracle, seeds=seeds, holdout=holdout, space=FeatureSpace.of_rows(zoo.train_x),
-                              judge=judge, watch=AlertWatch(url=url, token=zoo.token),
+    target = _target(url, zoo)
+    try:
+        return run_extraction(_oracle(target, per_request=per_request, seconds=seconds), seeds=seeds,
+                              holdout=holdout, space=FeatureSpace.of_rows(zoo.train_x),
+                              judge=_oracle(target, per_request=1000), watch=AlertWatch(target, zoo.token),
                               options=ExtractionOptions(step=per_request))  # fmt: skip
+    finally:
+        target.close()
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +80,7 @@ def test_extraction_copies_the_demo_model_when_nothing_limits_it(unlimited_extra
     assert result.fidelity > result.chance_fidelity + 0.25  # far better than always answering the common class
     assert result.alert is AlertCheck.NOT_CHECKED  # this gateway has no alerts API (404): never guessed as fired
     finding = result.finding()
+    assert finding is not None
     assert finding.severity is FindingSeverity.MEDIUM  # a faithful copy, detection not verifiable
     assert "audit:read" in finding.remedy
 
@@ -84,14 +93,15 @@ def test_a_tight_rate_limit_stops_extraction_early(zoo: AttackZoo, unlimited_ext
     assert result.stopped is StopReason.RATE_LIMIT
     assert 0 < result.queries <= 40  # the burst less the judge's request, and perhaps one refill
     assert result.fidelity < unlimited_extraction.fidelity
-    assert result.finding().evidence["stopped_by"] == "rate_limit"
+    assert result.metrics()["stopped_by"] == "rate_limit"
 
 
 def test_evasion_finds_examples_whose_answer_really_flips_at_the_gateway(zoo: AttackZoo, open_gateway: str) -> None:
     """HopSkipJump and Boundary each flip rows; asked afresh, the gateway labels every one differently."""
     space = FeatureSpace.of_rows(zoo.train_x)
-    with _oracle(open_gateway, zoo) as oracle:
-        result = run_evasion(oracle, rows=zoo.eval_x, space=space, options=EvasionOptions(samples=3))
+    target = _target(open_gateway, zoo)
+    result = run_evasion(_oracle(target), rows=zoo.eval_x, space=space, options=EvasionOptions(samples=3))
+    target.close()
     assert [o.attack for o in result.outcomes] == ["hopskipjump", "boundary"]
     for outcome in result.outcomes:
         assert outcome.attempted == 3, outcome
@@ -110,12 +120,16 @@ def test_membership_inference_separates_an_overfit_models_members(zoo: AttackZoo
     """An overfit forest (memorised noisy labels) gets a high AUC; a regularised model on the same data stays low."""
     aucs = {}
     for model in ("overfit", "regular"):
-        with _oracle(open_gateway, zoo, model=model) as oracle:
-            result = run_membership(oracle, members=(zoo.train_x, zoo.noisy_y), nonmembers=(zoo.eval_x, zoo.eval_y))
+        target = _target(open_gateway, zoo, model=model)
+        result = run_membership(
+            _oracle(target), members=(zoo.train_x, zoo.noisy_y), nonmembers=(zoo.eval_x, zoo.eval_y)
+        )
+        target.close()
         assert result.members == result.nonmembers == len(zoo.eval_x)
         assert result.queries == 2 * len(zoo.eval_x)
         assert result.probabilities
-        aucs[model] = (result.auc, result.advantage, result.finding().severity)
+        finding = result.finding()
+        aucs[model] = (result.auc, result.advantage, finding.severity if finding else None)
     (over_auc, over_adv, over_sev), (reg_auc, reg_adv, _) = aucs["overfit"], aucs["regular"]
     assert over_auc is not None
     assert reg_auc is not None
@@ -127,21 +141,45 @@ def test_membership_inference_separates_an_overfit_models_members(zoo: AttackZoo
     assert over_sev is FindingSeverity.HIGH
 
 
-def test_a_token_the_gateway_refuses_is_a_target_error(zoo: AttackZoo, open_gateway: str) -> None:
-    """The suites cannot attack a model they may not query: a 401 is an error naming the status, not a finding."""
-    oracle = GatewayOracle(
-        url=open_gateway,
-        model="bc",
-        token="mlw_bogus_secret",  # noqa: S106 - a made-up token, refused
-        budget=QueryBudget.of(100, 10),
-    )
-    with oracle, pytest.raises(AttackTargetError, match="401"):
+def test_a_token_the_gateway_refuses_is_the_targets_error(zoo: AttackZoo, open_gateway: str) -> None:
+    """The suites cannot attack a model they may not query: a 401 is PredictRefused (not checked), not a finding."""
+    target = _target(open_gateway, zoo, token="mlw_bogus_secret")  # noqa: S106 - a made-up token, refused
+    oracle = _oracle(target)
+    with pytest.raises(PredictRefused) as refused:
         oracle.predict(zoo.eval_x[:2])
+    target.close()
+    assert refused.value.reply.status == 401
     assert oracle.budget.spent == 0
 
 
-def test_an_unreachable_gateway_is_a_target_error(tmp_path: Path) -> None:
-    """Nothing listens: a one-line error, no traceback of httpx's."""
-    oracle = GatewayOracle(url="http://127.0.0.1:9", model="bc", token="t", budget=QueryBudget.of(10, 5), timeout=2)  # noqa: S106
-    with oracle, pytest.raises(AttackTargetError, match="cannot reach the gateway"):
-        oracle.predict(np.zeros((1, 3)))
+def _rows(x: np.ndarray, y: np.ndarray, names: list[str]) -> LabelledRows:
+    return LabelledRows([dict(zip(names, map(float, row), strict=True)) for row in x], [int(v) for v in y])
+
+
+def test_the_three_suites_run_through_the_registry_within_time_at_the_default_rate_limit(zoo: AttackZoo) -> None:
+    """Default settings and budget: every suite reports its probes, metrics and charts; no high finding; < 90 s."""
+    names = [f"f{i}" for i in range(zoo.train_x.shape[1])]
+    options = SuiteOptions(features=tuple(FeatureRange(n) for n in names),
+                           reference=_rows(zoo.train_x, zoo.train_y, names),
+                           holdout=_rows(zoo.eval_x, zoo.eval_y, names))  # fmt: skip
+    defaults = Settings()
+    with serving(zoo.options, rate_limit=defaults.rate_limit, rate_burst=defaults.rate_burst) as url:
+        target = _target(url, zoo)
+        started = time.monotonic()
+        results = {name: load_suites()[name](target, options) for name in ("extraction", "evasion", "membership")}
+        seconds = time.monotonic() - started
+        target.close()
+    assert seconds < 90
+    assert [c.id for c in results["extraction"].checks] == ["extraction.model-copied"]
+    assert [c.id for c in results["evasion"].checks] == ["evasion.hopskipjump", "evasion.boundary"]
+    assert [c.id for c in results["membership"].checks] == ["membership.training-rows-exposed"]
+    curve = results["extraction"].charts["extraction_fidelity"]
+    assert curve[-1]["queries"] == results["extraction"].metrics["queries"] > 0
+    assert sum(p["count"] for p in results["evasion"].charts["evasion_perturbation"]) == sum(
+        results["evasion"].metrics[a]["succeeded"] for a in ("hopskipjump", "boundary")
+    )
+    assert 0.3 < results["membership"].metrics["auc"] < 0.7  # the demo model does not memorise its rows
+    for result in results.values():
+        assert 0 < result.queries <= options.budget
+        assert all(f.severity is not FindingSeverity.HIGH for f in result.findings), result.findings
+        assert {f.id for f in result.findings} <= {c.id for c in result.checks if c.status is CheckStatus.FAILED}

@@ -13,8 +13,10 @@ import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from mlwarden.redteam.target import TargetUnreachable
+
 if TYPE_CHECKING:
-    import httpx
+    from mlwarden.redteam.target import Target
 
 EXTRACTION_RULE = "inference.extraction"
 """The watch rule that flags extraction-like query patterns."""
@@ -29,33 +31,24 @@ class AlertCheck(StrEnum):
 
 
 class AlertWatch:
-    """Snapshots of the alerts a gateway has raised, taken with an ``audit:read`` token."""
+    """Snapshots of the alerts a gateway has raised, read through the run's target with an ``audit:read`` token."""
 
-    def __init__(
-        self, *, url: str, token: str | None, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        self.url, self.token, self.timeout, self.transport = url, token, timeout, transport
+    def __init__(self, target: Target, token: str | None) -> None:
+        self.target = target
+        self._token = token
 
     def snapshot(self) -> dict[str, str] | None:
         """Alert id -> rule of every alert now listed, or None when they cannot be read."""
-        if not self.token:
+        if not self._token:
             return None
-        import httpx
-
         try:
-            with httpx.Client(base_url=self.url, timeout=self.timeout, transport=self.transport) as http:
-                response = http.get("/v1/alerts", headers={"Authorization": f"Bearer {self.token}"})
-        except httpx.HTTPError:
+            reply = self.target.request("GET", "/v1/alerts", token=self._token)
+        except TargetUnreachable:
             return None
-        if response.status_code != 200:
-            return None  # 404: no alerts API; 401/403: the token may not read them
-        try:
-            alerts = response.json().get("alerts")
-        except (ValueError, AttributeError):
-            return None
-        if not isinstance(alerts, list):
-            return None
-        return {_identity(a): str(a.get("rule")) for a in alerts if isinstance(a, dict)}
+        doc = reply.json()
+        if reply.status != 200 or not isinstance(doc, dict) or not isinstance(doc.get("alerts"), list):
+            return None  # 404: no alerts API here; 401/403: the token may not read them
+        return {_identity(a): str(a.get("rule")) for a in doc["alerts"] if isinstance(a, dict)}
 
     def fired(
         self, rule: str, before: dict[str, str] | None, *, wait_seconds: float = 5.0, poll_seconds: float = 0.5

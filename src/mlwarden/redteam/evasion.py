@@ -12,20 +12,27 @@ from the original row.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlwarden.redteam.art_loader import load_art
-from mlwarden.redteam.attack_finding import AttackFinding, FindingSeverity
+from mlwarden.redteam.attack_data import attack_data
 from mlwarden.redteam.feature_space import FeatureSpace
-from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, StopReason, classes_of
+from mlwarden.redteam.findings import ChartPoint, Check, CheckStatus, Finding, FindingSeverity, SuiteResult
+from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, QueryBudget, StopReason, TargetOracle, classes_of
+from mlwarden.redteam.suites import SuiteOptions, register
+
+if TYPE_CHECKING:
+    from mlwarden.redteam.target import Target
 
 SUITE = "evasion"
 ATTACKS = ("hopskipjump", "boundary")
-HISTOGRAM_EDGES = (0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-"""Bins of the relative perturbation for the report's histogram (fractions of the feature ranges)."""
+POOL = 100
+"""Rows of the attacker's sample asked about first: the attacked rows and the starting points."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,25 @@ class AttackOutcome:
         """Median relative perturbation of the successes (None without any)."""
         return float(np.median(self.perturbations)) if self.perturbations else None
 
+    def title(self) -> str:
+        """One line: how many rows flipped, by how much."""
+        if not self.succeeded:
+            return f"{self.attack}: none of {self.attempted} attacked rows flipped at the gateway"
+        return (f"{self.attack}: {self.succeeded}/{self.attempted} rows flipped at the gateway, median "
+                f"perturbation {self.median_perturbation:.1%} of the feature ranges")  # fmt: skip
+
+    def metrics(self) -> dict[str, Any]:
+        """The numbers for the report (and the finding's evidence)."""
+        median = self.median_perturbation
+        return {
+            "attempted": self.attempted,
+            "succeeded": self.succeeded,
+            "success_rate": round(self.success_rate, 4),
+            "median_perturbation": None if median is None else round(median, 5),
+            "queries": self.queries,
+            "stopped_by": self.stopped.value if self.stopped else None,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class EvasionResult:
@@ -89,29 +115,30 @@ class EvasionResult:
     seconds: float
     options: EvasionOptions = field(default_factory=EvasionOptions)
 
-    def histogram(self) -> list[dict[str, float | int]]:
-        """Counts of successes per perturbation bin (``HISTOGRAM_EDGES``; the last bin is closed)."""
-        values = [p for o in self.outcomes for p in o.perturbations]
-        counts, _ = np.histogram(np.clip(values, 0.0, 1.0), bins=HISTOGRAM_EDGES)
-        edges = HISTOGRAM_EDGES
-        return [{"low": edges[i], "high": edges[i + 1], "count": int(c)} for i, c in enumerate(counts)]
+    def histogram(self, bins: int = 10) -> list[ChartPoint]:
+        """Successes per perturbation bin: ``bins`` equal bins from 0 to the largest perturbation (0.01 grid)."""
+        values = np.array([p for o in self.outcomes for p in o.perturbations], dtype=np.float64)
+        top = max(0.01, math.ceil(float(values.max()) * 100) / 100) if len(values) else 0.01
+        counts, edges = np.histogram(values, bins=bins, range=(0.0, top))
+        return [{"bin": round(float(edges[i]), 6), "count": float(c)} for i, c in enumerate(counts)]
 
-    def finding(self) -> AttackFinding:
-        """The severity rule (see :func:`evasion_severity`) applied to the strongest attack."""
-        rated = [(evasion_severity(o, self.options), o) for o in self.outcomes]
-        order = [None, FindingSeverity.LOW, FindingSeverity.MEDIUM, FindingSeverity.HIGH]
-        severity, worst = max(rated, key=lambda r: order.index(r[0])) if rated else (None, None)
-        evidence = {
-            "attacks": [_evidence(o) for o in self.outcomes],
-            "histogram": self.histogram(),
-            "seconds": round(self.seconds, 2),
-        }
-        if worst is None or not worst.succeeded:
-            title = "no adversarial example flipped the model's answer at the gateway"
-        else:
-            title = (f"{worst.attack}: {worst.succeeded}/{worst.attempted} rows flipped at the gateway, median "
-                     f"perturbation {worst.median_perturbation:.1%} of the feature ranges")  # fmt: skip
-        return AttackFinding(SUITE, severity, title, _remedy(severity, self.options), evidence)
+    def findings(self) -> list[Finding]:
+        """One finding per attack that flipped rows (severity by :func:`evasion_severity`)."""
+        out = []
+        for outcome in self.outcomes:
+            severity = evasion_severity(outcome, self.options)
+            if severity is not None:
+                out.append(Finding(f"{SUITE}.{outcome.attack}", SUITE, severity, outcome.title(), outcome.metrics(),
+                                   _remedy(self.options)))  # fmt: skip
+        return out
+
+    def checks(self) -> list[Check]:
+        """One probe per attack: failed when it flipped rows, passed when none flipped."""
+        return [
+            Check(f"{SUITE}.{o.attack}", f"{o.attack} cannot flip the model's answers",
+                  CheckStatus.FAILED if evasion_severity(o, self.options) else CheckStatus.PASSED, o.title())
+            for o in self.outcomes
+        ]  # fmt: skip
 
 
 def evasion_severity(outcome: AttackOutcome, options: EvasionOptions) -> FindingSeverity | None:
@@ -125,29 +152,14 @@ def evasion_severity(outcome: AttackOutcome, options: EvasionOptions) -> Finding
     return FindingSeverity.MEDIUM if median <= options.medium_perturbation else FindingSeverity.LOW
 
 
-def _remedy(severity: FindingSeverity | None, o: EvasionOptions) -> str:
+def _remedy(o: EvasionOptions) -> str:
     rule = (f"Rule: high when >= {o.high_success:.0%} of attacked rows flip with a median change <= "
             f"{o.high_perturbation:.0%} of the feature ranges; medium when the median is <= "
             f"{o.medium_perturbation:.0%}; low for larger changes.")  # fmt: skip
-    if severity is None:
-        return f"{rule} No row flipped within the budget: nothing to change."
     return (f"{rule} The model's decision boundary lies close to real rows and label-only answers were enough "
             "to find it: these attacks need hundreds of near-duplicate queries per row, so rate-limit per caller "
             "(MLWARDEN_RATE_LIMIT, MLWARDEN_MAX_ROWS) and alert on bursts of near-identical inputs; retrain with "
             "adversarial or noise-augmented examples, or add a margin (abstain near the boundary).")  # fmt: skip
-
-
-def _evidence(o: AttackOutcome) -> dict[str, object]:
-    median = o.median_perturbation
-    return {
-        "attack": o.attack,
-        "attempted": o.attempted,
-        "succeeded": o.succeeded,
-        "success_rate": round(o.success_rate, 4),
-        "median_perturbation": None if median is None else round(median, 5),
-        "queries": o.queries,
-        "stopped_by": o.stopped.value if o.stopped else None,
-    }
 
 
 class _UnitBoxModel:
@@ -155,6 +167,8 @@ class _UnitBoxModel:
 
     def __init__(self, oracle: LabelOracle, space: FeatureSpace, classes: int) -> None:
         self.oracle, self.space, self.classes = oracle, space, classes
+        self.cap: int | None = None
+        """Budget ``spent`` this attack may reach (its share), or None for the whole budget."""
 
     def to_features(self, z: np.ndarray) -> np.ndarray:
         return np.asarray(self.space.lows + np.asarray(z, np.float64) * self.space.span, np.float64)
@@ -163,6 +177,8 @@ class _UnitBoxModel:
         return np.asarray((np.asarray(x, np.float64) - self.space.lows) / self.space.span, np.float32)
 
     def predict_fn(self, z: np.ndarray) -> np.ndarray:
+        if self.cap is not None and self.oracle.budget.spent + len(z) > self.cap:
+            raise BudgetSpent(StopReason.BUDGET)  # this attack's share is spent; the next one still has its own
         return self.oracle.predict(self.to_features(z)).one_hot(self.classes)
 
 
@@ -209,9 +225,12 @@ def run_evasion(
     classifier = BlackBoxClassifier(model.predict_fn, input_shape=(space.width,), nb_classes=model.classes,
                                     clip_values=(0.0, 1.0))  # fmt: skip
     np.random.seed(options.seed)  # ART's attacks draw from NumPy's global generator
-    outcomes = [
-        _attack(name, _art_attack(name, classifier, options), model, data, first, options) for name in options.attacks
-    ]
+    outcomes = []
+    for i, name in enumerate(options.attacks):
+        budget = oracle.budget
+        share = budget.remaining // (len(options.attacks) - i) - options.samples  # rows kept back to verify
+        model.cap = budget.spent + max(0, share)  # an equal share of what is left
+        outcomes.append(_attack(name, _art_attack(name, classifier, options), model, data, first, options))
     return EvasionResult(tuple(outcomes), time.monotonic() - started, options)
 
 
@@ -222,6 +241,7 @@ def _attack(name: str, attack: object, model: _UnitBoxModel, data: np.ndarray, f
     unit, labels = model.to_unit(data), first.labels
     attacked: list[int] = []
     found: list[np.ndarray] = []
+    stopped: StopReason | None = None
     for i in range(min(options.samples, len(data))):
         start = _starts(unit, labels, unit[i], int(labels[i]))
         if start is None:
@@ -229,18 +249,19 @@ def _attack(name: str, attack: object, model: _UnitBoxModel, data: np.ndarray, f
         one_hot = np.eye(model.classes, dtype=np.float32)[labels[i : i + 1]]
         try:
             z = attack.generate(unit[i : i + 1], y=one_hot, x_adv_init=start)  # type: ignore[attr-defined]
-        except BudgetSpent:
+        except BudgetSpent as exc:
+            stopped = exc.reason
             break
         attacked.append(i)
         found.append(np.asarray(z, np.float64)[0])
-    return _verified(name, model, data, labels, attacked, found, oracle.budget.spent - spent)
+    queries = oracle.budget.spent - spent
+    return _verified(name, model, data, labels, attacked, found, queries, stopped)
 
 
 def _verified(name: str, model: _UnitBoxModel, data: np.ndarray, labels: np.ndarray, attacked: list[int],
-              found: list[np.ndarray], queries: int) -> AttackOutcome:  # fmt: skip
+              found: list[np.ndarray], queries: int, stopped: StopReason | None) -> AttackOutcome:  # fmt: skip
     """Ask the gateway about every adversarial row once more; keep those whose label differs from the original."""
     oracle = model.oracle
-    stopped = oracle.budget.stopped
     originals = data[attacked] if attacked else np.zeros((0, data.shape[1]))
     adversarials = model.to_features(np.array(found)) if found else np.zeros((0, data.shape[1]))
     try:
@@ -251,3 +272,16 @@ def _verified(name: str, model: _UnitBoxModel, data: np.ndarray, labels: np.ndar
     sizes = model.space.relative_l2(originals[flipped], adversarials[flipped]) if flipped.any() else np.zeros(0)
     return AttackOutcome(name, len(attacked), originals[flipped], adversarials[flipped], labels[attacked][flipped],
                          now[flipped], tuple(float(s) for s in sizes), queries, stopped)  # fmt: skip
+
+
+@register(SUITE)
+def evasion_suite(target: Target, options: SuiteOptions) -> SuiteResult:
+    """Attack the first rows of the attacker's own sample; the rest of it offers starting points."""
+    data = attack_data(options, SUITE)
+    budget = QueryBudget.of(min(options.budget, target.remaining), options.seconds)
+    settings = EvasionOptions(seed=options.seed)
+    result = run_evasion(TargetOracle(target, budget), rows=data.sample[:POOL], space=data.space, options=settings)
+    metrics: dict[str, Any] = {o.attack: o.metrics() for o in result.outcomes}
+    metrics["seconds"] = round(result.seconds, 2)
+    return SuiteResult(SUITE, result.findings(), metrics, budget.spent, result.seconds,
+                       {"evasion_perturbation": result.histogram()}, result.checks())  # fmt: skip

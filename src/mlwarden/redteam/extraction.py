@@ -20,15 +20,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlwarden.redteam.alert_check import EXTRACTION_RULE, AlertCheck, AlertWatch
-from mlwarden.redteam.attack_finding import AttackFinding, FindingSeverity
+from mlwarden.redteam.attack_data import attack_data
 from mlwarden.redteam.feature_space import FeatureSpace
-from mlwarden.redteam.oracle import BudgetSpent, LabelOracle, StopReason
+from mlwarden.redteam.findings import ChartPoint, Check, CheckStatus, Finding, FindingSeverity, SuiteResult
+from mlwarden.redteam.oracle import BudgetSpent, LabelOracle, QueryBudget, StopReason, TargetOracle
+from mlwarden.redteam.suites import SuiteOptions, register
+
+if TYPE_CHECKING:
+    from mlwarden.redteam.target import Target
 
 SUITE = "extraction"
+PROBE = "extraction.model-copied"
 DEFAULT_CHECKPOINTS = (100, 250, 500, 1000, 2000, 5000, 10_000)
 
 
@@ -76,10 +83,22 @@ class ExtractionResult:
         """Fidelity at the last point of the curve (0 when the attack got no answer)."""
         return self.curve[-1].fidelity if self.curve else 0.0
 
-    def finding(self) -> AttackFinding:
-        """The severity rule (see :func:`extraction_severity`) applied to this result."""
+    def finding(self) -> Finding | None:
+        """The severity rule (see :func:`extraction_severity`) applied to this result; None when no copy was made."""
         severity = extraction_severity(self.fidelity, self.alert, self.options)
-        evidence = {
+        if severity is None:
+            return None
+        return Finding(PROBE, SUITE, severity, self.title(), self.metrics(), _remedy(severity, self))
+
+    def title(self) -> str:
+        """One line: how faithful the copy is, from how many queries, and whether an alert fired."""
+        return (f"a surrogate trained on {self.queries} answered queries agrees with the model on "
+                f"{self.fidelity:.1%} of held-out rows (chance {self.chance_fidelity:.1%}); "
+                f"{EXTRACTION_RULE} alert: {self.alert.value}")  # fmt: skip
+
+    def metrics(self) -> dict[str, Any]:
+        """The numbers for the report (and the finding's evidence)."""
+        return {
             "fidelity": round(self.fidelity, 4),
             "chance_fidelity": round(self.chance_fidelity, 4),
             "queries": self.queries,
@@ -87,13 +106,12 @@ class ExtractionResult:
             "rate_limited_answers": self.rate_limited,
             "stopped_by": self.stopped.value if self.stopped else None,
             "alert": self.alert.value,
-            "curve": [{"queries": p.queries, "fidelity": round(p.fidelity, 4)} for p in self.curve],
             "seconds": round(self.seconds, 2),
         }
-        title = (f"a surrogate trained on {self.queries} answered queries agrees with the model on "
-                 f"{self.fidelity:.1%} of held-out rows (chance {self.chance_fidelity:.1%}); "
-                 f"{EXTRACTION_RULE} alert: {self.alert.value}")  # fmt: skip
-        return AttackFinding(SUITE, severity, title, _remedy(severity, self), evidence)
+
+    def chart(self) -> list[ChartPoint]:
+        """Fidelity against queries, one point per checkpoint reached."""
+        return [{"queries": float(p.queries), "fidelity": round(p.fidelity, 4)} for p in self.curve]
 
 
 def extraction_severity(fidelity: float, alert: AlertCheck, options: ExtractionOptions) -> FindingSeverity | None:
@@ -209,3 +227,24 @@ def _point(asked: list[np.ndarray], answered: list[np.ndarray], holdout: np.ndar
     rows, labels = np.concatenate(asked), np.concatenate(answered)
     surrogate = train_surrogate(rows, labels, trees=options.trees, seed=options.seed)
     return CurvePoint(len(labels), fidelity(surrogate, holdout, truth))
+
+
+@register(SUITE)
+def extraction_suite(target: Target, options: SuiteOptions) -> SuiteResult:
+    """The attacker's half of its held-out rows seed the queries; the rest (and the training rows) judge the copy."""
+    data = attack_data(options, SUITE)
+    sample = data.sample
+    judged = [sample[len(sample) // 2 :]] + ([data.members.x] if data.holdout and data.members else [])
+    holdout = np.concatenate(judged)[: max(50, options.budget // 4)]
+    budget = QueryBudget.of(min(options.budget, target.remaining), options.seconds)
+    settings = ExtractionOptions(queries=max(0, budget.rows - len(holdout)), seed=options.seed)
+    result = run_extraction(
+        TargetOracle(target, budget), seeds=sample[: max(1, len(sample) // 2)], holdout=holdout, space=data.space,
+        options=settings, watch=AlertWatch(target, target.tokens.audit),
+        judge=TargetOracle(target, budget, rows_per_request=1000),
+    )  # fmt: skip
+    finding = result.finding()
+    status = CheckStatus.FAILED if finding else CheckStatus.PASSED
+    check = Check(PROBE, "the model cannot be copied through its answers", status, result.title())
+    return SuiteResult(SUITE, [finding] if finding else [], result.metrics(), budget.spent, result.seconds,
+                       {"extraction_fidelity": result.chart()}, [check])  # fmt: skip

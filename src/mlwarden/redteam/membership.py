@@ -13,22 +13,30 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlwarden.errors import InvalidInput
 from mlwarden.redteam.art_loader import load_art
-from mlwarden.redteam.attack_finding import AttackFinding, FindingSeverity
-from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, StopReason, classes_of
+from mlwarden.redteam.attack_data import attack_data
+from mlwarden.redteam.findings import Check, CheckStatus, Finding, FindingSeverity, SuiteResult
+from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, QueryBudget, StopReason, TargetOracle, classes_of
+from mlwarden.redteam.suites import SuiteOptions, register
+
+if TYPE_CHECKING:
+    from mlwarden.redteam.target import Target
 
 SUITE = "membership"
+PROBE = "membership.training-rows-exposed"
+DEFAULT_ROWS_PER_SIDE = 200
 
 
 @dataclass(frozen=True, slots=True)
 class MembershipOptions:
     """How many rows per side (at most) and the severity thresholds."""
 
-    rows_per_side: int = 200
+    rows_per_side: int = DEFAULT_ROWS_PER_SIDE
     seed: int = 0
     trees: int = 100
     high_auc: float = 0.75
@@ -51,10 +59,23 @@ class MembershipResult:
     seconds: float
     options: MembershipOptions
 
-    def finding(self) -> AttackFinding:
-        """The severity rule (see :func:`membership_severity`) applied to the AUC."""
+    def finding(self) -> Finding | None:
+        """The severity rule (see :func:`membership_severity`) applied to the AUC; None near chance."""
         severity = membership_severity(self.auc, self.options)
-        evidence = {
+        if severity is None:
+            return None
+        return Finding(PROBE, SUITE, severity, self.title(), self.metrics(), _remedy(self))
+
+    def title(self) -> str:
+        """One line: the attack's AUC and advantage, on how many rows."""
+        if self.auc is None:
+            return "membership inference did not run: the budget ran out before the model answered"
+        return (f"membership inference: AUC {self.auc:.3f}, advantage {self.advantage or 0:.3f} on "
+                f"{self.members} training rows against {self.nonmembers} held-out rows")  # fmt: skip
+
+    def metrics(self) -> dict[str, Any]:
+        """The numbers for the report (and the finding's evidence)."""
+        return {
             "auc": None if self.auc is None else round(self.auc, 4),
             "advantage": None if self.advantage is None else round(self.advantage, 4),
             "members": self.members,
@@ -64,12 +85,6 @@ class MembershipResult:
             "stopped_by": self.stopped.value if self.stopped else None,
             "seconds": round(self.seconds, 2),
         }
-        if self.auc is None:
-            title = "membership inference did not run: the budget ran out before the model answered"
-        else:
-            title = (f"membership inference: AUC {self.auc:.3f}, advantage {self.advantage or 0:.3f} on "
-                     f"{self.members} training rows against {self.nonmembers} held-out rows")  # fmt: skip
-        return AttackFinding(SUITE, severity, title, _remedy(severity, self), evidence)
 
 
 def membership_severity(auc: float | None, options: MembershipOptions) -> FindingSeverity | None:
@@ -81,12 +96,10 @@ def membership_severity(auc: float | None, options: MembershipOptions) -> Findin
     return FindingSeverity.MEDIUM if auc >= options.medium_auc else FindingSeverity.LOW
 
 
-def _remedy(severity: FindingSeverity | None, result: MembershipResult) -> str:
+def _remedy(result: MembershipResult) -> str:
     o = result.options
     rule = (f"Rule: high when the attack's AUC >= {o.high_auc}, medium >= {o.medium_auc}, low >= {o.low_auc} "
             "(0.5 is a coin toss).")  # fmt: skip
-    if severity is None:
-        return f"{rule} The answers barely separate training rows from others: nothing to change."
     advice = "the model answers its training rows differently (more confidently or more correctly) than new rows"
     fixes = "regularise it (shallower trees, larger leaves, stronger penalty), train with differential privacy"
     if result.probabilities:
@@ -165,3 +178,23 @@ def _scores(answers: Answers, y: np.ndarray, features: int, options: MembershipO
 def _no_more_queries(rows: np.ndarray) -> np.ndarray:
     """The attack gets the gateway's answers up front; a call here would be an extra, uncounted query."""
     raise InvalidInput("membership inference asked the model again; it must use the answers already fetched")
+
+
+@register(SUITE)
+def membership_suite(target: Target, options: SuiteOptions) -> SuiteResult:
+    """Members: the training rows with their labels; non-members: the held-out rows with theirs."""
+    data = attack_data(options, SUITE)
+    if data.members is None or data.holdout is None or data.members.y is None or data.holdout.y is None:
+        raise InvalidInput("the membership suite needs the training set and held-out rows, both with labels")
+    budget = QueryBudget.of(min(options.budget, target.remaining), options.seconds)
+    settings = MembershipOptions(rows_per_side=min(DEFAULT_ROWS_PER_SIDE, budget.rows // 2),
+                                 seed=options.seed)  # fmt: skip
+    result = run_membership(TargetOracle(target, budget), members=(data.members.x, data.members.y),
+                            nonmembers=(data.holdout.x, data.holdout.y), options=settings)  # fmt: skip
+    finding = result.finding()
+    status = CheckStatus.FAILED if finding else CheckStatus.PASSED
+    if result.auc is None:
+        status = CheckStatus.NOT_CHECKED
+    check = Check(PROBE, "answers do not reveal which rows the model was trained on", status, result.title())
+    return SuiteResult(SUITE, [finding] if finding else [], result.metrics(), budget.spent, result.seconds,
+                       checks=[check])  # fmt: skip

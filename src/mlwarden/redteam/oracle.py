@@ -3,8 +3,8 @@
 An attack never talks to the gateway directly: it asks a :class:`LabelOracle`, which charges
 every answered row to a :class:`QueryBudget` (rows and a deadline) and ends the attack with
 :class:`BudgetSpent` when either runs out, or when the gateway's rate limit would keep it
-waiting past the deadline. :class:`GatewayOracle` is the real one (``POST
-/v1/models/{name}/predict`` with the token it was given); tests use a fitted estimator.
+waiting past the deadline. :class:`TargetOracle` is the real one (``POST
+/v1/models/{name}/predict`` through the run's target); tests use a fitted estimator.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from mlwarden.errors import MlwardenError
+from mlwarden.errors import InvalidInput
 
 if TYPE_CHECKING:
-    import httpx
+    from mlwarden.redteam.target import Target
 
 
 class StopReason(StrEnum):
@@ -37,10 +37,6 @@ class BudgetSpent(Exception):
     def __init__(self, reason: StopReason) -> None:
         super().__init__(f"attack stopped: {reason.value}")
         self.reason = reason
-
-
-class AttackTargetError(MlwardenError):
-    """The gateway answered a prediction with something other than predictions or a rate limit."""
 
 
 @dataclass(slots=True)
@@ -138,7 +134,7 @@ def parse_prediction(prediction: Any) -> tuple[int, list[float] | None]:
     if label is None and probabilities is not None:
         label = int(np.argmax(probabilities))
     if label is None or label < 0:
-        raise AttackTargetError(
+        raise InvalidInput(
             f"the attack suites need a classifier with integer labels 0..k-1; the model answered {str(prediction)[:80]}"
         )
     return label, [float(p) for p in probabilities] if probabilities is not None else None
@@ -154,45 +150,22 @@ def answers_of(predictions: list[Any]) -> Answers:
     return Answers(labels)
 
 
-class GatewayOracle:
-    """The model behind a gateway: rows go in requests of ``rows_per_request``, with the caller's token.
+class TargetOracle:
+    """A :class:`~mlwarden.redteam.target.Target`'s predict route as a :class:`LabelOracle`.
 
-    A 429 is counted and waited out (its ``Retry-After``) while the deadline allows; past it,
-    the attack stops with :attr:`StopReason.RATE_LIMIT`. Any other refusal is an
-    :class:`AttackTargetError`: the suite cannot attack a model it may not query.
+    Rows go in requests of ``rows_per_request`` (as lists of numbers, the feature order of the
+    suite's rows). A 429 is counted and waited out (its ``Retry-After``) while the deadline
+    allows; past it, the attack stops with :attr:`StopReason.RATE_LIMIT`. Any other refusal
+    is the target's :class:`~mlwarden.redteam.target.PredictRefused`: the suite cannot attack
+    a model it may not query, and the run reports it as not checked.
     """
 
-    def __init__(
-        self,
-        *,
-        url: str,
-        model: str,
-        token: str,
-        budget: QueryBudget,
-        rows_per_request: int = 100,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        import httpx
-
+    def __init__(self, target: Target, budget: QueryBudget, *, rows_per_request: int = 100) -> None:
         if rows_per_request < 1:
-            raise AttackTargetError(f"rows per request must be at least 1, got {rows_per_request}")
+            raise InvalidInput(f"rows per request must be at least 1, got {rows_per_request}")
+        self.target = target
         self.budget = budget
         self.rows_per_request = rows_per_request
-        self._path = f"/v1/models/{model}/predict"
-        self._http = httpx.Client(
-            base_url=url, timeout=timeout, transport=transport, headers={"Authorization": f"Bearer {token}"}
-        )
-
-    def close(self) -> None:
-        """Close the HTTP connections."""
-        self._http.close()
-
-    def __enter__(self) -> GatewayOracle:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
     def predict(self, rows: np.ndarray) -> Answers:
         """Answer ``rows`` in as many requests as needed; each answered request is charged as it comes.
@@ -210,41 +183,34 @@ class GatewayOracle:
         return answers_of(predictions)
 
     def _ask(self, rows: list[list[float]]) -> list[Any]:
-        import httpx
+        from mlwarden.redteam.target import BudgetExhausted, RateLimitedByTarget
 
         while True:
             if self.budget.time_left() <= 0:
                 raise self.budget.stop(StopReason.TIME)
-            try:
-                response = self._http.post(self._path, json={"inputs": rows})
-            except httpx.HTTPError as exc:
-                raise AttackTargetError(f"cannot reach the gateway: {type(exc).__name__}: {exc}"[:300]) from exc
+            if self.target.remaining < len(rows):
+                raise self.budget.stop(StopReason.BUDGET)  # the run's budget, shared by every suite
             self.budget.requests += 1
-            if response.status_code == 200:
-                predictions = response.json().get("predictions")
-                if not isinstance(predictions, list) or len(predictions) != len(rows):
-                    raise AttackTargetError("the gateway's answer has no prediction per row")
-                return predictions
-            if response.status_code != 429:
-                raise AttackTargetError(f"the gateway refused a prediction: {response.status_code} {_detail(response)}")
-            self.budget.rate_limited += 1
-            wait = _retry_after(response)
-            if wait >= self.budget.time_left():
-                raise self.budget.stop(StopReason.RATE_LIMIT)
-            time.sleep(wait)  # an attacker backs off as told, then comes back
+            try:
+                predictions = self.target.predict(rows)
+            except BudgetExhausted:
+                raise self.budget.stop(StopReason.BUDGET) from None
+            except RateLimitedByTarget as exc:
+                self.budget.rate_limited += 1
+                wait = retry_after(exc.reply.headers.get("retry-after"))
+                if wait >= self.budget.time_left():
+                    raise self.budget.stop(StopReason.RATE_LIMIT) from None
+                time.sleep(wait)  # an attacker backs off as told, then comes back
+                continue
+            if len(predictions) != len(rows):
+                raise InvalidInput("the gateway's answer has no prediction per row")
+            return predictions
 
 
-def _retry_after(response: httpx.Response) -> float:
+def retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After`` header (1 when absent or not a non-negative number of seconds)."""
     try:
-        wait = float(response.headers.get("Retry-After", "1"))
+        wait = float(value) if value is not None else 1.0
     except ValueError:
         return 1.0
     return wait if math.isfinite(wait) and wait >= 0 else 1.0
-
-
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:200]
-    return str(body.get("detail", body))[:200] if isinstance(body, dict) else str(body)[:200]
