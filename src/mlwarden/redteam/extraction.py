@@ -191,7 +191,7 @@ def run_extraction(
     started = time.monotonic()
     before = watch.snapshot() if watch is not None else None
     rng = np.random.default_rng(options.seed)
-    marks = sorted({c for c in options.checkpoints if c < options.queries} | {options.queries})
+    marks = sorted({c for c in options.checkpoints if 0 < c < options.queries} | {options.queries} - {0})
     asked: list[np.ndarray] = []
     answered: list[np.ndarray] = []
     curve: list[CurvePoint] = []

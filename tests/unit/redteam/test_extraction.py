@@ -66,3 +66,14 @@ def test_synthetic_queries_stay_in_the_box_and_near_the_seeds() -> None:
     assert np.all(rows >= space.lows) and np.all(rows <= space.highs)  # noqa: PT018
     exact = synthetic_queries(data.x[:10], space, 20, 0.0, rng)
     assert all(any(np.array_equal(r, s) for s in data.x[:10]) for r in exact)
+
+
+def test_no_query_budget_left_after_the_holdout_means_no_copy_and_no_finding() -> None:
+    """queries=0: the holdout is labelled, nothing else is asked, the curve is empty and there is no finding."""
+    train, held = toy(200, 6), toy(100, 7)
+    oracle = EstimatorOracle(forest(train), QueryBudget.of(1000, 60))
+    result = run_extraction(oracle, seeds=held.x[:50], holdout=held.x[50:], space=FeatureSpace.of_rows(train.x),
+                            options=ExtractionOptions(queries=0))  # fmt: skip
+    assert result.curve == ()
+    assert oracle.budget.spent == 50
+    assert result.finding() is None
