@@ -85,7 +85,7 @@ def build_zoo(folder: Path) -> AttackZoo:
     return AttackZoo(options, token, train_x, train_y, noisy_y, eval_x, eval_y)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -95,7 +95,7 @@ def _free_port() -> int:
 def serving(options: WorkspaceOptions, *, rate_limit: float, rate_burst: float = 200.0) -> Iterator[str]:
     """The gateway on a loopback port (uvicorn in a thread) with the given rate limit; yields its base URL."""
     settings = Settings(database_url=None, rate_limit=rate_limit, rate_burst=rate_burst, gc_freeze=False)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(options, settings), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -19,7 +24,7 @@ from mlwarden.redteam.membership import run_membership
 from mlwarden.redteam.oracle import QueryBudget, StopReason, TargetOracle
 from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, load_suites
 from mlwarden.redteam.target import PredictRefused, Target, Tokens
-from tests.integration.redteam_gateway import AttackZoo, build_zoo, serving
+from tests.integration.redteam_gateway import AttackZoo, build_zoo, free_port, serving
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -183,3 +188,39 @@ def test_the_three_suites_run_through_the_registry_within_time_at_the_default_ra
         assert 0 < result.queries <= options.budget
         assert all(f.severity is not FindingSeverity.HIGH for f in result.findings), result.findings
         assert {f.id for f in result.findings} <= {c.id for c in result.checks if c.status is CheckStatus.FAILED}
+
+
+@pytest.mark.xfail(strict=True, reason="ledger/wire.py packs an entry's decision-id count in one byte (FIELDS 'B')")
+def test_a_prediction_of_more_than_255_rows_under_serve_is_answered(tmp_path: Path) -> None:
+    """Found by the extraction suite: under `mlwarden serve` (ledger writer) 256 rows in one request get a 500."""
+    zoo = build_zoo(tmp_path)
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "mlwarden.cli",
+        "--home",
+        str(zoo.options.paths.home),
+        "serve",
+        "--port",
+        str(port),
+    ]
+    with (tmp_path / "serve.err").open("wb") as err:
+        proc = subprocess.Popen(command, env={**os.environ, "MLWARDEN_RATE_LIMIT": "0"}, stdout=subprocess.DEVNULL,
+                                stderr=err, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"  # noqa: PT018
+                time.sleep(0.2)  # bounded by the deadline above
+        rows = np.resize(zoo.eval_x, (256, zoo.eval_x.shape[1]))
+        response = httpx.post(f"http://127.0.0.1:{port}/v1/models/bc/predict", json={"inputs": rows.tolist()},
+                              headers={"Authorization": f"Bearer {zoo.token}"}, timeout=30)  # fmt: skip
+        assert response.status_code == 200, response.status_code
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)

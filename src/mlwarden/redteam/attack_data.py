@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlwarden.errors import InvalidInput
 from mlwarden.redteam.feature_space import FeatureSpace
+from mlwarden.redteam.oracle import QueryBudget
 from mlwarden.redteam.suites import LabelledRows, SuiteOptions
+
+if TYPE_CHECKING:
+    from mlwarden.redteam.target import Target
+
+SHARES = {"extraction": 0.4, "evasion": 0.45, "membership": 0.15}
+"""Each ML suite's share of the run's query budget (``--budget`` is for all of them together)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,11 @@ def attack_data(options: SuiteOptions, suite: str) -> AttackData:
     members, holdout = _labelled(options.reference, names), _labelled(options.holdout, names)
     every = np.concatenate([part.x for part in (members, holdout) if part is not None])
     return AttackData(members, holdout, FeatureSpace.of_rows(every))
+
+
+def suite_budget(target: Target, options: SuiteOptions, suite: str) -> QueryBudget:
+    """The suite's share of ``options.budget`` (never more than the target has left) and ``options.seconds``."""
+    return QueryBudget.of(min(int(options.budget * SHARES[suite]), target.remaining), options.seconds)
 
 
 def _labelled(rows: LabelledRows | None, names: list[str]) -> Labelled | None:

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlwarden.redteam.art_loader import load_art
-from mlwarden.redteam.attack_data import attack_data
+from mlwarden.redteam.attack_data import attack_data, suite_budget
 from mlwarden.redteam.feature_space import FeatureSpace
 from mlwarden.redteam.findings import ChartPoint, Check, CheckStatus, Finding, FindingSeverity, SuiteResult
-from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, QueryBudget, StopReason, TargetOracle, classes_of
+from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, StopReason, TargetOracle, classes_of
 from mlwarden.redteam.suites import SuiteOptions, register
 
 if TYPE_CHECKING:
@@ -44,10 +44,10 @@ class EvasionOptions:
     """Rows attacked per attack."""
     batch_size: int = 64
     """Rows per predict call the attacks make (one gateway request each, at most)."""
-    hsj_max_iter: int = 10
-    hsj_max_eval: int = 100
+    hsj_max_iter: int = 8
+    hsj_max_eval: int = 50
     hsj_init_eval: int = 10
-    boundary_max_iter: int = 50
+    boundary_max_iter: int = 30
     boundary_num_trial: int = 5
     boundary_sample_size: int = 5
     seed: int = 0
@@ -89,6 +89,10 @@ class AttackOutcome:
 
     def title(self) -> str:
         """One line: how many rows flipped, by how much."""
+        if not self.attempted:
+            return (
+                f"{self.attack}: no row attacked within the budget ({self.stopped.value if self.stopped else 'none'})"
+            )
         if not self.succeeded:
             return f"{self.attack}: none of {self.attempted} attacked rows flipped at the gateway"
         return (f"{self.attack}: {self.succeeded}/{self.attempted} rows flipped at the gateway, median "
@@ -133,12 +137,15 @@ class EvasionResult:
         return out
 
     def checks(self) -> list[Check]:
-        """One probe per attack: failed when it flipped rows, passed when none flipped."""
-        return [
-            Check(f"{SUITE}.{o.attack}", f"{o.attack} cannot flip the model's answers",
-                  CheckStatus.FAILED if evasion_severity(o, self.options) else CheckStatus.PASSED, o.title())
-            for o in self.outcomes
-        ]  # fmt: skip
+        """One probe per attack: failed when it flipped rows, passed when none flipped, not checked when none was
+        attacked (the budget or the time ran out first)."""
+        return [Check(f"{SUITE}.{o.attack}", f"{o.attack} cannot flip the model's answers", self._status(o), o.title())
+                for o in self.outcomes]  # fmt: skip
+
+    def _status(self, outcome: AttackOutcome) -> CheckStatus:
+        if evasion_severity(outcome, self.options) is not None:
+            return CheckStatus.FAILED
+        return CheckStatus.PASSED if outcome.attempted else CheckStatus.NOT_CHECKED  # no row attacked proves nothing
 
 
 def evasion_severity(outcome: AttackOutcome, options: EvasionOptions) -> FindingSeverity | None:
@@ -278,7 +285,7 @@ def _verified(name: str, model: _UnitBoxModel, data: np.ndarray, labels: np.ndar
 def evasion_suite(target: Target, options: SuiteOptions) -> SuiteResult:
     """Attack the first rows of the attacker's own sample; the rest of it offers starting points."""
     data = attack_data(options, SUITE)
-    budget = QueryBudget.of(min(options.budget, target.remaining), options.seconds)
+    budget = suite_budget(target, options, SUITE)
     settings = EvasionOptions(seed=options.seed)
     result = run_evasion(TargetOracle(target, budget), rows=data.sample[:POOL], space=data.space, options=settings)
     metrics: dict[str, Any] = {o.attack: o.metrics() for o in result.outcomes}

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlwarden.redteam.alert_check import EXTRACTION_RULE, AlertCheck, AlertWatch
-from mlwarden.redteam.attack_data import attack_data
+from mlwarden.redteam.attack_data import attack_data, suite_budget
 from mlwarden.redteam.feature_space import FeatureSpace
 from mlwarden.redteam.findings import ChartPoint, Check, CheckStatus, Finding, FindingSeverity, SuiteResult
-from mlwarden.redteam.oracle import BudgetSpent, LabelOracle, QueryBudget, StopReason, TargetOracle
+from mlwarden.redteam.oracle import BudgetSpent, LabelOracle, StopReason, TargetOracle
 from mlwarden.redteam.suites import SuiteOptions, register
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 SUITE = "extraction"
 PROBE = "extraction.model-copied"
 DEFAULT_CHECKPOINTS = (100, 250, 500, 1000, 2000, 5000, 10_000)
+JUDGE_ROWS_PER_REQUEST = 250
+"""The holdout is labelled in few requests so that measuring spends little of the rate limit. At most 255:
+under ``mlwarden serve`` a prediction of more rows is answered 500 (the ledger writer's wire format
+counts an entry's decision ids in one byte)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,15 +240,17 @@ def extraction_suite(target: Target, options: SuiteOptions) -> SuiteResult:
     sample = data.sample
     judged = [sample[len(sample) // 2 :]] + ([data.members.x] if data.holdout and data.members else [])
     holdout = np.concatenate(judged)[: max(50, options.budget // 4)]
-    budget = QueryBudget.of(min(options.budget, target.remaining), options.seconds)
+    budget = suite_budget(target, options, SUITE)
     settings = ExtractionOptions(queries=max(0, budget.rows - len(holdout)), seed=options.seed)
     result = run_extraction(
         TargetOracle(target, budget), seeds=sample[: max(1, len(sample) // 2)], holdout=holdout, space=data.space,
         options=settings, watch=AlertWatch(target, target.tokens.audit),
-        judge=TargetOracle(target, budget, rows_per_request=1000),
+        judge=TargetOracle(target, budget, rows_per_request=JUDGE_ROWS_PER_REQUEST),
     )  # fmt: skip
     finding = result.finding()
     status = CheckStatus.FAILED if finding else CheckStatus.PASSED
+    if not result.curve:
+        status = CheckStatus.NOT_CHECKED  # not one attack query answered: nothing was tried
     check = Check(PROBE, "the model cannot be copied through its answers", status, result.title())
     return SuiteResult(SUITE, [finding] if finding else [], result.metrics(), budget.spent, result.seconds,
                        {"extraction_fidelity": result.chart()}, [check])  # fmt: skip

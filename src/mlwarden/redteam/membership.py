@@ -19,9 +19,9 @@ import numpy as np
 
 from mlwarden.errors import InvalidInput
 from mlwarden.redteam.art_loader import load_art
-from mlwarden.redteam.attack_data import attack_data
+from mlwarden.redteam.attack_data import attack_data, suite_budget
 from mlwarden.redteam.findings import Check, CheckStatus, Finding, FindingSeverity, SuiteResult
-from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, QueryBudget, StopReason, TargetOracle, classes_of
+from mlwarden.redteam.oracle import Answers, BudgetSpent, LabelOracle, StopReason, TargetOracle, classes_of
 from mlwarden.redteam.suites import SuiteOptions, register
 
 if TYPE_CHECKING:
@@ -186,7 +186,7 @@ def membership_suite(target: Target, options: SuiteOptions) -> SuiteResult:
     data = attack_data(options, SUITE)
     if data.members is None or data.holdout is None or data.members.y is None or data.holdout.y is None:
         raise InvalidInput("the membership suite needs the training set and held-out rows, both with labels")
-    budget = QueryBudget.of(min(options.budget, target.remaining), options.seconds)
+    budget = suite_budget(target, options, SUITE)
     settings = MembershipOptions(rows_per_side=min(DEFAULT_ROWS_PER_SIDE, budget.rows // 2),
                                  seed=options.seed)  # fmt: skip
     result = run_membership(TargetOracle(target, budget), members=(data.members.x, data.members.y),

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mlwarden.redteam.estimator_oracle import EstimatorOracle
-from mlwarden.redteam.evasion import AttackOutcome, EvasionOptions, evasion_severity, run_evasion
+from mlwarden.redteam.evasion import AttackOutcome, EvasionOptions, EvasionResult, evasion_severity, run_evasion
 from mlwarden.redteam.feature_space import FeatureSpace
-from mlwarden.redteam.findings import FindingSeverity
+from mlwarden.redteam.findings import CheckStatus, FindingSeverity
 from mlwarden.redteam.oracle import QueryBudget
 from tests.unit.redteam.attack_models import linear, toy
 
@@ -67,3 +67,15 @@ def test_a_small_budget_is_shared_and_never_exceeded() -> None:
     assert [o.attack for o in result.outcomes] == ["hopskipjump", "boundary"]
     assert all(o.queries > 0 for o in result.outcomes)  # the second attack was not starved by the first
     assert any(o.stopped is not None for o in result.outcomes)
+
+
+def test_an_attack_that_attacked_no_row_is_not_checked_never_passed() -> None:
+    """Out of budget before the first row: the probe is not checked (a pass would claim a defence held)."""
+    starved = EvasionResult((_outcome(0, ()),), 1.0)
+    flipped = EvasionResult((_outcome(4, (0.01, 0.02, 0.03)),), 1.0)
+    held = EvasionResult((_outcome(4, ()),), 1.0)
+    assert [c.status for c in starved.checks()] == [CheckStatus.NOT_CHECKED]
+    assert [c.status for c in flipped.checks()] == [CheckStatus.FAILED]
+    assert [c.status for c in held.checks()] == [CheckStatus.PASSED]
+    assert starved.findings() == [] and held.findings() == []  # noqa: PT018
+    assert [f.id for f in flipped.findings()] == ["evasion.hopskipjump"]
