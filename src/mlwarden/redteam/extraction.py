@@ -239,8 +239,8 @@ def extraction_suite(target: Target, options: SuiteOptions) -> SuiteResult:
     data = attack_data(options, SUITE)
     sample = data.sample
     judged = [sample[len(sample) // 2 :]] + ([data.members.x] if data.holdout and data.members else [])
-    holdout = np.concatenate(judged)[: max(50, options.budget // 4)]
     budget = suite_budget(target, options, SUITE)
+    holdout = np.concatenate(judged)[: max(50, budget.rows // 4)]  # measuring takes at most a quarter
     settings = ExtractionOptions(queries=max(0, budget.rows - len(holdout)), seed=options.seed)
     result = run_extraction(
         TargetOracle(target, budget), seeds=sample[: max(1, len(sample) // 2)], holdout=holdout, space=data.space,
