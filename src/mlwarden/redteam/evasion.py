@@ -52,7 +52,7 @@ class EvasionOptions:
     boundary_sample_size: int = 5
     seed: int = 0
     high_success: float = 0.5
-    high_perturbation: float = 0.05
+    high_perturbation: float = 0.02
     medium_perturbation: float = 0.10
 
 

@@ -21,7 +21,8 @@ def _outcome(attempted: int, perturbations: tuple[float, ...]) -> AttackOutcome:
 @pytest.mark.parametrize(
     ("attempted", "sizes", "severity"),
     [
-        (4, (0.01, 0.02, 0.04), FindingSeverity.HIGH),
+        (4, (0.005, 0.01, 0.015), FindingSeverity.HIGH),
+        (4, (0.01, 0.03, 0.04), FindingSeverity.MEDIUM),  # median 3 %: above the 2 % of high
         (4, (0.01,), FindingSeverity.MEDIUM),  # 25 % flipped: not enough for high
         (4, (0.06, 0.08), FindingSeverity.MEDIUM),
         (4, (0.2, 0.3), FindingSeverity.LOW),
