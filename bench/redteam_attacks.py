@@ -35,7 +35,13 @@ import uvicorn
 from mlwarden.api.app import create_app
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.tokens import create_token
-from mlwarden.redteam.extraction import ExtractionOptions, fidelity, run_extraction, train_surrogate
+from mlwarden.redteam.extraction import (
+    JUDGE_ROWS_PER_REQUEST,
+    ExtractionOptions,
+    fidelity,
+    run_extraction,
+    train_surrogate,
+)
 from mlwarden.redteam.feature_space import FeatureSpace
 from mlwarden.redteam.oracle import QueryBudget, TargetOracle
 from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, load_suites
@@ -108,7 +114,7 @@ def _extraction(url: str, token: str, seeds: np.ndarray, judge_rows: np.ndarray,
     budget = QueryBudget.of(queries + len(judge_rows), seconds)
     started = time.monotonic()
     result = run_extraction(TargetOracle(target, budget), seeds=seeds, holdout=judge_rows, space=space,
-                            judge=TargetOracle(target, budget, rows_per_request=1000),
+                            judge=TargetOracle(target, budget, rows_per_request=JUDGE_ROWS_PER_REQUEST),
                             options=ExtractionOptions(queries=queries, checkpoints=COUNTS))  # fmt: skip
     target.close()
     curve, stopped = result.chart(), result.metrics()["stopped_by"]
@@ -190,7 +196,11 @@ def main() -> None:
 
 def _judge_labels(url: str, token: str, rows: np.ndarray) -> np.ndarray:
     target = Target(base_url=url, model="bc", tokens=Tokens(inference=token), budget=len(rows))
-    labels = TargetOracle(target, QueryBudget.of(len(rows), 30), rows_per_request=1000).predict(rows).labels
+    labels = (
+        TargetOracle(target, QueryBudget.of(len(rows), 30), rows_per_request=JUDGE_ROWS_PER_REQUEST)
+        .predict(rows)
+        .labels
+    )
     target.close()
     return labels
 

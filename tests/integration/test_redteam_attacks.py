@@ -17,7 +17,7 @@ import pytest
 from mlwarden.config import Settings
 from mlwarden.redteam.alert_check import AlertCheck, AlertWatch
 from mlwarden.redteam.evasion import EvasionOptions, run_evasion
-from mlwarden.redteam.extraction import ExtractionOptions, ExtractionResult, run_extraction
+from mlwarden.redteam.extraction import JUDGE_ROWS_PER_REQUEST, ExtractionOptions, ExtractionResult, run_extraction
 from mlwarden.redteam.feature_space import FeatureSpace
 from mlwarden.redteam.findings import CheckStatus, FindingSeverity
 from mlwarden.redteam.membership import run_membership
@@ -56,7 +56,8 @@ def _extract(url: str, zoo: AttackZoo, *, per_request: int, seconds: float) -> E
     try:
         return run_extraction(_oracle(target, per_request=per_request, seconds=seconds), seeds=seeds,
                               holdout=holdout, space=FeatureSpace.of_rows(zoo.train_x),
-                              judge=_oracle(target, per_request=1000), watch=AlertWatch(target, zoo.token),
+                              judge=_oracle(target, per_request=JUDGE_ROWS_PER_REQUEST),
+                              watch=AlertWatch(target, zoo.token),
                               options=ExtractionOptions(step=per_request))  # fmt: skip
     finally:
         target.close()
