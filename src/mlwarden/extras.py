@@ -15,7 +15,7 @@ from mlwarden.errors import ConfigError
 EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
     "demo": ("`mlwarden demo`", ("httpx", "skl2onnx")),
     "postgres": ("a PostgreSQL database", ("psycopg",)),
-    "redteam": ("`mlwarden redteam`", ("httpx",)),
+    "redteam": ("`mlwarden redteam`", ("httpx", "art")),
 }
 
 __all__ = ["EXTRAS", "missing_modules", "require_extra"]
