@@ -68,6 +68,7 @@ def build_console_workspace(root: Path) -> ConsoleWorkspace:
         reviewer, _ = create_token(ws, name="reviewer", scopes=["audit:read", "model:promote"], principal="local:setup")
         data_reader, _ = create_token(ws, name="data-reader", scopes=["data:read"], principal="local:setup")
         scorer, _ = create_token(ws, name="scorer", scopes=["inference:read"], principal="local:setup")
+        create_token(ws, name="retiring", scopes=["data:read"], principal="local:setup")
     finally:
         ws.close()
     header = first.eval_csv.read_text().splitlines()[1]

@@ -29,7 +29,9 @@ def card_html(markdown: str) -> str:
     Two layers: markdown-it with ``html`` off turns any HTML in the card into text, and nh3
     (ammonia) keeps only the tags, attributes and URL schemes listed here whatever gets through.
     """
-    rendered = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render(_body(markdown[:MAX_CARD]))
+    rendered = (
+        MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render(_body(markdown[:MAX_CARD]))
+    )
     return nh3.clean(
         rendered, tags=_TAGS, attributes=_ATTRIBUTES, url_schemes=_SCHEMES, link_rel="noopener noreferrer nofollow"
     )

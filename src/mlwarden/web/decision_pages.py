@@ -30,7 +30,7 @@ def _feedback(request: Request, subject: str, decision_id: str) -> list[dict[str
 
 
 @router.get("/decisions")
-def decisions(request: Request, id: Annotated[str, Query(max_length=64)] = "") -> Response:  # noqa: A002 - the query name
+def decisions(request: Request, id: Annotated[str, Query(max_length=64)] = "") -> Response:
     who = viewer(request)
     gateway = gateway_of(request)
     decision_id = id.strip()

@@ -41,15 +41,26 @@ def proof_bundle(ws: Workspace, index: int) -> dict[str, Any]:
             "fingerprint": hashlib.sha256(log.verifier.public_raw).hexdigest()}  # fmt: skip
 
 
-def _filter(kind: str, subject: str, principal: str, decision_id: str, since: str, until: str,
-            before: int | None) -> LedgerFilter:  # fmt: skip
-    return LedgerFilter(kind=kind.strip(), subject=subject.strip(), principal=principal.strip(),
-                        decision_id=decision_id.strip(), since=since.strip(), until=until.strip(), before=before)  # fmt: skip
+def _filter(
+    kind: str, subject: str, principal: str, decision_id: str, since: str, until: str, before: int | None
+) -> LedgerFilter:
+    return LedgerFilter(
+        kind=kind.strip(), subject=subject.strip(), principal=principal.strip(), decision_id=decision_id.strip(),
+        since=since.strip(), until=until.strip(), before=before,
+    )  # fmt: skip
 
 
 @router.get("/ledger")
-def ledger(request: Request, kind: Text = "", subject: Text = "", principal: Text = "", decision_id: Text = "",
-           since: Text = "", until: Text = "", before: Annotated[int | None, Query(ge=0)] = None) -> Response:  # fmt: skip
+def ledger(
+    request: Request,
+    kind: Text = "",
+    subject: Text = "",
+    principal: Text = "",
+    decision_id: Text = "",
+    since: Text = "",
+    until: Text = "",
+    before: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
     who = viewer(request)
     authorize(request, who, Scope.AUDIT_READ, "ledger")
     f = _filter(kind, subject, principal, decision_id, since, until, before)

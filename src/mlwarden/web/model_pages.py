@@ -68,7 +68,7 @@ def _number(value: Any) -> float | None:
 def _with_bars(result: dict[str, Any]) -> dict[str, Any]:
     """A gate result with ``bars``: per-group rates (fairness) or metric against production (performance)."""
     bars: list[dict[str, Any]] = []
-    details = result.get("details") if isinstance(result.get("details"), dict) else {}
+    details: dict[str, Any] = result["details"] if isinstance(result.get("details"), dict) else {}
     by_group = details.get("by_group")
     if isinstance(by_group, dict):
         for group, values in sorted(by_group.items()):
@@ -76,7 +76,7 @@ def _with_bars(result: dict[str, Any]) -> dict[str, Any]:
                 if (number := _number(value)) is not None:
                     bars.append({"label": f"group {group}: {metric}", "value": number, "series": metric})
     production = details.get("production")
-    measured = result.get("measured") if isinstance(result.get("measured"), dict) else {}
+    measured: dict[str, Any] = result["measured"] if isinstance(result.get("measured"), dict) else {}
     if isinstance(production, dict) and result.get("gate") == "performance":
         for metric, value in sorted(measured.items()):
             if (number := _number(value)) is not None:
@@ -90,7 +90,7 @@ def _with_bars(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _versions(request: Request, name: str) -> list[dict[str, Any]]:
-    state = follower(gateway_of(request).ws).state(gateway_of(request).settings.model_refresh_seconds)
+    state = follower(gateway_of(request).ws).refresh()  # fresh: the page follows the buttons it offers
     out = []
     for row in list_models(gateway_of(request).ws):
         if row["name"] != name:

@@ -115,4 +115,6 @@ def end_session(ws: Workspace, session_id: str) -> None:
     if not session_id or len(session_id) > _MAX_ID:
         return
     with ws.engine.begin() as conn:
-        conn.execute(delete(console_sessions).where(console_sessions.c.id_hash == _mac(console_key(ws), "id", session_id)))
+        conn.execute(
+            delete(console_sessions).where(console_sessions.c.id_hash == _mac(console_key(ws), "id", session_id))
+        )

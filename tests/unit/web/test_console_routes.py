@@ -206,7 +206,9 @@ def test_a_missing_scope_gets_the_403_page_and_is_recorded(
         assert response.status_code == 403, path
         assert "missing scope" in response.text
     assert client.post("/ui/models/bc/2/approve", data={"csrf": csrf}).status_code == 403
-    assert client.post(f"/ui/data/batches/{built.batch_id}/release", data={"csrf": csrf, "reason": "x"}).status_code == 403
+    assert (
+        client.post(f"/ui/data/batches/{built.batch_id}/release", data={"csrf": csrf, "reason": "x"}).status_code == 403
+    )
     assert client.get("/ui/data").status_code == 200
     denied = [s for p, s in _kinds(options, "access.denied") if p == _principal(built.data_reader)]
     assert {"tokens", "model:bc", "ledger", "model:bc:2", f"batch:{built.batch_id}"} <= set(denied)
@@ -269,7 +271,9 @@ def test_token_secret_is_shown_once(client: TestClient, built: ConsoleWorkspace)
     assert refused.status_code == 403
 
 
-def test_quarantined_batch_release_and_reject(client: TestClient, built: ConsoleWorkspace, options: WorkspaceOptions) -> None:
+def test_quarantined_batch_release_and_reject(
+    client: TestClient, built: ConsoleWorkspace, options: WorkspaceOptions
+) -> None:
     """Release records the signed-in principal; a released batch cannot then be rejected."""
     csrf = sign_in(client, built.admin)
     page = client.get(f"/ui/data/batches/{built.batch_id}").text
@@ -304,6 +308,7 @@ def test_ledger_search_pages_by_index_without_overlap(options: WorkspaceOptions)
         kinds = search_entries(ws, LedgerFilter(kind="model.registered"))
         assert [r.kind for r in kinds.rows] == ["model.registered", "model.registered"]
         by_principal = search_entries(ws, LedgerFilter(principal="alice"))
-        assert by_principal.rows and {r.principal for r in by_principal.rows} == {"alice"}
+        assert by_principal.rows
+        assert {r.principal for r in by_principal.rows} == {"alice"}
     finally:
         ws.close()
