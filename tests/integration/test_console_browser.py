@@ -29,7 +29,7 @@ if not CHROMIUM.exists():
         pytest.fail("chromium is not installed: in CI a skipped browser test is a failure", pytrace=False)
     pytest.skip("Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True)
 
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402 - only once chromium is known
+from playwright.sync_api import Browser, Page, Route, sync_playwright  # noqa: E402 - only once chromium is known
 
 
 @pytest.fixture(scope="module")
@@ -176,6 +176,23 @@ def test_token_without_scope_cannot_reach_the_page(page: Page, setup: ConsoleWor
     assert page.locator("#error-status").inner_text() == "403"
     assert "missing scope admin" in page.locator("#error-message").inner_text()
     shot(page, "forbidden")
+
+
+def test_browser_rejects_a_changed_entry(page: Page, setup: ConsoleWorkspace) -> None:
+    """The same page with one character of the entry changed on the wire: the browser says NOT verified."""
+
+    def tamper(route: Route) -> None:
+        response = route.fetch()
+        body = response.text().replace('\\"kind\\":\\"', '\\"kind\\":\\"x', 1)
+        assert body != response.text()
+        route.fulfill(response=response, body=body)
+
+    sign_in(page, setup.admin)
+    page.route("**/ui/ledger/1", tamper)
+    page.goto("/ui/ledger/1")
+    page.wait_for_selector('#proof-status[data-state="failed"]')
+    assert "NOT verified" in page.locator("#proof-status").inner_text()
+    assert "root" in page.locator("#proof-status").inner_text()
 
 
 def test_screenshots_were_saved() -> None:

@@ -249,3 +249,6 @@ console_sessions = Table(
 )
 """Web console sign-ins. A row grants nothing without the cookie's session id: the credential and
 expiry inside ``sealed`` can only be opened (and are authenticated) with it."""
+
+Index("ix_ledger_entries_kind_idx", ledger_entries.c.kind, ledger_entries.c.idx)
+"""The console's ledger search: newest entries of a kind by keyset (``kind = ? AND idx < ? ORDER BY idx DESC``)."""

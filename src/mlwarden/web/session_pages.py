@@ -8,6 +8,7 @@ from datetime import timedelta
 from importlib.resources import files
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Path
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -65,11 +66,12 @@ async def signin(request: Request) -> Response:
     spiffe = spiffe_of(request)
     token = form.get("token")
     if isinstance(token, str) and token.strip():
-        record, reason = authenticate(gateway.ws, token.strip())
+        value = token.strip()
+        record, reason = await anyio.to_thread.run_sync(lambda: authenticate(gateway.ws, value))
         if record is None or reason:
             await request.app.state.rejections.of_request(request, f"console sign-in: {reason}", 401)
             return _signin_page(request, 401, f"sign-in refused: {reason}")
-        credential, principal = token.strip(), f"token:{record.token_id}"
+        credential, principal = value, f"token:{record.token_id}"
     elif spiffe is not None and form.get("mtls") == "1":
         try:
             principal = gateway.principal_from_spiffe(spiffe).id
@@ -79,7 +81,9 @@ async def signin(request: Request) -> Response:
     else:
         raise InvalidInput("paste an mlwarden token (mlw_…) to sign in")
     lifetime = gateway.settings.console_session_seconds
-    session_id, _ = create_session(gateway.ws, credential, principal, timedelta(seconds=lifetime))
+    session_id, _ = await anyio.to_thread.run_sync(
+        lambda: create_session(gateway.ws, credential, principal, timedelta(seconds=lifetime))
+    )
     response = secure(RedirectResponse("/ui/", status_code=303))
     _cookie(request, response, COOKIE, session_id, lifetime)
     response.delete_cookie(SIGNIN_COOKIE, path="/ui")

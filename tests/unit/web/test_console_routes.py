@@ -312,3 +312,22 @@ def test_ledger_search_pages_by_index_without_overlap(options: WorkspaceOptions)
         assert {r.principal for r in by_principal.rows} == {"alice"}
     finally:
         ws.close()
+
+
+def test_bad_input_and_unknown_pages_are_pages_not_errors(client: TestClient, built: ConsoleWorkspace) -> None:
+    """A malformed query, an unknown model, an oversized filter and an unknown path: 4xx pages with a sentence."""
+    sign_in(client, built.admin)
+    cases = {
+        "/ui/models/bc?version=abc": 400,
+        "/ui/models/nope": 404,
+        "/ui/ledger?kind=" + "k" * 600: 400,
+        "/ui/ledger/99999999": 404,
+        "/ui/decisions?id=not-a-decision": 404,
+        "/ui/no/such/page": 404,
+    }
+    for path, status in cases.items():
+        response = client.get(path)
+        assert response.status_code == status, (path, response.text[:300])
+        assert response.headers["content-type"].startswith("text/html")
+        assert 'id="error-message"' in response.text
+        assert "Traceback" not in response.text

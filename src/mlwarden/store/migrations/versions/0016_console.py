@@ -1,4 +1,4 @@
-"""Web console sessions: a keyed hash of the session id and the sealed credential behind it."""
+"""Web console: sessions (a keyed hash of the id, the sealed credential) and a kind-by-index ledger index."""
 
 from __future__ import annotations
 
@@ -20,7 +20,10 @@ def upgrade() -> None:
         sa.Column("expires", sa.String(32), nullable=False),
         sa.Column("sealed", sa.LargeBinary, nullable=False),
     )
+    # Keyset pages of one kind, newest first, at any ledger size (the (kind, subject) index needs a sort).
+    op.create_index("ix_ledger_entries_kind_idx", "ledger_entries", ["kind", "idx"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ledger_entries_kind_idx", table_name="ledger_entries")
     op.drop_table("console_sessions")
