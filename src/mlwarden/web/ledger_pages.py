@@ -14,10 +14,11 @@ from fastapi import APIRouter, Path, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mlwarden.identity.policy import subject_model
 from mlwarden.identity.scopes import Scope
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.web.auth import authorize, gateway_of, viewer
-from mlwarden.web.ledger_search import LedgerFilter, search_entries
+from mlwarden.web.ledger_search import LedgerFilter, LedgerPage, search_entries
 from mlwarden.web.render import page
 from mlwarden.web.routing import ConsoleRoute
 from mlwarden.workspace import Workspace
@@ -65,6 +66,10 @@ def ledger(
     authorize(request, who, Scope.AUDIT_READ, "ledger")
     f = _filter(kind, subject, principal, decision_id, since, until, before)
     result = search_entries(gateway_of(request).ws, f)
+    models = who.principal.models
+    if models is not None:  # a model-restricted auditor sees no entry of another model (as the proof route)
+        kept = [r for r in result.rows if (m := subject_model(r.subject)) is None or m in models]
+        result = LedgerPage(kept, result.next_before, result.examined_down_to)
     more = f.query_string(result.next_before) if result.next_before is not None else None
     template = "ledger_rows.html" if request.headers.get("hx-request") == "true" else "ledger.html"
     return page(request, template, viewer=who, f=f, result=result, more=more, size=gateway_of(request).ws.log.size())

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from mlwarden.api.app import create_app
 from mlwarden.config import Settings, WorkspaceOptions
-from mlwarden.identity.tokens import parse_token
+from mlwarden.identity.tokens import create_token, parse_token
 from mlwarden.store.schema import console_sessions
 from mlwarden.web.ledger_search import LedgerFilter, search_entries
 from mlwarden.workspace import open_workspace
@@ -331,3 +331,51 @@ def test_bad_input_and_unknown_pages_are_pages_not_errors(client: TestClient, bu
         assert response.headers["content-type"].startswith("text/html")
         assert 'id="error-message"' in response.text
         assert "Traceback" not in response.text
+
+
+def test_model_restricted_auditor_sees_only_its_models(
+    client: TestClient, built: ConsoleWorkspace, options: WorkspaceOptions
+) -> None:
+    """An audit:read token limited to another model: bc's page is a 403, and the ledger lists no bc entry."""
+    ws = open_workspace(options)
+    try:
+        token, _ = create_token(
+            ws, name="other-auditor", scopes=["audit:read"], principal="local:setup", models=["other"]
+        )
+    finally:
+        ws.close()
+    sign_in(client, token)
+    assert client.get("/ui/models/bc").status_code == 403
+    listing = client.get("/ui/ledger").text
+    assert "model:bc" not in listing
+    assert 'href="/ui/ledger/' in listing  # entries of no model (tokens, datasets) are still listed
+    assert "bc" not in client.get("/ui/models").text.split("<main>")[1]
+
+
+def test_gate_run_charts_show_groups_and_production(
+    client: TestClient, built: ConsoleWorkspace, options: WorkspaceOptions
+) -> None:
+    """A gate run's fairness rates per group and its metric against production are drawn as bars."""
+    fairness = {"gate": "fairness", "status": "fail", "message": "dpd 0.4", "measured": {}, "thresholds": {},
+                "evidence": {"evaluation": "ab" * 32},
+                "details": {"by_group": {"0": {"selection_rate": 0.2}, "1": {"selection_rate": 0.9}}}}  # fmt: skip
+    performance = {"gate": "performance", "status": "pass", "message": "ok", "measured": {"accuracy": 0.91},
+                   "thresholds": {}, "evidence": {}, "details": {"production": {"accuracy": 0.88}}}  # fmt: skip
+    ws = open_workspace(options)
+    try:
+        ws.log.append(kind="gate.run", subject="model:bc:2", principal="local:ci",
+                      body={"stage": "production", "passed": False, "results": [fairness, performance]})  # fmt: skip
+    finally:
+        ws.close()
+    sign_in(client, built.admin)
+    page = client.get("/ui/models/bc?version=2").text
+    bars = re.findall(r'<text x="0" y="\d+" class="bar-label">([^<]+)</text>', page)
+    assert bars == [
+        "group 0: selection_rate",
+        "group 1: selection_rate",
+        "accuracy (candidate)",
+        "accuracy (production)",
+    ]
+    widths = [float(w) for w in re.findall(r'<rect x="230" y="\d+" width="([\d.]+)"', page)]
+    assert widths[0] < widths[1]  # 0.2 against 0.9, on one scale
+    assert widths[2] > widths[3]  # 0.91 against 0.88
