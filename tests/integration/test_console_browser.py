@@ -20,7 +20,7 @@ pytestmark = pytest.mark.browser
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-STEP_MS = 20_000
+STEP_MS = 30_000
 """Every browser wait is bounded (milliseconds)."""
 SHOTS = Path(os.environ.get("MLWARDEN_SCREENSHOTS", Path(__file__).parents[2] / "artifacts" / "screenshots"))
 
@@ -81,6 +81,13 @@ def sign_in(page: Page, token: str) -> None:
     page.wait_for_url("**/ui/")
 
 
+def proof_verdict(page: Page) -> str:
+    """Wait for the in-page verifier to finish; its verdict (``verified`` or ``failed``) and message."""
+    page.wait_for_selector('#proof-status:not([data-state="pending"])')
+    status = page.locator("#proof-status")
+    return f"{status.get_attribute('data-state')}: {status.inner_text()}"
+
+
 def test_console_workflow_end_to_end(page: Page, setup: ConsoleWorkspace, base_url: str) -> None:
     """Sign in, find the production model, approve (a second person) and promote, prove a decision in the
     browser, release a quarantined batch, revoke a token."""
@@ -115,13 +122,14 @@ def test_console_workflow_end_to_end(page: Page, setup: ConsoleWorkspace, base_u
     page.goto("/ui/decisions")
     page.fill("#decision-id", decision)
     page.click("#lookup")
-    page.wait_for_selector('#proof-status[data-state="verified"]')
-    assert "Verified in your browser" in page.locator("#proof-status").inner_text()
+    verdict = proof_verdict(page)
+    assert verdict.startswith("verified: Verified in your browser"), verdict
     shot(page, "decision")
     page.goto("/ui/ledger")
     shot(page, "ledger")
     page.click("#ledger-entries tbody tr:first-child a")
-    page.wait_for_selector('#proof-status[data-state="verified"]')
+    verdict = proof_verdict(page)
+    assert verdict.startswith("verified:"), verdict
     shot(page, "entry")
 
     page.goto("/ui/data")
@@ -190,9 +198,9 @@ def test_browser_rejects_a_changed_entry(page: Page, setup: ConsoleWorkspace) ->
     sign_in(page, setup.admin)
     page.route("**/ui/ledger/1", tamper)
     page.goto("/ui/ledger/1")
-    page.wait_for_selector('#proof-status[data-state="failed"]')
-    assert "NOT verified" in page.locator("#proof-status").inner_text()
-    assert "root" in page.locator("#proof-status").inner_text()
+    verdict = proof_verdict(page)
+    assert verdict.startswith("failed: NOT verified"), verdict
+    assert "root" in verdict
 
 
 def test_screenshots_were_saved() -> None:

@@ -13,7 +13,13 @@
         { label: "denials", stroke: "#b3261e", width: 2, points: { show: true } },
       ],
     };
-    new uPlot(opts, [data.times, data.requests, data.denials], el);
+    let series = [data.times, data.requests, data.denials];
+    if (data.times.length === 1) {
+      // one minute alone would stretch the time axis over years: frame it with empty minutes
+      const t = data.times[0];
+      series = [[t - 300, t, t + 300], [null, data.requests[0], null], [null, data.denials[0], null]];
+    }
+    new uPlot(opts, series, el);
   }
 
   function drawCharts() {
