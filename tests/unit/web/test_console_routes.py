@@ -6,6 +6,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -15,6 +16,7 @@ from mlwarden.api.app import create_app
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.tokens import create_token, parse_token
 from mlwarden.store.schema import console_sessions
+from mlwarden.subjects.erasure import erase_data_subject
 from mlwarden.web.ledger_search import LedgerFilter, search_entries
 from mlwarden.workspace import open_workspace
 from tests.support.console import ConsoleWorkspace, build_console_workspace
@@ -379,3 +381,51 @@ def test_gate_run_charts_show_groups_and_production(
     widths = [float(w) for w in re.findall(r'<rect x="230" y="\d+" width="([\d.]+)"', page)]
     assert widths[0] < widths[1]  # 0.2 against 0.9, on one scale
     assert widths[2] > widths[3]  # 0.91 against 0.88
+
+
+def test_erased_inputs_show_as_erased(client: TestClient, built: ConsoleWorkspace, options: WorkspaceOptions) -> None:
+    """A decision whose data subject was erased: its inputs read "erased", the proof still stands."""
+    answer = client.post("/v1/models/bc/predict", json={"inputs": [built.eval_row], "subjects": ["patient-7"]},
+                         headers={"Authorization": f"Bearer {built.scorer}"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    decision = answer.json()["decision_ids"][0]
+    sign_in(client, built.admin)
+    before = client.get("/ui/decisions", params={"id": decision}).text
+    assert 'id="decision-inputs"' in before
+    assert 'id="inputs-erased"' not in before
+    ws = open_workspace(options)
+    try:
+        erase_data_subject(ws, "patient-7", reason="right to erasure", principal="local:dpo")
+    finally:
+        ws.close()
+    after = client.get("/ui/decisions", params={"id": decision}).text
+    assert 'id="inputs-erased"' in after
+    assert 'id="proof-data"' in after
+
+
+def test_mtls_identity_signs_in_and_must_stay_on_the_connection(
+    built: ConsoleWorkspace, options: WorkspaceOptions
+) -> None:
+    """A verified client certificate signs in by its SPIFFE ID; the session opens nothing on another connection."""
+    spiffe = "spiffe://example.org/ns/audit/sa/reviewer"
+    options.paths.policy.write_text(f"spiffe:\n  - id: {spiffe}\n    scopes: [audit:read]\n")
+    settings = Settings(database_url=None, rate_limit=0, gc_freeze=False)
+    app = create_app(options, settings)
+    presented = {"id": spiffe}
+
+    async def with_certificate(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and presented["id"]:
+            scope = {**scope, "extensions": {**scope.get("extensions", {}), "mlwarden.spiffe_id": presented["id"]}}
+        await app(scope, receive, send)
+
+    with TestClient(with_certificate, follow_redirects=False) as client:
+        form = client.get("/ui/signin").text
+        assert f"Continue as {spiffe}" in form
+        csrf = CSRF.search(form)
+        assert csrf is not None
+        assert client.post("/ui/signin", data={"csrf": csrf.group(1), "mtls": "1"}).status_code == 303
+        assert client.get("/ui/models").status_code == 200
+        presented["id"] = "spiffe://example.org/ns/other/sa/someone"
+        assert client.get("/ui/models").status_code == 303
+        presented["id"] = ""
+        assert client.get("/ui/models").status_code == 303
