@@ -76,14 +76,19 @@ async def signin(request: Request) -> Response:
         try:
             principal = gateway.principal_from_spiffe(spiffe).id
         except Unauthenticated as exc:
+            await request.app.state.rejections.of_request(request, f"console sign-in: {exc.message}", 401)
             return _signin_page(request, 401, f"sign-in refused: {exc.message}")
         credential = SPIFFE_CREDENTIAL + spiffe
     else:
         raise InvalidInput("paste an mlwarden token (mlw_…) to sign in")
     lifetime = gateway.settings.console_session_seconds
-    session_id, _ = await anyio.to_thread.run_sync(
-        lambda: create_session(gateway.ws, credential, principal, timedelta(seconds=lifetime))
-    )
+    previous = request.cookies.get(COOKIE, "")
+
+    def start() -> str:
+        end_session(gateway.ws, previous)  # signing in again replaces the session this browser had
+        return create_session(gateway.ws, credential, principal, timedelta(seconds=lifetime))[0]
+
+    session_id = await anyio.to_thread.run_sync(start)
     response = secure(RedirectResponse("/ui/", status_code=303))
     _cookie(request, response, COOKIE, session_id, lifetime)
     response.delete_cookie(SIGNIN_COOKIE, path="/ui")
