@@ -5,13 +5,17 @@ Screenshots of each page go to ``artifacts/screenshots/`` (``MLWARDEN_SCREENSHOT
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mlwarden.ledger.merkle import inclusion_proof, merkle_root
+from mlwarden.ledger.notes import Checkpoint, NoteSigner
 from tests.integration.test_gateway_server import Server, _free_port
 from tests.support.console import ConsoleWorkspace, build_console_workspace
 
@@ -201,6 +205,32 @@ def test_browser_rejects_a_changed_entry(page: Page, setup: ConsoleWorkspace) ->
     verdict = proof_verdict(page)
     assert verdict.startswith("failed: NOT verified"), verdict
     assert "root" in verdict
+
+
+def _bundle(entries: list[bytes], index: int, *, plus_in_key: bool) -> dict[str, object]:
+    """A proof bundle as the console serves it, signed by a fresh key (one whose base64 holds a "+", if asked)."""
+    while True:
+        signer = NoteSigner("console.test/log", Ed25519PrivateKey.generate())
+        if ("+" in signer.verifier().vkey().split("+", 2)[2]) == plus_in_key:
+            break
+    note = Checkpoint(signer.name, len(entries), merkle_root(entries)).sign(signer)
+    path = [h.hex() for h in inclusion_proof(entries, index)]
+    return {"index": index, "tree_size": len(entries), "path": path, "entry": entries[index].decode(),
+            "note": note, "vkey": signer.verifier().vkey(), "fingerprint": ""}  # fmt: skip
+
+
+@pytest.mark.parametrize("plus_in_key", [True, False])
+def test_proof_script_reads_keys_whose_base64_holds_a_plus(page: Page, plus_in_key: bool) -> None:
+    """Regression: proof.js split the verifier key at every "+", so a key whose base64 held one never verified."""
+    entries = [f'{{"index":{i},"kind":"k","note":"entrée {i}"}}'.encode() for i in range(7)]
+    bundle = _bundle(entries, 5, plus_in_key=plus_in_key)
+    html = ('<!doctype html><p id="proof-status" data-state="pending"></p><ol id="proof-steps"></ol>'
+            f'<script type="application/json" id="proof-data">{json.dumps(bundle)}</script>'
+            '<script src="/ui/static/proof.js"></script>')  # fmt: skip
+    page.route("**/ui/proof-vector", lambda route: route.fulfill(body=html, content_type="text/html"))
+    page.goto("/ui/proof-vector")
+    verdict = proof_verdict(page)
+    assert verdict.startswith("verified:"), verdict
 
 
 def test_screenshots_were_saved() -> None:

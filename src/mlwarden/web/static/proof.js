@@ -63,8 +63,11 @@
 
   // A signed-note verifier key: name+hexkeyid+base64(0x01 || 32-byte Ed25519 key).
   async function parseVkey(vkey) {
-    const parts = vkey.split("+");
-    if (parts.length !== 3) throw new Error("the verifier key must read name+keyid+key");
+    // name+keyid+key: the key is base64, which may itself hold "+" (split at the first two only)
+    const first = vkey.indexOf("+");
+    const second = first < 0 ? -1 : vkey.indexOf("+", first + 1);
+    if (second < 0) throw new Error("the verifier key must read name+keyid+key");
+    const parts = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
     const raw = fromBase64(parts[2]);
     if (raw.length !== 33 || raw[0] !== 1) throw new Error("the verifier key is not an Ed25519 key");
     const publicKey = raw.slice(1);
