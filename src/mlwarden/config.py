@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     ledger_writer_timeout_seconds: float = 10.0
     """A worker gives up on (and reconnects to) a ledger writer that confirms nothing for this long."""
     gc_freeze: bool = True
+    console_session_seconds: int = 8 * 3600
+    """How long a console sign-in lasts (the token behind it is re-checked on every page)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from mlwarden.subjects.decisions import decision_payloads
 from mlwarden.subjects.erasure import erase_data_subject
 from mlwarden.subjects.retention import register_retention
 from mlwarden.trust.follower import follower
+from mlwarden.web import console_router
 from mlwarden.workspace import open_workspace
 
 log = structlog.get_logger("mlwarden.api")
@@ -216,6 +217,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     app.state.metrics = GatewayMetrics()
     app.state.rejections = rejections
     problems.install(app)
+    app.include_router(console_router())  # the web console at /ui
 
     async def reject_early(scope: asgi.Scope, detail: str, status: int) -> None:
         """Before authentication nobody is known: counted in the window summary, no write of its own."""

@@ -32,6 +32,8 @@ def _step(title: str, command: str = "") -> None:
 def demo(
     entries: Annotated[int, typer.Option("--entries", min=1, max=100_000, help="Sample decisions to record.")] = 300,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary workspace.")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Then keep the gateway and its web console running.")] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --serve.")] = 8000,
 ) -> None:
     """Record sample decisions, checkpoint, prove, verify, then tamper with a copy and catch it."""
     import logging
@@ -50,6 +52,13 @@ def demo(
         _data_tour(root)
         _gates_tour(root)
         _gateway_tour(root)
+        from mlwarden.web.demo_console import announce, console_token, serve_console
+
+        options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
+        if serve:
+            serve_console(options, port)
+        else:
+            announce(f"http://127.0.0.1:{port}/ui/", console_token(options), serving=False)
         if keep:
             typer.echo(f"\nworkspace kept at {root}")
     finally:

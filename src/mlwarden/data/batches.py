@@ -56,6 +56,7 @@ def list_batches(ws: Workspace, *, quarantined: bool = False, dataset: str | Non
         known = facts.get(str(row["id"]))
         if known is not None and (known.dataset, known.sha256) == (row["dataset"], row["sha256"]):
             status = "released" if known.released_by is not None else "quarantined"
+            status = "rejected" if known.rejected_by is not None and status == "quarantined" else status
             ingested_by = known.ingested_by
         if quarantined and status != "quarantined":
             continue

@@ -308,7 +308,7 @@ def quarantined_batch(ws: Workspace, batch_id: str) -> Any:
     facts = follower(ws).refresh().batches.get(batch_id)  # who ingested it and its status, from the ledger
     if facts is None or (facts.dataset, facts.sha256) != (row["dataset"], row["sha256"]):
         raise PolicyDenied(f"batch {batch_id}: no quarantine entry in the ledger matches its row; refused")
-    if facts.released_by is not None or row["status"] != "quarantined":
+    if facts.released_by is not None or facts.rejected_by is not None or row["status"] != "quarantined":
         raise InvalidInput(f"batch {batch_id} is {row['status']}, not quarantined")
     return {**row, "ingested_by": facts.ingested_by}  # the ledger's word, not the column's
 

@@ -237,3 +237,18 @@ screening_detectors = Table(
     Column("created", String(32), nullable=False),
     Column("attestation", Text, nullable=False),  # signs the hash with what it was fitted from; checked on use
 )
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),  # HMAC of the session id under a workspace key, never the id
+    Column("principal", String(512), nullable=False),  # for listing only: the sealed credential decides
+    Column("created", String(32), nullable=False),
+    Column("expires", String(32), nullable=False),  # for clean-up only: the sealed expiry decides
+    Column("sealed", LargeBinary, nullable=False),  # AES-GCM under a key derived from the session id
+)
+"""Web console sign-ins. A row grants nothing without the cookie's session id: the credential and
+expiry inside ``sealed`` can only be opened (and are authenticated) with it."""
+
+Index("ix_ledger_entries_kind_idx", ledger_entries.c.kind, ledger_entries.c.idx)
+"""The console's ledger search: newest entries of a kind by keyset (``kind = ? AND idx < ? ORDER BY idx DESC``)."""

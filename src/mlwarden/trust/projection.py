@@ -25,6 +25,7 @@ STATE_KINDS = frozenset(
         "model.alias_set",
         "data.batch_quarantined",
         "data.batch_released",
+        "data.batch_rejected",
     }
 )
 """Entry kinds that change the enforced state."""
@@ -85,6 +86,7 @@ class BatchFacts:
     index: int
     released_by: str | None = None
     released_index: int | None = None
+    rejected_by: str | None = None
 
 
 @dataclass(slots=True)
@@ -253,6 +255,12 @@ def _released(state: TrustedState, entry: Entry) -> None:
         facts.released_by, facts.released_index = entry.principal, entry.index
 
 
+def _rejected(state: TrustedState, entry: Entry) -> None:
+    facts = state.batches.get(str(entry.body.get("batch")))
+    if facts is not None and facts.released_by is None and entry.subject == f"dataset:{facts.dataset}":
+        facts.rejected_by = facts.rejected_by or entry.principal
+
+
 _HANDLERS = {
     "token.created": _token_created,
     "token.revoked": _token_revoked,
@@ -264,4 +272,5 @@ _HANDLERS = {
     "model.alias_set": _alias_set,
     "data.batch_quarantined": _quarantined,
     "data.batch_released": _released,
+    "data.batch_rejected": _rejected,
 }

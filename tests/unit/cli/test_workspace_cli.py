@@ -27,6 +27,9 @@ def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
     assert "group 1.0: selection rate" in result.out
     assert "size" in result.out
     assert ": verified" in result.out.split("21.")[1]
+    assert re.search(
+        r"http://127\.0\.0\.1:8000/ui/\n   sign in with this token \(shown once\): mlw_[0-9a-f]{16}_", result.out
+    )
 
 
 @pytest.mark.postgres
