@@ -237,3 +237,14 @@ screening_detectors = Table(
     Column("created", String(32), nullable=False),
     Column("attestation", Text, nullable=False),  # signs the hash with what it was fitted from; checked on use
 )
+
+batch_sealed_rows = Table(
+    "batch_sealed_rows",
+    metadata,
+    Column("batch_id", String(16), primary_key=True),
+    Column("row", BigInteger, primary_key=True, autoincrement=False),
+    Column("commitment", String(64), nullable=False),
+)
+"""Each sealed row's commitment (its personal columns sealed in ``privacy_payloads`` as ``batch:<id>:<row>``).
+
+The batch's ledger entry commits to the list by its SHA-256, so a changed or dropped row here is caught."""
