@@ -56,7 +56,8 @@ def open_batch_rows(ws: Workspace, batch_id: str) -> list[dict[str, Any]]:
     only the clear cells (identifiers masked) and ``"erased": {"erasure_index": n}``.
     """
     entry = _entry(ws, batch_id)
-    rows = [{"row": i, "values": values} for i, values in enumerate(_clear_rows(ws, batch_id, entry))]
+    clear = _clear_rows(ws, batch_id, entry)
+    rows: list[dict[str, Any]] = [{"row": i, "values": values} for i, values in enumerate(clear)]
     with ws.engine.connect() as conn:
         claims = batch_claims(conn, entry.body, entry.index)
         results = open_many(conn, privacy_ring(ws), claims)

@@ -25,14 +25,14 @@ from sqlalchemy import Connection, insert, select
 
 from mlwarden.data.personal_columns import PersonalSplit
 from mlwarden.errors import IntegrityError
-from mlwarden.privacy import Commitment, PayloadClaim, PayloadRequest, SealedPayload, seal, store_payloads
+from mlwarden.privacy import Commitment, Field, PayloadClaim, PayloadRequest, SealedPayload, seal, store_payloads
 from mlwarden.store.engine import write_transaction
 from mlwarden.store.schema import batch_sealed_rows
 from mlwarden.subjects.sealing import privacy_ring
 from mlwarden.workspace import Workspace
 
 SEALED_VERSION = 1
-FIELD = "inputs"
+FIELD: Field = "inputs"
 _INSERT_CHUNK = 5000
 _INT_LIMIT = 2**53 - 1
 
