@@ -157,3 +157,20 @@ def test_redaction_helpers() -> None:
     assert shown_message(message) == "could not parse [value] as dtype `i64` at column 'f0' (column number 1)"
     assert shown_file_name(f"{EMAIL}.csv") == "[EMAIL].csv"
     assert shown_file_name("plain.parquet") == "plain.parquet"
+
+
+def test_refused_prediction_value_quotes_no_identifier() -> None:
+    """A text where a number or a known category was expected is quoted in the problem with identifiers masked."""
+    from mlwarden.errors import ValidationError
+    from mlwarden.runtime.signature import Feature, InputSignature
+
+    signature = InputSignature(
+        (Feature("income", "float64"), Feature("city", "categorical", allowed=("paris",))), "frame"
+    )
+    cases = (({"income": f"call {PHONE}", "city": "paris"}, "income"), ({"income": 1.0, "city": EMAIL}, "city"))
+    for row, field in cases:
+        with pytest.raises(ValidationError) as caught:
+            signature.validate([row])
+        assert caught.value.field == field
+        _assert_clean("the problem", caught.value.message)
+        assert "[PHONE]" in caught.value.message or "[EMAIL]" in caught.value.message
