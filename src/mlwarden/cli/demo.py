@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlwarden.cli.demo_privacy import privacy_tour
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import MlwardenError
 from mlwarden.ledger.entry import PreparedEntry
@@ -33,7 +34,7 @@ def demo(
     entries: Annotated[int, typer.Option("--entries", min=1, max=100_000, help="Sample decisions to record.")] = 300,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the temporary workspace.")] = False,
 ) -> None:
-    """Record sample decisions, checkpoint, prove, verify, then tamper with a copy and catch it."""
+    """Record sample decisions, checkpoint, prove, verify, tamper with a copy and catch it; then erase a subject."""
     import logging
 
     from mlwarden.extras import require_extra
@@ -50,6 +51,8 @@ def demo(
         _data_tour(root)
         _gates_tour(root)
         _gateway_tour(root)
+        privacy_tour(root, _step)
+        typer.secho("\nEvery step above is in the ledger. Try `mlwarden --help` next.", bold=True)
         if keep:
             typer.echo(f"\nworkspace kept at {root}")
     finally:
@@ -394,7 +397,6 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
     typer.echo(f"   entry {inclusion['index']} re-hashed from its JSON, {len(inclusion['proof'])}-hash audit path, "
                f"root {inclusion['root_hash'][:16]}… of size {inclusion['tree_size']}: verified")  # fmt: skip
     typer.echo("   signed checkpoint: " + checkpoint_note.splitlines()[-1][:60] + "…")
-    typer.secho("\nEvery step above is in the ledger. Try `mlwarden --help` next.", bold=True)
 
 
 def _malicious_pickle(marker: Path) -> bytes:
