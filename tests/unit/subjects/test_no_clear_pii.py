@@ -174,3 +174,16 @@ def test_refused_prediction_value_quotes_no_identifier() -> None:
         assert caught.value.field == field
         _assert_clean("the problem", caught.value.message)
         assert "[PHONE]" in caught.value.message or "[EMAIL]" in caught.value.message
+
+
+def test_erasure_reason_naming_the_subject_or_an_identifier_is_refused(cli: Cli, registered: Workspace) -> None:
+    """The erasure entry must never list erased people: a reason naming the subject or an e-mail is exit 2."""
+    size = registered.log.size()
+    for reason in ("customer-42 asked", f"request from {EMAIL}", "asked by CUSTOMER-42 by phone"):
+        refused = cli("privacy", "erase", "--subject", "customer-42", "--reason", reason)
+        assert refused.code == 2, refused.out
+        _assert_clean("the refusal", refused.err)
+        assert "customer-42" not in refused.err.casefold()
+    assert registered.log.size() == size
+    assert cli("privacy", "erase", "--subject", "customer-42", "--reason", "gdpr art. 17 request").code == 0
+    assert registered.log.size() == size + 1
