@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,8 @@ from mlwarden.subjects.sealing import privacy_ring
 from mlwarden.workspace import Workspace
 
 ERASURE_SUBJECT = "privacy:erasure"
+MIN_NAMED = 3
+"""A subject id this long or longer may not appear as a word of the erasure reason (shorter ones are no name)."""
 
 
 def _recorded(ws: Workspace, record: ErasureRecord, index: int) -> dict[str, Any]:
@@ -27,7 +30,8 @@ def check_reason(reason: str, subject: str) -> None:
 
     if not isinstance(reason, str) or len(reason) > MAX_TEXT:
         return  # the erasure itself refuses it with its own message
-    if subject.strip() and subject.strip().casefold() in reason.casefold():
+    name = subject.strip()
+    if len(name) >= MIN_NAMED and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", reason, re.IGNORECASE):
         raise InvalidInput(
             "the erasure reason names the subject; it is kept in the ledger, which never lists erased people: "
             "say why without naming them"
