@@ -187,6 +187,8 @@ def ingest(
 
     screened = screen_batch(ws, dataset, path, chunk_rows=chunk_rows)
     _batch, report = screened.batch, screened.report
+    if subject_column is not None and subject_column == screened.ref.get("label"):
+        raise InvalidInput(f"the subject column cannot be {dataset}'s label column {subject_column!r}")
     split = split_personal(
         _batch,
         subject_column=subject_column,
