@@ -8,13 +8,13 @@ destroys that key, so the row's personal cells become unreadable wherever they w
 retention (``inputs_retention_days``) erases them like prediction inputs.
 
 The commitments go to ``batch_sealed_rows``; the batch's ledger entry commits to them by
-``commitments_sha256`` (SHA-256 of ``"<row> <commitment>"`` lines, by row), and names columns
-and counts only: never a value, never a subject.
+``commitments_root``: the RFC 9162 Merkle root over the leaves ``"<row> <commitment>"`` in row
+order (so one row can later be proven by a short audit path), and names columns and counts
+only: never a value, never a subject.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -25,6 +25,7 @@ from sqlalchemy import Connection, insert, select
 
 from mlwarden.data.personal_columns import PersonalSplit
 from mlwarden.errors import IntegrityError
+from mlwarden.ledger.merkle import merkle_root
 from mlwarden.privacy import Commitment, Field, PayloadClaim, PayloadRequest, SealedPayload, seal, store_payloads
 from mlwarden.store.engine import write_transaction
 from mlwarden.store.schema import batch_sealed_rows
@@ -57,9 +58,14 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def commitments_digest(rows: Sequence[tuple[int, str]]) -> str:
-    """SHA-256 over ``"<row> <commitment hex>"`` lines joined by newlines, in row order."""
-    return hashlib.sha256("\n".join(f"{row} {c}" for row, c in sorted(rows)).encode("ascii")).hexdigest()
+def commitment_leaf(row: int, commitment: str) -> bytes:
+    """The Merkle leaf of one sealed row: ``"<row> <commitment hex>"`` in ASCII."""
+    return f"{row} {commitment}".encode("ascii")
+
+
+def commitments_root(rows: Sequence[tuple[int, str]]) -> str:
+    """The RFC 9162 Merkle root (hex) over the rows' leaves, in row order."""
+    return merkle_root([commitment_leaf(row, c) for row, c in sorted(rows)]).hex()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +78,7 @@ class SealedBatchRows:
 
     def body(self) -> dict[str, Any]:
         """The ``sealed`` section of the batch's ledger entry."""
-        return {"v": SEALED_VERSION, **self.summary, "commitments_sha256": commitments_digest(self.commitments)}
+        return {"v": SEALED_VERSION, **self.summary, "commitments_root": commitments_root(self.commitments)}
 
 
 def seal_batch_rows(ws: Workspace, batch_id: str, split: PersonalSplit, *, now: datetime) -> SealedBatchRows:
@@ -109,7 +115,7 @@ def is_sealed_batch(kind: str, body: dict[str, Any]) -> bool:
 
 
 def batch_claims(conn: Connection, body: dict[str, Any], index: int) -> list[PayloadClaim]:
-    """What a verified batch entry commits to: one claim per sealed row, checked against ``commitments_sha256``.
+    """What a verified batch entry commits to: one claim per sealed row, checked against ``commitments_root``.
 
     A commitment changed, added or dropped in ``batch_sealed_rows`` raises :class:`IntegrityError`
     naming the entry.
@@ -120,7 +126,7 @@ def batch_claims(conn: Connection, body: dict[str, Any], index: int) -> list[Pay
         (int(r), str(h))
         for r, h in conn.execute(select(c.row, c.commitment).where(c.batch_id == batch_id).order_by(c.row))
     ]
-    if commitments_digest(stored) != sealed.get("commitments_sha256"):
+    if commitments_root(stored) != sealed.get("commitments_root"):
         raise IntegrityError(
             f"ledger entry {index}: the stored commitments of batch {batch_id}'s sealed rows do not match the entry",
             index=index,

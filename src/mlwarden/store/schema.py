@@ -247,4 +247,4 @@ batch_sealed_rows = Table(
 )
 """Each sealed row's commitment (its personal columns sealed in ``privacy_payloads`` as ``batch:<id>:<row>``).
 
-The batch's ledger entry commits to the list by its SHA-256, so a changed or dropped row here is caught."""
+The batch's ledger entry commits to the list by its Merkle root, so a changed or dropped row here is caught."""

@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from mlwarden.ledger import merkle
 from tests.support.cli import Cli
 
 SUBJECTS = [f"customer-{i % 7}" for i in range(60)]
@@ -74,7 +75,11 @@ def test_batch_naming_subjects_stores_no_personal_cell_in_clear(cli: Cli, home: 
     }
     entry = json.loads(_entry_text(home, ingested["ledger_index"]))
     assert entry["body"]["sealed"]["v"] == 1
-    assert len(entry["body"]["sealed"]["commitments_sha256"]) == 64
+    with sqlite3.connect(home / "mlwarden.db") as db:
+        stored = db.execute("select row, commitment from batch_sealed_rows order by row").fetchall()
+    assert [r for r, _ in stored] == list(range(60))
+    leaves = [f"{r} {c}".encode() for r, c in stored]
+    assert entry["body"]["sealed"]["commitments_root"] == merkle.merkle_root(leaves).hex()
     stored = (home / "artifacts" / "sha256" / entry["body"]["sha256"][:2] / entry["body"]["sha256"][2:]).read_text()
     assert stored.splitlines()[0] == "f0,f1,f2,f3,target,note"
     for text in (stored, _entry_text(home, ingested["ledger_index"])):
@@ -117,7 +122,7 @@ def test_erasing_a_subject_makes_exactly_their_rows_unreadable(cli: Cli, home: P
 def test_changed_commitment_of_a_batch_row_fails_verify_naming_the_entry(
     cli: Cli, home: Path, ingested: dict[str, Any]
 ) -> None:
-    """A commitment rewritten in batch_sealed_rows no longer matches the entry's digest: exit 1, the entry named."""
+    """A commitment rewritten in batch_sealed_rows no longer matches the entry's root: exit 1, the entry named."""
     with sqlite3.connect(home / "mlwarden.db") as db:
         db.execute("update batch_sealed_rows set commitment = ? where row = 5", ("0" * 64,))
     result = cli("ledger", "verify", "--json")
