@@ -372,7 +372,13 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
         return rollback(gateway.ws, name, principal.id)
 
     @app.post("/v1/datasets/{name}/batches", summary="Ingest a batch: contract + screening (scope data:write)")
-    async def ingest_batch(name: str, request: Request, principal: Caller, filename: str = "batch.csv") -> JSONResponse:
+    async def ingest_batch(
+        name: str,
+        request: Request,
+        principal: Caller,
+        filename: str = "batch.csv",
+        subject_column: Annotated[str | None, Query(min_length=1, max_length=256)] = None,
+    ) -> JSONResponse:
         gateway: Gateway = request.app.state.gateway
         await gateway.authorize_async(principal, Scope.DATA_WRITE, f"dataset:{name}")
         suffix = batch_suffix(filename)
@@ -383,7 +389,9 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
                     out.write(chunk)
             if path.stat().st_size == 0:
                 raise InvalidInput("the request body (the batch file) is empty")
-            outcome = await anyio.to_thread.run_sync(lambda: ingest(gateway.ws, name, path, principal.id))
+            outcome = await anyio.to_thread.run_sync(
+                lambda: ingest(gateway.ws, name, path, principal.id, subject_column=subject_column)
+            )
         return JSONResponse(outcome, status_code=201 if outcome["status"] == "accepted" else 202)
 
     @app.post("/v1/admin/tokens", status_code=201, summary="Create a token; the secret is shown once (scope admin)")

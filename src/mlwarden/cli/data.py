@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -47,6 +48,14 @@ def ingest(
     report_dir: Annotated[
         Path | None, typer.Option("--report-dir", help="Write an HTML report (drift chart, flagged rows).")
     ] = None,
+    subject_column: Annotated[
+        str | None,
+        typer.Option(
+            "--subject-column",
+            help="Column naming each row's data subject: the row's personal cells are sealed under the subject's "
+            "keys (erased with `privacy erase`); the column is not stored in clear.",
+        ),
+    ] = None,
 ) -> None:
     """Contract and screening; prints {batch, status, reasons, flagged_rows}; exit 0 accepted, 1 quarantined, 2 bad."""
     from mlwarden.data.ingest import ingest as run_ingest
@@ -54,7 +63,7 @@ def ingest(
 
     ws = state(ctx).open()
     try:
-        outcome = run_ingest(ws, dataset, data, local_principal(), report_dir=report_dir)
+        outcome = run_ingest(ws, dataset, data, local_principal(), report_dir=report_dir, subject_column=subject_column)
     finally:
         ws.close()
     print_json(outcome)
@@ -136,3 +145,30 @@ def batches(
         ("ingested_by", "ingested_by", 28), ("created", "created", None), ("reasons", "reasons", 60),
     ]  # fmt: skip
     print_rows(found, columns, as_json=as_json, empty="no quarantined batches" if quarantined else "no batches")
+
+
+@app.command("rows")
+def rows(
+    ctx: typer.Context,
+    batch: Annotated[str, typer.Argument(help="Batch id from `data ingest` (one whose personal cells were sealed).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write here (mode 0600) instead of stdout.")] = None,
+) -> None:
+    """A batch's rows with their sealed personal cells opened (erased rows keep only their clear cells)."""
+    from mlwarden.data.batch_rows import open_batch_rows
+
+    ws = state(ctx).open()
+    try:
+        found = open_batch_rows(ws, batch)
+    finally:
+        ws.close()
+    document = {"batch": batch, "rows": found}
+    if out is None:
+        print_json(document)
+        return
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {out}: {exc.strerror} (it must not exist yet)") from exc
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, default=str)
+    print_json({"out": str(out), "rows": len(found), "erased": sum(1 for r in found if "erased" in r)})

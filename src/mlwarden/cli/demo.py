@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from mlwarden.cli.demo_privacy import privacy_tour
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import MlwardenError
 from mlwarden.ledger.entry import PreparedEntry
@@ -35,7 +36,7 @@ def demo(
     serve: Annotated[bool, typer.Option("--serve", help="Then keep the gateway and its web console running.")] = False,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --serve.")] = 8000,
 ) -> None:
-    """Record sample decisions, checkpoint, prove, verify, then tamper with a copy and catch it."""
+    """Record sample decisions, checkpoint, prove, verify, tamper with a copy and catch it; then erase a subject."""
     import logging
 
     from mlwarden.extras import require_extra
@@ -52,6 +53,7 @@ def demo(
         _data_tour(root)
         _gates_tour(root)
         _gateway_tour(root)
+        privacy_tour(root, _step)
         from mlwarden.web.demo_console import announce, console_token, serve_console
 
         options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")
@@ -403,7 +405,6 @@ def _http_tour(http: Any, root: Path, scorer: str, auditor: str) -> None:
     typer.echo(f"   entry {inclusion['index']} re-hashed from its JSON, {len(inclusion['proof'])}-hash audit path, "
                f"root {inclusion['root_hash'][:16]}… of size {inclusion['tree_size']}: verified")  # fmt: skip
     typer.echo("   signed checkpoint: " + checkpoint_note.splitlines()[-1][:60] + "…")
-    typer.secho("\nEvery step above is in the ledger. Try `mlwarden --help` next.", bold=True)
 
 
 def _malicious_pickle(marker: Path) -> bytes:

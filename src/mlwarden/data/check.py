@@ -13,7 +13,7 @@ import polars as pl
 
 from mlwarden.data.contracts import ColumnRule, Contract
 from mlwarden.data.infer import infer_contract as infer_contract  # re-exported: the CLI's import
-from mlwarden.data.redaction import shown
+from mlwarden.data.redaction import shown, shown_message
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.datasets import data_format, scan
 
@@ -129,7 +129,7 @@ def check_frame(lazy: pl.LazyFrame, contract: Contract) -> ContractReport:
     try:
         schema = lazy.collect_schema()
     except pl.exceptions.PolarsError as exc:
-        raise InvalidInput(f"data cannot be read: {str(exc).splitlines()[0]}") from exc
+        raise InvalidInput(f"data cannot be read: {shown_message(str(exc))}") from exc
     missing = [c.name for c in contract.columns if c.name not in schema] + [
         k for k in contract.primary_key if k not in schema
     ]
@@ -152,7 +152,7 @@ def check_frame(lazy: pl.LazyFrame, contract: Contract) -> ContractReport:
     try:
         totals = lazy.select(aggregates).collect(engine="streaming").row(0, named=True)
     except pl.exceptions.PolarsError as exc:
-        raise InvalidInput(f"data cannot be checked: {str(exc).splitlines()[0]}") from exc
+        raise InvalidInput(f"data cannot be checked: {shown_message(str(exc))}") from exc
     rows = int(totals["__rows"])
     broken: list[RuleResult] = []
     for i, (name, column, expr, detail) in enumerate(checks):
@@ -217,7 +217,7 @@ def check_file(contract: Contract, path: Path) -> ContractReport:
         try:
             lazy = lazy.collect().lazy()
         except pl.exceptions.PolarsError as exc:
-            raise InvalidInput(f"data file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+            raise InvalidInput(f"data file {path} cannot be read as {fmt}: {shown_message(str(exc))}") from exc
     return check_frame(lazy, contract)
 
 

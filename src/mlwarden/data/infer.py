@@ -12,6 +12,8 @@ sample has new extremes). Ranges are therefore read from robust quantiles and wi
   other rare values exist and a new batch may bring one;
 * ``nullable`` from the observed nulls; a column with nulls gets ``max_null_rate`` of twice its
   observed rate plus ``NULL_TOLERANCE``;
+* text columns holding identifiers (e-mail, phone, card, IBAN, national id, in any of their first
+  ``SCANNED_VALUES`` distinct values) are marked ``pii: true`` and their values never listed;
 * unique integer or string columns named ``id`` or ``*_id`` are keys (``role: key``,
   ``unique: true``): checked for uniqueness, left out of drift and poisoning screening.
 """
@@ -26,6 +28,7 @@ from typing import Any
 import polars as pl
 import yaml
 
+from mlwarden.data.redaction import shown_message
 from mlwarden.errors import InvalidInput
 from mlwarden.registry.datasets import data_format, scan
 
@@ -35,6 +38,8 @@ MARGIN = 2.5
 MAX_CATEGORIES = 20
 MAX_INT_CATEGORIES = 10
 MIN_SEEN = 3
+SCANNED_VALUES = 1000
+"""Distinct values of a text column scanned for identifiers when inferring (enough to see what it holds)."""
 NULL_TOLERANCE = 0.02
 _ID_NAME = re.compile(r"(?i)^(id|.*[_\-. ]id)$")
 
@@ -62,7 +67,7 @@ def _read(path: Path) -> pl.DataFrame:
     try:
         frame = scan(path, fmt).collect()
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InvalidInput(f"data file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+        raise InvalidInput(f"data file {path} cannot be read as {fmt}: {shown_message(str(exc))}") from exc
     if frame.height == 0 or frame.width == 0:
         raise InvalidInput(f"data file {path} has no rows to infer a contract from")
     return frame
@@ -109,6 +114,14 @@ def _categories(series: pl.Series, limit: int) -> list[Any] | None:
     return sorted(counts.get_column("value").to_list())
 
 
+def _holds_identifiers(series: pl.Series) -> bool:
+    """Whether any of the first ``SCANNED_VALUES`` distinct values holds an e-mail, phone, card, IBAN or national id."""
+    from mlwarden.privacy.identifiers import MAX_TEXT, find
+
+    values = series.cast(pl.String).drop_nulls().unique(maintain_order=True).head(SCANNED_VALUES).to_list()
+    return any(len(v) > MAX_TEXT or find(v) for v in values)
+
+
 def _is_key(name: str, series: pl.Series, kind: str) -> bool:
     return (
         kind in ("int", "string")
@@ -129,6 +142,9 @@ def _column(name: str, series: pl.Series) -> dict[str, Any]:
         spec.update(role="key", unique=True)
         return spec
     allowed = None
+    if kind == "string" and _holds_identifiers(series):
+        spec["pii"] = True  # never list its values: a contract is shown, checked in, and quoted in reports
+        return spec
     if kind == "string":
         allowed = _categories(series.cast(pl.String), MAX_CATEGORIES)
     elif kind == "int":

@@ -17,10 +17,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import insert, select, update
 
 from mlwarden.data.batch_checks import check_finite, check_header
+from mlwarden.data.batch_rows import batch_ref
+from mlwarden.data.batch_sealing import SealedBatchRows, seal_batch_rows, store_batch_rows
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
 from mlwarden.data.detector_cache import ReferenceDetectors, detectors_for, keep
 from mlwarden.data.evidence import quarantine_evidence
+from mlwarden.data.personal_columns import PersonalSplit, split_personal, write_clear
+from mlwarden.data.redaction import refuse_identifiers, shown_file_name, shown_message
 from mlwarden.data.screen import CHUNK_ROWS, ScreenReport, screen_against
 from mlwarden.errors import InvalidInput, NotFound, PolicyDenied, VerificationError
 from mlwarden.identity.approvers import load_approvers
@@ -80,7 +84,7 @@ def _read_batch(path: Path) -> pl.DataFrame:
             raise InvalidInput(f"batch file {path} has {width} columns; the limit is 10,000")
         frame = lazy.collect()
     except pl.exceptions.PolarsError as exc:
-        raise InvalidInput(f"batch file {path} cannot be read as {fmt}: {str(exc).splitlines()[0]}") from exc
+        raise InvalidInput(f"batch file {path} cannot be read as {fmt}: {shown_message(str(exc))}") from exc
     if frame.width > 10_000:
         raise InvalidInput(f"batch file {path} has {frame.width} columns; the limit is 10,000")
     if frame.height == 0:
@@ -97,6 +101,7 @@ class ScreenedBatch:
     report: ScreenReport
     ref: dict[str, Any]
     detectors: ReferenceDetectors
+    pii_columns: tuple[str, ...] = ()
 
 
 def screen_batch(ws: Workspace, dataset: str, path: Path, *, chunk_rows: int = CHUNK_ROWS) -> ScreenedBatch:
@@ -116,7 +121,8 @@ def screen_batch(ws: Workspace, dataset: str, path: Path, *, chunk_rows: int = C
         raise InvalidInput(f"batch column(s) {', '.join(mixed[:10])} hold non-numbers where {dataset} has numbers")
     contract = parse_contract(ref["contract"], source=f"contract of {dataset}") if ref.get("contract") else None
     limits = {c.name: c.max_drift for c in contract.columns if c.max_drift is not None} if contract else {}
-    keys = contract.key_columns if contract else ()
+    pii = contract.pii_columns if contract else ()
+    keys = (*contract.key_columns, *pii) if contract else ()  # personal columns are never screened: see docs
     detectors = detectors_for(ws, ref, reference.frame, keys=keys)
     report = screen_against(batch.select(columns), detectors.fitted, max_drift=limits, keys=keys, chunk_rows=chunk_rows)
     if report.reasons:
@@ -133,7 +139,7 @@ def screen_batch(ws: Workspace, dataset: str, path: Path, *, chunk_rows: int = C
             rows = [int(e["row"]) for e in broken.examples if "row" in e]
             if rows:
                 report.flagged.setdefault("contract", []).extend(rows)
-    return ScreenedBatch(batch, report, ref, detectors)
+    return ScreenedBatch(batch, report, ref, detectors, pii)
 
 
 def _new_version(
@@ -166,15 +172,29 @@ def ingest(
     *,
     report_dir: Path | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    subject_column: str | None = None,
 ) -> dict[str, Any]:
     """Screen a batch; accept it as a new dataset version or quarantine it. Every outcome is recorded.
 
     With ``report_dir``, the report is written (under a temporary name) before the batch is
     recorded and moved into place after: a folder that cannot take it fails the ingestion
     with nothing recorded, so a retry never ingests the batch twice.
+
+    Personal cells (``subject_column``, ``pii: true`` columns, identifiers in other text) are
+    withheld from the stored file and sealed per row (see :mod:`mlwarden.data.batch_sealing`).
     """
+    from mlwarden.subjects.privacy_policy import load_privacy_policy
+
     screened = screen_batch(ws, dataset, path, chunk_rows=chunk_rows)
     _batch, report = screened.batch, screened.report
+    if subject_column is not None and subject_column == screened.ref.get("label"):
+        raise InvalidInput(f"the subject column cannot be {dataset}'s label column {subject_column!r}")
+    split = split_personal(
+        _batch,
+        subject_column=subject_column,
+        pii_columns=screened.pii_columns,
+        free_text=load_privacy_policy(ws.options.paths.policy).free_text,
+    )
     batch_id = secrets.token_hex(8)
     staged = None
     if report_dir is not None:
@@ -183,9 +203,9 @@ def ingest(
             "reasons": report.reasons, "flagged_rows": report.flagged_rows, "rows": _batch.height,
             "evidence": report.measured.get("evidence", {}),
         }  # fmt: skip
-        staged = _stage_report(summary, report.drift, _batch, report_dir)
+        staged = _stage_report(summary, report.drift, split.clear, report_dir)
     try:
-        outcome = _record_batch(ws, dataset, path, principal, screened, batch_id)
+        outcome = _record_batch(ws, dataset, path, principal, screened, batch_id, split)
     except BaseException:
         if staged is not None:
             shutil.rmtree(staged.parent, ignore_errors=True)
@@ -231,18 +251,26 @@ def _record_batch(
     principal: str,
     screened: ScreenedBatch,
     batch_id: str,
+    split: PersonalSplit,
 ) -> dict[str, Any]:
     """Store the batch's bytes and record it: a new dataset version when accepted, else quarantined.
 
-    Detectors fitted for this screening are kept in the same transaction.
+    Detectors fitted for this screening are kept in the same transaction. When the batch holds
+    personal cells, the stored file is the clear frame and the cells are sealed per row.
     """
     _batch, report, ref = screened.batch, screened.report, screened.ref
-    sha = store_dataset_file(ws, path)  # kept by content hash: the caller's file (or upload) may go away
+    sealed: SealedBatchRows | None = None
+    if split.changed:
+        with tempfile.TemporaryDirectory(prefix="mlwarden-clear-") as tmp:
+            sha = store_dataset_file(ws, write_clear(split.clear, path, Path(tmp)))
+        sealed = seal_batch_rows(ws, batch_id, split, now=datetime.now(UTC))
+    else:
+        sha = store_dataset_file(ws, path)  # kept by content hash: the caller's file (or upload) may go away
     status = "quarantined" if report.reasons else "accepted"
     flagged = report.flagged_rows
-    body = {
+    body: dict[str, Any] = {
         "batch": batch_id,
-        "file": path.name,
+        "file": shown_file_name(path.name),
         "sha256": sha,
         "rows": _batch.height,
         "status": status,
@@ -251,14 +279,21 @@ def _record_batch(
         "flagged_by_check": {k: len(v) for k, v in report.flagged.items()},
         "drift": report.drift,
     }
+    if sealed is not None:
+        body["sealed"] = sealed.body()
     version = None
     with ws.log.transaction() as tx:
         keep(tx, ws, screened.detectors)
-        receipt = tx.append(kind=f"data.batch_{status}", subject=f"dataset:{dataset}", body=body, principal=principal)
+        receipt = tx.append(
+            kind=f"data.batch_{status}", subject=f"dataset:{dataset}", body=body, principal=principal,
+            refs=(batch_ref(batch_id),) if sealed is not None else (),
+        )  # fmt: skip
+        if sealed is not None:
+            store_batch_rows(tx.conn, batch_id, sealed)
         if status == "accepted":
             lineage = {"parent_version": _latest(tx.conn, dataset), "batch": batch_id}
             version = _new_version(
-                tx.conn, ws, dataset, sha, stored_source(ws, sha), data_format(path), profile_frame(_batch),
+                tx.conn, ws, dataset, sha, stored_source(ws, sha), data_format(path), profile_frame(split.clear),
                 principal, lineage, receipt.index, ref,
             )  # fmt: skip
         tx.conn.execute(
@@ -267,7 +302,7 @@ def _record_batch(
                 dataset=dataset,
                 status=status,
                 sha256=sha,
-                filename=path.name,
+                filename=shown_file_name(path.name),
                 rows=_batch.height,
                 reasons=json.dumps(report.reasons),
                 flagged=json.dumps(flagged),
@@ -287,6 +322,8 @@ def _record_batch(
         "ledger_index": receipt.index,
         "evidence": report.measured.get("evidence", {}),
     }
+    if sealed is not None:
+        outcome["sealed"] = sealed.summary
     return outcome
 
 
@@ -319,6 +356,7 @@ def sign_release(
     """A ``data.release`` statement for this quarantined batch, signed with a listed approver's key."""
     if not reason or not reason.strip():
         raise InvalidInput("a release needs a reason")
+    refuse_identifiers(reason, "the release reason")
     row = quarantined_batch(ws, batch_id)
     approver = signer_of(key, load_approvers(ws.options.paths.policy))
     fields = {k: v for k, v in release_expectation(row).items() if k != "action"}
@@ -364,6 +402,7 @@ def release(
         principal, reason = approver.principal, str(signed.statement["reason"])
     if not reason or not reason.strip():
         raise InvalidInput("a release needs a reason")
+    refuse_identifiers(reason, "the release reason")
     if approvers.same_person(str(row["ingested_by"]), principal):
         message = f"batch {batch_id} was ingested by {row['ingested_by']}; another person must release it"
         record_refusal(ws, kind="data.release_refused", subject=subject, submitted_by=principal, reason=message)

@@ -84,7 +84,8 @@ def user_kind(kind: str) -> str:
 def recorded_refs(kind: str, body: dict[str, Any]) -> tuple[str, ...]:
     """The references an entry's own text records (``ledger_refs`` rows must point at such an entry).
 
-    A prediction records its decision ids, feedback its feedback id; nothing else carries
+    A prediction records its decision ids, feedback its feedback id, an erasure its erasure id,
+    a batch with sealed rows ``batch:<id>``; nothing else carries
     references, so a reference re-pointed at an entry that merely mentions it (feedback
     names its decision) is still found.
     """
@@ -97,4 +98,7 @@ def recorded_refs(kind: str, body: dict[str, Any]) -> tuple[str, ...]:
     if kind == ERASURE_KIND:
         found = body.get("erasure_id")
         return (found,) if isinstance(found, str) else ()
+    if kind.startswith("data.batch_") and isinstance(body.get("sealed"), dict):  # mlwarden.data.batch_rows
+        batch = body.get("batch")
+        return (f"batch:{batch}",) if isinstance(batch, str) else ()
     return ()

@@ -219,6 +219,15 @@ def _check_range(feature: Feature, column: np.ndarray, holds: float) -> None:
             )
 
 
+def _quoted(value: Any) -> str:
+    """A refused value as a problem may quote it: text cut to 40 characters, identifiers masked (``[EMAIL]``...)."""
+    if not isinstance(value, str):
+        return repr(value)
+    from mlwarden.privacy.identifiers import mask
+
+    return repr(mask(value[:400])[:40])
+
+
 def _check_allowed(feature: Feature, column: np.ndarray) -> None:
     allowed = feature.allowed or ()
     if column.dtype == object:
@@ -227,7 +236,7 @@ def _check_allowed(feature: Feature, column: np.ndarray) -> None:
             if value in known or (feature.allow_nan and value is _MISSING):
                 continue
             what = "a category the model knows" if feature.dtype == "categorical" else "one of the allowed values"
-            message = f"row {row}: feature {feature.name!r} value {value!r} is not {what}"
+            message = f"row {row}: feature {feature.name!r} value {_quoted(value)} is not {what}"
             raise ValidationError(message, field=feature.name)
         return
     ok = np.isin(column, np.asarray(allowed, dtype=np.float64))
@@ -285,7 +294,7 @@ def _coerce(feature: Feature, value: Any, row: int) -> Any:
             raise ValidationError(f"row {row}: feature {feature.name!r} must be true or false", field=feature.name)
         return float(value)
     if not is_number(value):
-        shown = f" {value[:40]!r} (strings are never read as numbers)" if isinstance(value, str) else ""
+        shown = f" {_quoted(value)} (strings are never read as numbers)" if isinstance(value, str) else ""
         raise ValidationError(
             f"row {row}: feature {feature.name!r} must be a number, got {type(value).__name__}{shown}",
             field=feature.name,

@@ -252,3 +252,14 @@ expiry inside ``sealed`` can only be opened (and are authenticated) with it."""
 
 Index("ix_ledger_entries_kind_idx", ledger_entries.c.kind, ledger_entries.c.idx)
 """The console's ledger search: newest entries of a kind by keyset (``kind = ? AND idx < ? ORDER BY idx DESC``)."""
+
+batch_sealed_rows = Table(
+    "batch_sealed_rows",
+    metadata,
+    Column("batch_id", String(16), primary_key=True),
+    Column("row", BigInteger, primary_key=True, autoincrement=False),
+    Column("commitment", String(64), nullable=False),
+)
+"""Each sealed row's commitment (its personal columns sealed in ``privacy_payloads`` as ``batch:<id>:<row>``).
+
+The batch's ledger entry commits to the list by its Merkle root, so a changed or dropped row here is caught."""

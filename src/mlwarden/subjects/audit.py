@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlwarden.data.batch_sealing import batch_claims, is_sealed_batch
 from mlwarden.errors import InvalidInput, MlwardenError
 from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.kinds import ERASURE_KIND
@@ -26,6 +27,7 @@ from mlwarden.workspace import Workspace
 BATCH = 2000
 _PREDICTION = b'"kind":"prediction"'
 _ERASURE = b'"kind":"' + ERASURE_KIND.encode() + b'"'
+_BATCH = b'"kind":"data.batch_'
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +79,13 @@ class PayloadReport:
 def _sealed_entries(ws: Workspace) -> Iterator[Entry]:
     for _index, text, _leaf in ws.log.iter_rows():
         raw = bytes(text)
-        if _PREDICTION in raw or _ERASURE in raw:
+        if _PREDICTION in raw or _ERASURE in raw or _BATCH in raw:
             entry = Entry.parse(raw)
-            if entry.kind == ERASURE_KIND or (entry.kind == "prediction" and is_sealed(entry.body)):
+            if (
+                entry.kind == ERASURE_KIND
+                or (entry.kind == "prediction" and is_sealed(entry.body))
+                or is_sealed_batch(entry.kind, entry.body)
+            ):
                 yield entry
 
 
@@ -107,7 +113,12 @@ def audit_payloads(ws: Workspace) -> PayloadReport:
                 erasures[found[0]] = found[1]
             continue
         try:
-            pending.extend((entry.index, entry.time[:10], c) for c in claims(entry.body, entry.index))
+            if entry.kind == "prediction":
+                found_claims = claims(entry.body, entry.index)
+            else:  # a batch whose personal cells are sealed (mlwarden.data.batch_sealing)
+                with ws.engine.connect() as conn:
+                    found_claims = batch_claims(conn, entry.body, entry.index)
+            pending.extend((entry.index, entry.time[:10], c) for c in found_claims)
         except (MlwardenError, InvalidInput) as exc:
             report.tampered.append({"index": entry.index, "problem": exc.message})
     ring = privacy_ring(ws)

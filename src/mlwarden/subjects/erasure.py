@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
+from mlwarden.errors import InvalidInput
 from mlwarden.ledger.kinds import ERASURE_KIND
 from mlwarden.privacy import ErasureRecord, erase_subject, expire_inputs
 from mlwarden.subjects.sealing import privacy_ring
 from mlwarden.workspace import Workspace
 
 ERASURE_SUBJECT = "privacy:erasure"
+MIN_NAMED = 3
+"""A subject id this long or longer may not appear as a word of the erasure reason (shorter ones are no name)."""
 
 
 def _recorded(ws: Workspace, record: ErasureRecord, index: int) -> dict[str, Any]:
@@ -20,6 +24,23 @@ def _recorded(ws: Workspace, record: ErasureRecord, index: int) -> dict[str, Any
     return out
 
 
+def check_reason(reason: str, subject: str) -> None:
+    """Refuse an erasure reason that names the subject or holds an identifier: it is kept in the ledger forever."""
+    from mlwarden.privacy.identifiers import MAX_TEXT, find
+
+    if not isinstance(reason, str) or len(reason) > MAX_TEXT:
+        return  # the erasure itself refuses it with its own message
+    name = subject.strip()
+    if len(name) >= MIN_NAMED and re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", reason, re.IGNORECASE):
+        raise InvalidInput(
+            "the erasure reason names the subject; it is kept in the ledger, which never lists erased people: "
+            "say why without naming them"
+        )
+    kinds = sorted({span.kind.value for span in find(reason)})
+    if kinds:
+        raise InvalidInput(f"the erasure reason holds personal identifiers ({', '.join(kinds)}): say it without them")
+
+
 def erase_data_subject(
     ws: Workspace, subject: str, *, reason: str, principal: str, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -27,6 +48,7 @@ def erase_data_subject(
 
     The entry and the answer name the erasure, its reason and the keys it destroyed; never the subject.
     """
+    check_reason(reason, subject)
     ring = privacy_ring(ws)
     with ws.log.transaction() as tx:
         record = erase_subject(tx.conn, ring, subject, reason=reason, now=now or datetime.now(UTC))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from mlwarden.data.check import check_frame
 from mlwarden.data.contracts import parse_contract
@@ -45,3 +47,29 @@ def test_pii_flag_must_be_boolean() -> None:
     with pytest.raises(InvalidInput, match="pii must be true or false"):
         parse_contract("columns:\n  email: {pii: maybe}\n")
     assert parse_contract("columns:\n  email: {pii: true}\n  x: {}\n").pii_columns == ("email",)
+
+
+def test_inferred_contract_marks_identifier_columns_pii_and_lists_none(tmp_path: Path) -> None:
+    """`data contract infer` never prints a column's identifiers as `allowed` values: it marks the column pii."""
+    from mlwarden.data.infer import infer_contract
+
+    path = tmp_path / "people.csv"
+    emails = ["ann@corp.example", "bob@corp.example", "cy@corp.example"] * 4
+    pl.DataFrame({"email": emails, "city": ["lyon", "nice", "lyon"] * 4, "n": list(range(12))}).write_csv(path)
+    text = infer_contract(path)
+    assert "corp.example" not in text
+    columns = yaml.safe_load(text)["columns"]
+    assert columns["email"] == {"type": "string", "nullable": False, "pii": True}
+    assert columns["city"]["allowed"] == ["lyon", "nice"]
+
+
+def test_unreadable_data_error_withholds_the_value(tmp_path: Path) -> None:
+    """`data check` on a file whose value Polars cannot parse (past the typed rows) names the column, not the value."""
+    from mlwarden.data.check import check_file
+
+    path = tmp_path / "data.csv"
+    path.write_text("age\n" + "1\n" * 10_050 + "jane@corp.example\n")
+    with pytest.raises(InvalidInput, match=r"could not parse \[value\] as dtype") as caught:
+        check_file(parse_contract("columns:\n  age: {type: int}\n"), path)
+    assert "corp.example" not in caught.value.message
+    assert "'age'" in caught.value.message

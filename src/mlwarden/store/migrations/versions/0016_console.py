@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_console"
-down_revision = "0011_screening"
+down_revision = "0013_batch_subjects"
 branch_labels = None
 depends_on = None
 
