@@ -20,9 +20,9 @@ MAX_SUBJECT = 512
 MAX_PRINCIPAL = 512
 MAX_BODY_BYTES = 1 << 20
 
-PayloadRow = tuple[str, str, str, str, str | None, bytes | None, bytes, bytes]
-"""A sealed payload stored with its entry: ``(decision_id, field, key_id, day, kek_id, wrapped_key, nonce,
-ciphertext)``, the columns of ``privacy_payloads`` before ``ledger_index`` (see :mod:`mlwarden.privacy`)."""
+PayloadRow = tuple[str, str, str, str, bytes | None, bytes, bytes]
+"""A decision's sealed row stored with its entry: ``(decision_id, day, inputs_key, outputs_key, share, inputs,
+outputs)``, the columns of ``privacy_rows`` before ``ledger_index`` (see :mod:`mlwarden.privacy.payloads`)."""
 
 
 def _canonical_str(value: str) -> bytes:

@@ -1,4 +1,4 @@
-"""Who a data key belongs to: a data subject, or one decision when no subject is named."""
+"""Who a data key belongs to: a data subject, one decision, or every row of a day that names no subject."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from mlwarden.privacy.framing import framed
 Field = Literal["inputs", "outputs"]
 FIELDS: tuple[Field, ...] = ("inputs", "outputs")
 MAX_ID = 256
+UNNAMED_ID = "rows-without-subject"
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """A data subject (``Scope.subject("customer-42")``) or a decision (``Scope.decision(id)``)."""
+    """A data subject (``Scope.subject("customer-42")``), a decision (``Scope.decision(id)``) or ``Scope.unnamed()``."""
 
-    kind: Literal["subject", "decision"]
+    kind: Literal["subject", "decision", "unnamed"]
     id: str
 
     def __post_init__(self) -> None:
@@ -33,6 +34,11 @@ class Scope:
     def decision(cls, decision_id: str) -> Scope:
         """Keys of one decision's payloads, for rows that name no subject."""
         return cls("decision", decision_id)
+
+    @classmethod
+    def unnamed(cls) -> Scope:
+        """The day keys of prediction rows that name no subject (each row adds a key share of its own)."""
+        return cls("unnamed", UNNAMED_ID)
 
     @property
     def tag_input(self) -> bytes:

@@ -20,7 +20,7 @@ from mlwarden.errors import IntegrityError
 from mlwarden.ledger.kinds import EXPORT_KIND
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.privacy import Opened, Scope, open_many
-from mlwarden.store.schema import privacy_keys, privacy_payloads
+from mlwarden.store.schema import privacy_keys, privacy_payloads, privacy_rows
 from mlwarden.subjects.decisions import claims
 from mlwarden.subjects.sealing import privacy_ring
 from mlwarden.workspace import Workspace
@@ -34,11 +34,16 @@ def _subject_rows(ws: Workspace, subject: str) -> dict[int, set[str]]:
     p = privacy_payloads.c
     with ws.engine.connect() as conn:
         keys = select(privacy_keys.c.key_id).where(privacy_keys.c.scope_tag == tag)
+        r = privacy_rows.c
         found: dict[int, set[str]] = {}
-        for decision_id, index in conn.execute(
-            select(p.decision_id, p.ledger_index).where(p.key_id.in_(keys), p.ledger_index.is_not(None))
+        for query in (
+            select(r.decision_id, r.ledger_index).where(
+                r.share.is_(None), r.outputs_key.in_(keys) | r.inputs_key.in_(keys), r.ledger_index.is_not(None)
+            ),
+            select(p.decision_id, p.ledger_index).where(p.key_id.in_(keys), p.ledger_index.is_not(None)),
         ):
-            found.setdefault(int(index), set()).add(str(decision_id))
+            for decision_id, index in conn.execute(query):
+                found.setdefault(int(index), set()).add(str(decision_id))
     return found
 
 
