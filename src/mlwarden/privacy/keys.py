@@ -37,7 +37,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mlwarden.errors import StoreError
 from mlwarden.privacy.errors import KeyUnwrapFailed
-from mlwarden.privacy.framing import framed
+from mlwarden.privacy.framing import frame_part, framed
 from mlwarden.privacy.kek import KeyEncryptionKey, hmac_states
 from mlwarden.privacy.scopes import Field, Scope
 from mlwarden.store.schema import privacy_erasures, privacy_keys
@@ -69,11 +69,13 @@ class DataKey:
     slot: KeySlot
     aead: AESGCM
     _mac: tuple[Any, Any] = dataclasses.field(default=(None, None), compare=False)
+    aad_tail: bytes = b""
+    """The field and key id parts of a payload's associated data (see ``privacy.framing``), framed once."""
 
     @classmethod
     def from_secret(cls, key_id: str, slot: KeySlot, secret: bytes) -> DataKey:
         """The key ``secret`` (32 bytes) as an AEAD and as an HMAC key (pad states computed once)."""
-        return cls(key_id, slot, AESGCM(secret), hmac_states(secret))
+        return cls(key_id, slot, AESGCM(secret), hmac_states(secret), frame_part(slot.field) + frame_part(key_id))
 
     def row_key(self, share: bytes) -> AESGCM:
         """The key of one row: ``HMAC-SHA256(this key, b"mlwarden-row-key-v1\\x00" || share)`` as AES-256-GCM."""
@@ -126,6 +128,18 @@ class KeyRing:
         self._clock = clock
         self._cache: dict[KeySlot, tuple[float, DataKey]] = {}
         self._tags: dict[Scope, str] = {}
+        self._pairs: dict[tuple[str | None, str], tuple[float, DataKey, DataKey]] = {}
+        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+
+    def today(self) -> str:
+        """:func:`utc_day` of now (the day's bounds remembered: one clock read per call)."""
+        moment = time.time()
+        start, end, day = self._day
+        if not start <= moment < end:
+            start = moment - moment % 86400
+            day = utc_day(datetime.fromtimestamp(start, UTC))
+            self._day = (start, start + 86400, day)
+        return day
 
     def scope_tag(self, scope: Scope) -> str:
         """The scope's pseudonymous table key: hex HMAC under a KEK-derived key (memoised for shared scopes)."""
@@ -270,8 +284,45 @@ class KeyRing:
     def forget_keys(self, key_ids: set[str]) -> None:
         """Drop these keys from the sealing cache."""
         self._cache = {slot: entry for slot, entry in self._cache.items() if entry[1].key_id not in key_ids}
+        self._pairs = {k: v for k, v in self._pairs.items() if not {v[1].key_id, v[2].key_id} & key_ids}
 
     def forget(self) -> None:
         """Drop every cached unwrapped key (and subject tag) held by this process."""
         self._cache.clear()
         self._tags.clear()
+        self._pairs.clear()
+
+    def cached_pairs(self, subjects: Sequence[str] | None, rows: int, day: str) -> list[tuple[DataKey, DataKey]] | None:
+        """Each row's (inputs, outputs) keys of ``day`` from the cache (a subject's, or the ``unnamed`` scope's
+        when ``subjects`` is None), or None when one is not cached (then :meth:`pairs`)."""
+        moment = self._clock()
+        pairs = self._pairs
+        if subjects is None:
+            cached = pairs.get((None, day))
+            return None if cached is None or cached[0] <= moment else [(cached[1], cached[2])] * rows
+        out = []
+        for subject in subjects:
+            cached = pairs.get((subject, day))
+            if cached is None or cached[0] <= moment:
+                return None
+            out.append((cached[1], cached[2]))
+        return out
+
+    def pairs(
+        self, conn: Connection, subjects: Sequence[str] | None, rows: int, day: str, *, now: datetime
+    ) -> list[tuple[DataKey, DataKey]]:
+        """As :meth:`cached_pairs`, finding or creating the keys in ``conn`` (see :meth:`subject_keys`); cached."""
+        names: list[str | None] = [None] if subjects is None else list(dict.fromkeys(subjects))
+        slots = {}
+        for name in names:
+            tag = self.scope_tag(Scope.unnamed() if name is None else Scope.subject(name))
+            slots[name] = (KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day))
+        found = self.subject_keys(conn, {slot for pair in slots.values() for slot in pair}, now=now)
+        if len(self._pairs) + len(names) > MAX_CACHED:
+            self._pairs.clear()
+        expiry = self._clock() + self._cache_seconds
+        for name, (inputs, outputs) in slots.items():
+            self._pairs[(name, day)] = (expiry, found[inputs], found[outputs])
+        if subjects is None:
+            return [(found[slots[None][0]], found[slots[None][1]])] * rows
+        return [(found[slots[s][0]], found[slots[s][1]]) for s in subjects]

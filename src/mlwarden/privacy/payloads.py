@@ -157,28 +157,29 @@ def seal_prediction_rows(
     step = share_bytes + 2 * _FIELD_STEP
     randomness = os.urandom(step * len(decision_ids))
     sha256 = hashlib.sha256
-    batch = SealedBatch([], [], [])
-    at = 0
+    inputs_commitments: list[str] = []
+    outputs_commitments: list[str] = []
+    rows: list[PayloadRow] = []
     for i, decision_id in enumerate(decision_ids):
-        decision_part = frame_part(check_decision_id(decision_id))
+        head = _ROW_AAD_PREFIX + frame_part(check_decision_id(decision_id))
         inputs_key, outputs_key = keys[i]
+        at = i * step
         share = randomness[at : at + share_bytes] if shares else None
         at += share_bytes
-        sealed: list[bytes] = []
-        for field, value, key, commitments in (
-            ("inputs", inputs[i], inputs_key, batch.inputs_commitments),
-            ("outputs", outputs[i], outputs_key, batch.outputs_commitments),
-        ):
-            salt = randomness[at : at + SALT_BYTES]
-            nonce = randomness[at + SALT_BYTES : at + _FIELD_STEP]
-            at += _FIELD_STEP
-            canonical = canonical_json(value)
-            aad = b"".join((_ROW_AAD_PREFIX, decision_part, _FIELD_PARTS[field], frame_part(key.key_id)))
-            aead = key.aead if share is None else key.row_key(share)
-            sealed.append(nonce + aead.encrypt(nonce, salt + canonical, aad))
-            commitments.append(sha256(DOMAIN + salt + canonical).hexdigest())
-        batch.rows.append((decision_id, day, inputs_key.key_id, outputs_key.key_id, share, sealed[0], sealed[1]))
-    return batch
+        salted_inputs = randomness[at : at + SALT_BYTES] + canonical_json(inputs[i])
+        salted_outputs = randomness[at + _FIELD_STEP : at + _FIELD_STEP + SALT_BYTES] + canonical_json(outputs[i])
+        inputs_nonce = randomness[at + SALT_BYTES : at + _FIELD_STEP]
+        outputs_nonce = randomness[at + _FIELD_STEP + SALT_BYTES : at + 2 * _FIELD_STEP]
+        inputs_aead = inputs_key.aead if share is None else inputs_key.row_key(share)
+        outputs_aead = outputs_key.aead if share is None else outputs_key.row_key(share)
+        rows.append((
+            decision_id, day, inputs_key.key_id, outputs_key.key_id, share,
+            inputs_nonce + inputs_aead.encrypt(inputs_nonce, salted_inputs, head + inputs_key.aad_tail),
+            outputs_nonce + outputs_aead.encrypt(outputs_nonce, salted_outputs, head + outputs_key.aad_tail),
+        ))  # fmt: skip
+        inputs_commitments.append(sha256(DOMAIN + salted_inputs).hexdigest())
+        outputs_commitments.append(sha256(DOMAIN + salted_outputs).hexdigest())
+    return SealedBatch(inputs_commitments, outputs_commitments, rows)
 
 
 def seal_with_keys(

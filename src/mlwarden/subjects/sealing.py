@@ -9,7 +9,7 @@ from typing import Any
 
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.entry import PayloadRow, PreparedEntry
-from mlwarden.privacy import DataKey, KeyRing, KeySlot, LocalKek, Scope, utc_day
+from mlwarden.privacy import KeyRing, LocalKek, utc_day
 from mlwarden.privacy.payloads import SealedBatch, seal_prediction_rows
 from mlwarden.privacy.scopes import MAX_ID
 from mlwarden.store.engine import write_transaction
@@ -61,35 +61,12 @@ def _rows(batch: SealedBatch) -> SealedRows:
     return SealedRows(body, tuple(batch.rows))
 
 
-def _slots(ring: KeyRing, subjects: Sequence[str] | None, rows: int, day: str) -> list[tuple[KeySlot, KeySlot]]:
-    """Each row's (inputs, outputs) key slots of ``day``: its subject's, or the ``unnamed`` scope's (tags memoised)."""
-    if subjects is None:
-        tag = ring.scope_tag(Scope.unnamed())
-        return [(KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day))] * rows
-    slots = []
-    for subject in subjects:
-        tag = ring.scope_tag(Scope.subject(subject))
-        slots.append((KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day)))
-    return slots
-
-
 def _checked(decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any],
              subjects: Sequence[str] | None) -> None:  # fmt: skip
     if not len(decision_ids) == len(inputs) == len(outputs):
         raise InvalidInput(f"inputs ({len(inputs)}) and outputs ({len(outputs)}) must have one row per decision")
     if subjects is not None and len(subjects) != len(decision_ids):
         raise InvalidInput(f"subjects ({len(subjects)}) must have one subject per decision ({len(decision_ids)})")
-
-
-def _seal(
-    found: dict[KeySlot, DataKey],
-    pairs: list[tuple[KeySlot, KeySlot]],
-    rows: tuple[Sequence[str], Sequence[Any], Sequence[Any]],
-    day: str,
-    shares: bool,
-) -> SealedRows:
-    keys = [(found[a], found[b]) for a, b in pairs]
-    return _rows(seal_prediction_rows(*rows, keys, day, shares=shares))
 
 
 def seal_rows_cached(
@@ -103,13 +80,12 @@ def seal_rows_cached(
 ) -> SealedRows | None:
     """:func:`seal_rows` if every key it needs is cached (no database: fit for an event loop), else None."""
     _checked(decision_ids, inputs, outputs, subjects)
-    day = utc_day(now or datetime.now(UTC))
     ring = privacy_ring(ws)
-    pairs = _slots(ring, subjects, len(decision_ids), day)
-    found = ring.cached_subject_keys({slot for pair in pairs for slot in pair})
-    if found is None:
+    day = ring.today() if now is None else utc_day(now)
+    keys = ring.cached_pairs(subjects, len(decision_ids), day)
+    if keys is None:
         return None
-    return _seal(found, pairs, (decision_ids, inputs, outputs), day, subjects is None)
+    return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))
 
 
 def seal_rows(
@@ -121,7 +97,7 @@ def seal_rows(
     *,
     now: datetime | None = None,
 ) -> SealedRows:
-    """Seal each row's inputs and outputs, under its subject's keys of the day or a key of its own.
+    """Seal each row's inputs and outputs, under its subject's keys of the day or keys of its own.
 
     A row without subject gets keys of its own, derived from the day's ``unnamed`` keys and a
     random share stored in its row. The keys of the day are cached by the ring (a minute); when
@@ -129,13 +105,10 @@ def seal_rows(
     payloads is harmless), so the ledger's transaction only inserts the rows.
     """
     _checked(decision_ids, inputs, outputs, subjects)
-    moment = now or datetime.now(UTC)
-    day = utc_day(moment)
     ring = privacy_ring(ws)
-    pairs = _slots(ring, subjects, len(decision_ids), day)
-    wanted = {slot for pair in pairs for slot in pair}
-    found = ring.cached_subject_keys(wanted)
-    if found is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
+    day = ring.today() if now is None else utc_day(now)
+    keys = ring.cached_pairs(subjects, len(decision_ids), day)
+    if keys is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
         with write_transaction(ws.engine) as conn:
-            found = ring.subject_keys(conn, wanted, now=moment)
-    return _seal(found, pairs, (decision_ids, inputs, outputs), day, subjects is None)
+            keys = ring.pairs(conn, subjects, len(decision_ids), day, now=now or datetime.now(UTC))
+    return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))
