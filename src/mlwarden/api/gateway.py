@@ -46,7 +46,7 @@ from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.runtime.predict import prediction_record, prediction_response
 from mlwarden.subjects.free_text import PolicyReader, screen_rows
 from mlwarden.subjects.privacy_policy import PrivacyPolicy
-from mlwarden.subjects.sealing import check_subjects, seal_rows
+from mlwarden.subjects.sealing import check_subjects, seal_rows, seal_rows_cached
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import VersionFacts
 from mlwarden.workspace import Workspace
@@ -162,8 +162,8 @@ class Gateway:
     ) -> dict[str, Any]:
         """:meth:`predict` for the event loop: inference inline, the ledger record (inputs sealed) awaited.
 
-        Rows without subject are sealed inline (new keys, no database); subjects' keys of the day
-        may need the database, so those requests seal in a worker thread.
+        Rows are sealed inline when the keys of the day they need are cached (the steady state);
+        otherwise the database is needed, and the request seals in a worker thread.
         """
         if isinstance(rows, list) and len(rows) > self.settings.max_rows:
             raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
@@ -175,9 +175,8 @@ class Gateway:
         outputs = served.model.predict(inputs).rows()
         decisions = decision_ids(len(outputs))
         row = served.row
-        if checked is None:
-            sealed = seal_rows(self.ws, decisions, rows, outputs)
-        else:
+        sealed = seal_rows_cached(self.ws, decisions, rows, outputs, checked)
+        if sealed is None:  # a key of the day is not cached: the database finds or creates it, off the loop
             sealed = await asyncio.to_thread(seal_rows, self.ws, decisions, rows, outputs, checked)
         entry = prediction_record(
             row, decisions, sealed, principal=fit(principal.id, MAX_PRINCIPAL), access=decision.to_json()
