@@ -44,6 +44,7 @@ from mlwarden.privacy.identifiers import screen
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.runtime.predict import prediction_record, prediction_response
+from mlwarden.subjects.expected import record_feedback
 from mlwarden.subjects.free_text import PolicyReader, screen_rows
 from mlwarden.subjects.privacy_policy import PrivacyPolicy
 from mlwarden.subjects.sealing import check_subjects, seal_rows, seal_rows_cached
@@ -320,27 +321,23 @@ class Gateway:
         """Record feedback on a decision already found and proven by :meth:`authorize_decision`.
 
         The comment is free text kept in the ledger: identifiers in it are masked, or the feedback
-        refused, per ``privacy.free_text``.
+        refused, per ``privacy.free_text``. The ``expected`` value is sealed: the entry holds its
+        commitment, the value is encrypted under the decision's subject's key (or one of its own).
         """
         if comment:
             comment = screen(comment, self.privacy_policy().free_text)
         feedback_id = str(uuid.uuid4())
-        receipt = self.ws.log.append(
-            kind="feedback",
-            subject=entry["subject"],
-            body={
-                "feedback_id": feedback_id,
-                "decision_id": decision_id,
-                "decision_index": index,
-                "kind": kind,
-                "expected": expected,
-                "comment": comment,
-                "access": decision.to_json(),
-            },
-            principal=principal.id,
-            refs=(feedback_id,),
-        )
-        return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": receipt.index}
+        body = {
+            "feedback_id": feedback_id,
+            "decision_id": decision_id,
+            "decision_index": index,
+            "kind": kind,
+            "comment": comment,
+            "access": decision.to_json(),
+        }
+        recorded = record_feedback(self.ws, subject=entry["subject"], principal=principal.id, body=body,
+                                   expected=expected)  # fmt: skip
+        return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": recorded}
 
 
 def _principal_of(record: TokenRecord) -> Principal:

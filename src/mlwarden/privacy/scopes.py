@@ -8,8 +8,9 @@ from typing import Literal
 from mlwarden.errors import InvalidInput
 from mlwarden.privacy.framing import framed
 
-Field = Literal["inputs", "outputs"]
+Field = Literal["inputs", "outputs", "expected"]
 FIELDS: tuple[Field, ...] = ("inputs", "outputs")
+"""A prediction's fields; feedback seals one more, ``expected`` (see :mod:`mlwarden.subjects.expected`)."""
 MAX_ID = 256
 UNNAMED_ID = "rows-without-subject"
 
@@ -50,9 +51,11 @@ class Scope:
 
 
 def check_field(field: str) -> Field:
-    """``field`` when it is ``inputs`` or ``outputs``; an input error otherwise."""
+    """``field`` when it is ``inputs``, ``outputs`` or ``expected``; an input error otherwise."""
     if field == "inputs":
         return "inputs"
     if field == "outputs":
         return "outputs"
-    raise InvalidInput(f"payload field must be inputs or outputs, got {field!r}")
+    if field == "expected":
+        return "expected"
+    raise InvalidInput(f"payload field must be inputs, outputs or expected, got {field!r}")

@@ -1,4 +1,4 @@
-"""``ledger verify``'s payload pass: every version-2 payload opened and checked against its verified entry.
+"""``ledger verify``'s payload pass: every version-2 payload (predictions, feedback) opened, checked against its entry.
 
 A payload is *verified* (it decrypts and matches its commitment), *erased* (its key was destroyed
 by an erasure that a ledger entry records and that covers it), *absent* (no payload row: in a
@@ -19,13 +19,14 @@ from mlwarden.errors import InvalidInput, MlwardenError
 from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.kinds import ERASURE_KIND
 from mlwarden.privacy import Absent, Erased, Opened, PayloadClaim, open_many
-from mlwarden.subjects.decisions import claims, is_sealed
-from mlwarden.subjects.sealing import privacy_ring
+from mlwarden.subjects.decisions import entry_claims
+from mlwarden.subjects.sealing import ENTRY_VERSION, privacy_ring
 from mlwarden.workspace import Workspace
 
 BATCH = 2000
 _PREDICTION = b'"kind":"prediction"'
 _ERASURE = b'"kind":"' + ERASURE_KIND.encode() + b'"'
+_FEEDBACK = b'"kind":"feedback"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +78,10 @@ class PayloadReport:
 def _sealed_entries(ws: Workspace) -> Iterator[Entry]:
     for _index, text, _leaf in ws.log.iter_rows():
         raw = bytes(text)
-        if _PREDICTION in raw or _ERASURE in raw:
+        if _PREDICTION in raw or _ERASURE in raw or _FEEDBACK in raw:
             entry = Entry.parse(raw)
-            if entry.kind == ERASURE_KIND or (entry.kind == "prediction" and is_sealed(entry.body)):
+            sealed = entry.kind in ("prediction", "feedback") and entry.body.get("v") == ENTRY_VERSION
+            if entry.kind == ERASURE_KIND or sealed:
                 yield entry
 
 
@@ -107,7 +109,7 @@ def audit_payloads(ws: Workspace) -> PayloadReport:
                 erasures[found[0]] = found[1]
             continue
         try:
-            pending.extend((entry.index, entry.time[:10], c) for c in claims(entry.body, entry.index))
+            pending.extend((entry.index, entry.time[:10], c) for c in entry_claims(entry.kind, entry.body, entry.index))
         except (MlwardenError, InvalidInput) as exc:
             report.tampered.append({"index": entry.index, "problem": exc.message})
     ring = privacy_ring(ws)
