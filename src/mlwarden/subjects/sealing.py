@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mlwarden.errors import InvalidInput
+from sqlalchemy.exc import SQLAlchemyError
+
+from mlwarden.errors import InvalidInput, StoreError
 from mlwarden.ledger.entry import PayloadRow, PreparedEntry
 from mlwarden.privacy import KeyRing, LocalKek, utc_day
 from mlwarden.privacy.payloads import SealedBatch, seal_prediction_rows
 from mlwarden.privacy.scopes import MAX_ID
-from mlwarden.store.engine import write_transaction
+from mlwarden.store.engine import describe_db_error, write_transaction
 from mlwarden.workspace import Workspace
 
 ENTRY_VERSION = 2
@@ -109,6 +111,9 @@ def seal_rows(
     day = ring.today() if now is None else utc_day(now)
     keys = ring.cached_pairs(subjects, len(decision_ids), day)
     if keys is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
-        with write_transaction(ws.engine) as conn:
-            keys = ring.pairs(conn, subjects, len(decision_ids), day, now=now or datetime.now(UTC))
+        try:
+            with write_transaction(ws.engine) as conn:
+                keys = ring.pairs(conn, subjects, len(decision_ids), day, now=now or datetime.now(UTC))
+        except SQLAlchemyError as exc:  # the record cannot be made: a store outage, not a bad request
+            raise StoreError(f"data keys of the day could not be read or created: {describe_db_error(exc)}") from exc
     return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))
