@@ -4,8 +4,11 @@ Appends: ``appends_per_s_c1`` / ``appends_per_s_c64`` are threads calling ``Log.
 (the in-process group commit) with the inputs and outputs in the entry (version 1);
 ``appends_per_s_c64_encrypted`` is the same, but each entry is a version-2 prediction: its
 inputs and outputs sealed (salted commitments in the entry, AES-256-GCM payload rows written
-in the entry's transaction), under a new key per payload (rows without subject: the costlier
+in the entry's transaction), under keys of their own (rows without subject: derived from the day
+key and a random share per row, the costlier
 case) or, for ``appends_per_s_c64_encrypted_subjects``, under the keys of 1,000 subjects;
+``appends_per_s_c64_predictions_v1`` appends the same predictions as recorded before issue 12
+(inputs and outputs in the body, the decision id as reference): the like-for-like baseline;
 ``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
 callers over ``--connections`` sockets to the ledger writer process that ``serve`` runs
 (one process for the callers, one for the writer, as gateway workers and their writer).
@@ -100,6 +103,31 @@ def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) 
             who = [f"s-{(t * per_thread + i) % 1000}"] if subjects else None
             sealed = seal_rows(ws, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]], who)
             ws.log.append_many([prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")])
+
+    with ThreadPoolExecutor(threads) as pool:
+        futures = [pool.submit(worker, t) for t in range(threads)]
+        barrier.wait()
+        start = time.perf_counter()
+        for f in futures:
+            f.result()
+        elapsed = time.perf_counter() - start
+    return per_thread * threads / elapsed
+
+
+def _v1_prediction_rate(ws: Workspace, threads: int, total: int) -> float:
+    """As :func:`_append_rate`, each entry a version-1 prediction as recorded before issue 12: the inputs and
+    outputs in the body, its decision id as reference (what :func:`_encrypted_rate` seals instead)."""
+    per_thread = total // threads
+    barrier = threading.Barrier(threads + 1)
+
+    def worker(t: int) -> None:
+        barrier.wait()
+        for i in range(per_thread):
+            decision = f"v1-{t}-{i}"
+            body = {**MODEL_ROW, "decision_ids": [decision], "inputs": [{**BODY["inputs"], "n": i}],
+                    "outputs": [BODY["outputs"]]}  # fmt: skip
+            ws.log.append_many([PreparedEntry.build(kind="prediction", subject="model:credit-risk:3",
+                                                    principal="token:svc", body=body, refs=(decision,))])  # fmt: skip
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker, t) for t in range(threads)]
@@ -246,6 +274,9 @@ def main() -> None:
         ws = _workspace(root, "appends")
         c1 = _append_rate(ws, 1, c1_n)
         c64 = _append_rate(ws, 64, c64_n)
+        v1_ws = _workspace(root, "predictions-v1")
+        c64_v1 = _v1_prediction_rate(v1_ws, 64, c64_n)
+        v1_ws.close()
         sealed_ws = _workspace(root, "encrypted")
         c64_encrypted = _encrypted_rate(sealed_ws, 64, c64_n, subjects=False)
         c64_subjects = _encrypted_rate(sealed_ws, 64, c64_n, subjects=True)
@@ -275,6 +306,9 @@ def main() -> None:
         "c64_encrypted_vs_c64": round(c64_encrypted / c64, 3),
         "appends_per_s_c64_encrypted_subjects": round(c64_subjects, 1),
         "c64_encrypted_subjects_vs_c64": round(c64_subjects / c64, 3),
+        "appends_per_s_c64_predictions_v1": round(c64_v1, 1),
+        "c64_encrypted_vs_predictions_v1": round(c64_encrypted / c64_v1, 3),
+        "c64_encrypted_subjects_vs_predictions_v1": round(c64_subjects / c64_v1, 3),
         "baseline_commit_per_insert_per_s": round(baseline, 1),
         "c64_vs_baseline": round(c64 / baseline, 2),
         "appends_per_s_sequencer_c64": round(seq_c64, 1),

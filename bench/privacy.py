@@ -11,7 +11,10 @@ write transaction, without its commit: payload rows share the ledger entry's (gr
   whose keys of the day exist (the steady state);
 * ``seal_own_keys_us_per_row``: rows without subject: each payload gets a new data key, wrapped
   and stored inline in its row (the default for predictions that name no subject);
-* ``open_us_per_row``: :func:`open_many` (bulk reads, unwraps each key once, decrypts, checks).
+* ``open_us_per_row``: :func:`open_many` (bulk reads, unwraps each key once, decrypts, checks);
+* ``seal_rows_own_us_per_decision`` / ``seal_rows_subject_us_per_decision``: the prediction path,
+  :func:`seal_rows` for one decision at a time (inputs and outputs, one ``privacy_rows`` row), keys
+  of the day cached: without subject (keys derived from the day key and the row's share), with one.
 
 Usage: python bench/privacy.py [--quick] [--rows N]
 """
@@ -46,6 +49,7 @@ from mlwarden.privacy import (
     store_payloads,
 )
 from mlwarden.store.engine import write_transaction
+from mlwarden.subjects.sealing import seal_rows
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 ROW: dict[str, Any] = {"age": 41, "income": 52000.5, "region": "north", "tenure_months": 17}
@@ -133,8 +137,24 @@ def main() -> None:
                 with ws.engine.connect() as conn:
                     return _timed(lambda: open_many(conn, ring, claims))
 
+            decisions = [str(uuid.uuid4()) for _ in range(args.rows)]
+            names = [f"customer-{i}" for i in range(args.rows)]
+            seal_rows(ws, decisions, rows[: args.rows], [OUTPUT] * args.rows, names)  # keys of the day cached
+            seal_rows(ws, decisions, rows[: args.rows], [OUTPUT] * args.rows)
+
+            def prediction_rows(subjects: bool) -> float:
+                """``seal_rows`` one decision at a time (a one-row request, the gateway's common case)."""
+                who = [[name] for name in names] if subjects else [None] * args.rows
+                return _timed(
+                    lambda: [
+                        seal_rows(ws, [d], [r], [OUTPUT], s) for d, r, s in zip(decisions, rows, who, strict=False)
+                    ]
+                )
+
             result = {
                 "payloads_per_batch": payloads,
+                "seal_rows_own_us_per_decision": _median_us(lambda: prediction_rows(False), args.rows, repeats),
+                "seal_rows_subject_us_per_decision": _median_us(lambda: prediction_rows(True), args.rows, repeats),
                 "baseline_canonical_us_per_row": _median_us(canonical, payloads, repeats),
                 "baseline_insert_us_per_row": _median_us(plain_insert, payloads, repeats),
                 "seal_crypto_us_per_row": _median_us(crypto_only, payloads, repeats),

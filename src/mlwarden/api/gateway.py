@@ -44,9 +44,10 @@ from mlwarden.privacy.identifiers import screen
 from mlwarden.registry.models import ServedModel, load_model, production_row
 from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.runtime.predict import prediction_record, prediction_response
+from mlwarden.subjects.expected import record_feedback
 from mlwarden.subjects.free_text import PolicyReader, screen_rows
 from mlwarden.subjects.privacy_policy import PrivacyPolicy
-from mlwarden.subjects.sealing import check_subjects, seal_rows
+from mlwarden.subjects.sealing import check_subjects, seal_rows, seal_rows_cached
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import VersionFacts
 from mlwarden.workspace import Workspace
@@ -162,8 +163,8 @@ class Gateway:
     ) -> dict[str, Any]:
         """:meth:`predict` for the event loop: inference inline, the ledger record (inputs sealed) awaited.
 
-        Rows without subject are sealed inline (new keys, no database); subjects' keys of the day
-        may need the database, so those requests seal in a worker thread.
+        Rows are sealed inline when the keys of the day they need are cached (the steady state);
+        otherwise the database is needed, and the request seals in a worker thread.
         """
         if isinstance(rows, list) and len(rows) > self.settings.max_rows:
             raise PayloadTooLarge(f"at most {self.settings.max_rows} rows per request, got {len(rows)}")
@@ -175,9 +176,8 @@ class Gateway:
         outputs = served.model.predict(inputs).rows()
         decisions = decision_ids(len(outputs))
         row = served.row
-        if checked is None:
-            sealed = seal_rows(self.ws, decisions, rows, outputs)
-        else:
+        sealed = seal_rows_cached(self.ws, decisions, rows, outputs, checked)
+        if sealed is None:  # a key of the day is not cached: the database finds or creates it, off the loop
             sealed = await asyncio.to_thread(seal_rows, self.ws, decisions, rows, outputs, checked)
         entry = prediction_record(
             row, decisions, sealed, principal=fit(principal.id, MAX_PRINCIPAL), access=decision.to_json()
@@ -321,27 +321,23 @@ class Gateway:
         """Record feedback on a decision already found and proven by :meth:`authorize_decision`.
 
         The comment is free text kept in the ledger: identifiers in it are masked, or the feedback
-        refused, per ``privacy.free_text``.
+        refused, per ``privacy.free_text``. The ``expected`` value is sealed: the entry holds its
+        commitment, the value is encrypted under the decision's subject's key (or one of its own).
         """
         if comment:
             comment = screen(comment, self.privacy_policy().free_text)
         feedback_id = str(uuid.uuid4())
-        receipt = self.ws.log.append(
-            kind="feedback",
-            subject=entry["subject"],
-            body={
-                "feedback_id": feedback_id,
-                "decision_id": decision_id,
-                "decision_index": index,
-                "kind": kind,
-                "expected": expected,
-                "comment": comment,
-                "access": decision.to_json(),
-            },
-            principal=principal.id,
-            refs=(feedback_id,),
-        )
-        return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": receipt.index}
+        body = {
+            "feedback_id": feedback_id,
+            "decision_id": decision_id,
+            "decision_index": index,
+            "kind": kind,
+            "comment": comment,
+            "access": decision.to_json(),
+        }
+        recorded = record_feedback(self.ws, subject=entry["subject"], principal=principal.id, body=body,
+                                   expected=expected)  # fmt: skip
+        return {"feedback_id": feedback_id, "decision_id": decision_id, "ledger_index": recorded}
 
 
 def _principal_of(record: TokenRecord) -> Principal:

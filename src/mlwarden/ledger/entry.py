@@ -20,9 +20,9 @@ MAX_SUBJECT = 512
 MAX_PRINCIPAL = 512
 MAX_BODY_BYTES = 1 << 20
 
-PayloadRow = tuple[str, str, str, str, str | None, bytes | None, bytes, bytes]
-"""A sealed payload stored with its entry: ``(decision_id, field, key_id, day, kek_id, wrapped_key, nonce,
-ciphertext)``, the columns of ``privacy_payloads`` before ``ledger_index`` (see :mod:`mlwarden.privacy`)."""
+PayloadRow = tuple[str, str, str, str, bytes | None, bytes, bytes]
+"""A decision's sealed row stored with its entry: ``(decision_id, day, inputs_key, outputs_key, share, inputs,
+outputs)``, the columns of ``privacy_rows`` before ``ledger_index`` (see :mod:`mlwarden.privacy.payloads`)."""
 
 
 def _canonical_str(value: str) -> bytes:
@@ -112,18 +112,20 @@ class PreparedEntry:
 
     @classmethod
     def build(
-        cls, *, kind: str, subject: str, principal: str, body: dict[str, Any], refs: tuple[str, ...] = ()
-    ) -> PreparedEntry:
+        cls, *, kind: str, subject: str, principal: str, body: dict[str, Any], refs: tuple[str, ...] = (),
+        attachments: tuple[PayloadRow, ...] = (),
+    ) -> PreparedEntry:  # fmt: skip
         """Check every field and canonicalise the body; raise :class:`InvalidInput` if unfit."""
         if not isinstance(body, dict):
             raise InvalidInput(f"body must be a JSON object, got {type(body).__name__}")
         return cls.from_canonical(kind=kind, subject=subject, principal=principal, body_json=canonical_json(body),
-                                  refs=refs)  # fmt: skip
+                                  refs=refs, attachments=attachments)  # fmt: skip
 
     @classmethod
     def from_canonical(
-        cls, *, kind: str, subject: str, principal: str, body_json: bytes, refs: tuple[str, ...] = ()
-    ) -> PreparedEntry:
+        cls, *, kind: str, subject: str, principal: str, body_json: bytes, refs: tuple[str, ...] = (),
+        attachments: tuple[PayloadRow, ...] = (),
+    ) -> PreparedEntry:  # fmt: skip
         """As :meth:`build`, from a body already rendered as canonical JSON (the ledger writer's wire)."""
         try:
             tail = _tail(kind, principal, subject)
@@ -134,7 +136,8 @@ class PreparedEntry:
         for ref in refs:
             if not isinstance(ref, str) or not 0 < len(ref) <= 64:
                 raise InvalidInput("entry references must be strings of 1-64 characters")
-        return cls(kind, subject, principal, body_json, b'{"body":' + body_json + b',"index":', tail, tuple(refs))
+        head = b'{"body":' + body_json + b',"index":'
+        return cls(kind, subject, principal, body_json, head, tail, tuple(refs), attachments)
 
     def render(self, index: int, time: str) -> bytes:
         """The canonical entry bytes at ``index`` and ``time`` (keys in RFC 8785 order)."""

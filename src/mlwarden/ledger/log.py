@@ -145,8 +145,8 @@ _INSERTS = {
     "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
     "nodes": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
     "refs": "INSERT INTO ledger_refs (ref, idx) VALUES (?, ?)",
-    "payloads": "INSERT INTO privacy_payloads (decision_id, field, key_id, day, kek_id, wrapped_key, nonce, "
-    "ciphertext, ledger_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "payloads": "INSERT INTO privacy_rows (decision_id, day, inputs_key, outputs_key, share, inputs, outputs, "
+    "ledger_index) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
     "head_unsigned": "UPDATE ledger_head SET size = ?, frontier = ? WHERE id = ?",
     "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",

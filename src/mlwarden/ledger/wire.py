@@ -4,9 +4,10 @@ Every frame is a type byte and a 4-byte big-endian body length, then the body:
 
 * ``E`` (worker → writer): a count, then that many prepared entries, each
   ``kind, subject, principal, body, refs`` as length-prefixed UTF-8 (the body is the
-  entry's canonical JSON object, rendered by the worker), then its attachments (sealed
-  payload rows, written in the entry's transaction): each 8 fields, every one a u32 length
-  (``0xFFFFFFFF``: absent) and its bytes;
+  entry's canonical JSON object, rendered by the worker), then its attachments (one sealed
+  row per decision, written in the entry's transaction): the lengths of its 7 fields in one
+  fixed header (``>HBBBHII``: decision id, day, inputs key, outputs key, share (``0xFFFF``:
+  absent), inputs, outputs), then their bytes;
 * ``A`` (writer → worker): a count, then that many receipts ``(index u64, leaf hash 32 bytes)``;
 * ``F`` (writer → worker): a count and a message: the next ``count`` entries were not recorded.
 
@@ -34,10 +35,10 @@ HEADER = struct.Struct(">cI")
 COUNT = struct.Struct(">I")
 FIELDS = struct.Struct(">BHHIBH")
 LENGTH = struct.Struct(">I")
-ABSENT = 0xFFFFFFFF
-ROW_TEXT = (0, 1, 2, 3, 4)
-"""Which of a payload row's 8 fields are text (decision id, field, key id, day, KEK id); the rest are bytes."""
-_ABSENT_LENGTH = LENGTH.pack(ABSENT)
+ROW = struct.Struct(">HBBBHII")
+"""A sealed row's field lengths: decision id, day, inputs key, outputs key (text), share, inputs, outputs."""
+ABSENT = 0xFFFF
+"""The share length of a row that has none (a subject's row)."""
 MAX_ATTACHMENTS = 1 << 15
 RECEIPT = struct.Struct(">Q32s")
 MAX_FRAME = 64 << 20
@@ -78,37 +79,34 @@ def encode_entry(entry: PreparedEntry) -> bytes:
 
 
 def _encode_row(row: PayloadRow) -> bytes:
-    parts: list[bytes] = []
-    for value in row:
-        if value is None:
-            parts.append(_ABSENT_LENGTH)
-        else:
-            data = value.encode() if isinstance(value, str) else value
-            parts += (LENGTH.pack(len(data)), data)
-    return b"".join(parts)
+    decision_id, day, inputs_key, outputs_key, share, inputs, outputs = row
+    texts = decision_id.encode(), day.encode(), inputs_key.encode(), outputs_key.encode()
+    lengths = ROW.pack(*map(len, texts), ABSENT if share is None else len(share), len(inputs), len(outputs))
+    return b"".join((lengths, *texts, share or b"", inputs, outputs))
 
 
 def _decode_row(raw: bytes, at: int) -> tuple[PayloadRow, int]:
-    values: list[str | bytes | None] = []
-    for position in range(8):
-        if at + LENGTH.size > len(raw):
-            raise WireError("entry attachment is cut short")
-        (length,) = LENGTH.unpack_from(raw, at)
-        at += LENGTH.size
-        if length == ABSENT:
+    if at + ROW.size > len(raw):
+        raise WireError("entry attachment is cut short")
+    lengths = ROW.unpack_from(raw, at)
+    at += ROW.size
+    size = sum(lengths) - (ABSENT if lengths[4] == ABSENT else 0)
+    if at + size > len(raw):
+        raise WireError("entry attachment is cut short")
+    values: list[bytes | None] = []
+    for length in lengths:
+        if length == ABSENT and len(values) == 4:
             values.append(None)
             continue
-        if at + length > len(raw):
-            raise WireError("entry attachment is cut short")
-        data = raw[at : at + length]
+        values.append(raw[at : at + length])
         at += length
-        values.append(data.decode() if position in ROW_TEXT else data)
-    decision_id, field, key_id, day, kek_id, wrapped, nonce, ciphertext = values
-    if not all(isinstance(v, str) for v in (decision_id, field, key_id, day)) or not isinstance(kek_id, str | None):
-        raise WireError("entry attachment lacks a decision id, field, key id or day")
-    if not isinstance(nonce, bytes) or not isinstance(ciphertext, bytes) or not isinstance(wrapped, bytes | None):
-        raise WireError("entry attachment lacks its nonce or ciphertext")
-    return (str(decision_id), str(field), str(key_id), str(day), kek_id, wrapped, nonce, ciphertext), at
+    decision_id, day, inputs_key, outputs_key, share, inputs, outputs = values
+    if not decision_id or not day or not inputs_key or not outputs_key:
+        raise WireError("entry attachment lacks a decision id, day or key id")
+    if not inputs or not outputs:
+        raise WireError("entry attachment lacks its inputs or outputs")
+    texts = (bytes(decision_id).decode(), bytes(day).decode(), bytes(inputs_key).decode(), bytes(outputs_key).decode())
+    return (*texts, share, bytes(inputs), bytes(outputs)), at
 
 
 def entries_frames(encoded: Sequence[bytes]) -> Iterator[tuple[bytes, int]]:

@@ -5,13 +5,14 @@ The caller appends the returned :class:`ErasureRecord` as a ledger entry in the 
 become a list of erased people. What ``ledger verify`` can check with it:
 
 * subject and decision erasures list the destroyed key ids: a payload is accepted as erased
-  when its key id is listed by an erasure entry (a key missing without one is tampering);
+  when its key id is listed by an erasure entry (a key missing without one is tampering); a
+  prediction row's share has its decision id as key id;
 * retention names its cut-off day and the count and SHA-256 of the sorted key ids (a day's
   worth of rows without subject can be millions of keys): an ``inputs`` payload is accepted as
   erased by it when its prediction entry's UTC day is before the cut-off.
 
-Subject keys leave a tombstone row (``privacy_erasures``); a row's own key is cleared from the
-payload row, which records the erasure id.
+Keys of the day (a subject's, or the ``unnamed`` scope's) leave a tombstone row
+(``privacy_erasures``); a row's share or own key is cleared from its row, which records the erasure id.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy import ColumnElement, Connection, and_, insert, select, update
 from mlwarden.errors import InvalidInput
 from mlwarden.privacy.keys import DELETE_CHUNK, KeyRing, utc_day
 from mlwarden.privacy.scopes import Scope
-from mlwarden.store.schema import privacy_erasures, privacy_payloads
+from mlwarden.store.schema import privacy_erasures, privacy_payloads, privacy_rows
 
 MAX_REASON = 500
 What = Literal["subject", "decision", "retention"]
@@ -94,6 +95,17 @@ def _clear_own_keys(conn: Connection, erasure_id: str, condition: ColumnElement[
     return ids
 
 
+def _clear_share(conn: Connection, erasure_id: str, decision_id: str) -> list[str]:
+    """Erase a prediction row's share (its own keys derive from it): ``[decision_id]``, or [] if none was live."""
+    r = privacy_rows.c
+    done = conn.execute(
+        update(privacy_rows)
+        .where(r.decision_id == decision_id, r.share.is_not(None), r.erasure_id.is_(None))
+        .values(share=None, erasure_id=erasure_id)
+    )
+    return [decision_id] if done.rowcount else []
+
+
 def _new_record(what: What, reason: str, now: datetime, **extra: Any) -> ErasureRecord:
     return ErasureRecord(os.urandom(16).hex(), what, _reason(reason), now.astimezone(UTC).isoformat(), (), **extra)
 
@@ -102,14 +114,18 @@ def erase_scope(conn: Connection, ring: KeyRing, scope: Scope, *, reason: str, n
     """Destroy every data key of ``scope``; an unknown subject or decision gives a record with count 0.
 
     A decision's erasure reaches only its rows that named no subject (a subject's rows share the
-    subject's key of the day: erase the subject).
+    subject's key of the day: erase the subject); it destroys the row's share, so both its inputs
+    and outputs become unreadable.
     """
+    if scope.kind == "unnamed":
+        raise InvalidInput("the keys of rows without subject are erased by retention, or one decision at a time")
     record = _new_record(scope.kind, reason, now)
     if scope.kind == "subject":
         key_ids = ring.destroy_scope(conn, ring.scope_tag(scope))
         _tombstones(conn, record.erasure_id, key_ids, record.erased)
     else:
-        key_ids = _clear_own_keys(conn, record.erasure_id, privacy_payloads.c.decision_id == scope.id)
+        key_ids = _clear_share(conn, record.erasure_id, scope.id)
+        key_ids += _clear_own_keys(conn, record.erasure_id, privacy_payloads.c.decision_id == scope.id)
     return ErasureRecord(record.erasure_id, record.what, record.reason, record.erased, tuple(key_ids))
 
 

@@ -64,13 +64,13 @@ def _derive(kek: bytes, purpose: bytes) -> bytes:
     return HKDF(algorithm=SHA256(), length=32, salt=None, info=b"mlwarden-privacy-v1\x00" + purpose).derive(kek)
 
 
-def _hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+def hmac_states(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """HMAC-SHA256's (RFC 2104) inner and outer hash states after the padded ``key`` (one block at most).
 
-    Copying them per tag is HMAC exactly, at a third of ``hmac.digest``'s cost (no key set-up per call).
+    Copying them per tag (or per derived key) is HMAC exactly, at a third of ``hmac.digest``'s cost (no key set-up).
     """
     if len(key) > HMAC_BLOCK:
-        raise KeyFileError(f"tag key must be at most {HMAC_BLOCK} bytes")
+        raise KeyFileError(f"HMAC key must be at most {HMAC_BLOCK} bytes")
     padded = key.ljust(HMAC_BLOCK, b"\x00")
     return hashlib.sha256(padded.translate(_IPAD)), hashlib.sha256(padded.translate(_OPAD))
 
@@ -84,7 +84,7 @@ class LocalKek:
         if len(secret) != KEK_BYTES:
             raise KeyFileError(f"key-encryption key must be {KEK_BYTES} bytes, got {len(secret)}")
         self._wrapper = AESGCM(_derive(secret, b"wrap"))
-        self._tag_inner, self._tag_outer = _hmac_states(_derive(secret, b"subject-tag"))
+        self._tag_inner, self._tag_outer = hmac_states(_derive(secret, b"subject-tag"))
         self._kek_id = hashlib.sha256(b"mlwarden-kek-id-v1\x00" + secret).hexdigest()[:16]
 
     @classmethod

@@ -1,14 +1,18 @@
-"""Data keys (AES-256), wrapped by the KEK: shared per (subject, field, day), or one per decision payload.
+"""Data keys (AES-256), wrapped by the KEK: shared per (scope, field, day), plus per-row key shares.
 
 Granularity (the cost is in docs/privacy.md):
 
 * a subject's payloads use one key per field (``inputs``/``outputs``) per UTC day, a row of
   ``privacy_keys`` keyed by the subject's HMAC tag; erasing the subject deletes those rows;
-* a payload whose row names no subject gets its own key, wrapped and stored *inline* in its
-  ``privacy_payloads`` row (no extra row to write); erasing the decision, or retention, clears
-  the wrapped key from the row.
+* a prediction row that names no subject is sealed under a key of its own,
+  ``HMAC-SHA256(day key, label || share)``: the day key is the ``unnamed`` scope's key of that
+  field and day (a ``privacy_keys`` row like a subject's), the share 32 random bytes stored in
+  the row. Erasing the decision deletes the share; retention destroys the day key. Either alone
+  makes the row's key underivable, with or without the KEK;
+* a payload sealed by :func:`mlwarden.privacy.payloads.seal` without subject (feedback) gets its
+  own key, wrapped and stored inline in its ``privacy_payloads`` row.
 
-Retention deletes the ``inputs`` keys of days before a cut-off, of both kinds, so outputs stay
+Retention deletes the ``inputs`` keys of days before a cut-off, of every kind, so outputs stay
 readable. Wrapped bytes are authenticated together with the key id, scope tag, field and day,
 so a wrapped key moved to another subject, decision, field or day does not unwrap.
 
@@ -18,6 +22,7 @@ never uses the cache, so a key erased by another process is never used to read.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -32,8 +37,8 @@ from sqlalchemy.exc import IntegrityError
 
 from mlwarden.errors import StoreError
 from mlwarden.privacy.errors import KeyUnwrapFailed
-from mlwarden.privacy.framing import framed
-from mlwarden.privacy.kek import KeyEncryptionKey
+from mlwarden.privacy.framing import frame_part, framed
+from mlwarden.privacy.kek import KeyEncryptionKey, hmac_states
 from mlwarden.privacy.scopes import Field, Scope
 from mlwarden.store.schema import privacy_erasures, privacy_keys
 
@@ -43,6 +48,8 @@ DELETE_CHUNK = 500
 MAX_CACHED = 10_000
 MAX_TAGS = 10_000
 DEK_LABEL = b"mlwarden-dek-v1"
+SHARE_LABEL = b"mlwarden-row-key-v1\x00"
+SHARE_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +63,26 @@ class KeySlot:
 
 @dataclass(frozen=True, slots=True)
 class DataKey:
-    """An unwrapped data key, ready to seal or open payloads."""
+    """An unwrapped data key, ready to seal or open payloads, or to derive a row's key from its share."""
 
     key_id: str
     slot: KeySlot
     aead: AESGCM
+    _mac: tuple[Any, Any] = dataclasses.field(default=(None, None), compare=False)
+    aad_tail: bytes = b""
+    """The field and key id parts of a payload's associated data (see ``privacy.framing``), framed once."""
+
+    @classmethod
+    def from_secret(cls, key_id: str, slot: KeySlot, secret: bytes) -> DataKey:
+        """The key ``secret`` (32 bytes) as an AEAD and as an HMAC key (pad states computed once)."""
+        return cls(key_id, slot, AESGCM(secret), hmac_states(secret), frame_part(slot.field) + frame_part(key_id))
+
+    def row_key(self, share: bytes) -> AESGCM:
+        """The key of one row: ``HMAC-SHA256(this key, b"mlwarden-row-key-v1\\x00" || share)`` as AES-256-GCM."""
+        inner, outer = self._mac[0].copy(), self._mac[1].copy()
+        inner.update(SHARE_LABEL + share)
+        outer.update(inner.digest())
+        return AESGCM(outer.digest())
 
     def __repr__(self) -> str:
         return f"DataKey({self.key_id})"
@@ -106,13 +128,25 @@ class KeyRing:
         self._clock = clock
         self._cache: dict[KeySlot, tuple[float, DataKey]] = {}
         self._tags: dict[Scope, str] = {}
+        self._pairs: dict[tuple[str | None, str], tuple[float, DataKey, DataKey]] = {}
+        self._day: tuple[float, float, str] = (0.0, 0.0, "")
+
+    def today(self) -> str:
+        """:func:`utc_day` of now (the day's bounds remembered: one clock read per call)."""
+        moment = time.time()
+        start, end, day = self._day
+        if not start <= moment < end:
+            start = moment - moment % 86400
+            day = utc_day(datetime.fromtimestamp(start, UTC))
+            self._day = (start, start + 86400, day)
+        return day
 
     def scope_tag(self, scope: Scope) -> str:
-        """The scope's pseudonymous table key: hex HMAC under a KEK-derived key (memoised for subjects)."""
+        """The scope's pseudonymous table key: hex HMAC under a KEK-derived key (memoised for shared scopes)."""
         tag = self._tags.get(scope)
         if tag is None:
             tag = self.kek.subject_tag(scope.tag_input).hex()
-            if scope.kind == "subject":
+            if scope.kind != "decision":
                 if len(self._tags) >= MAX_TAGS:
                     self._tags.clear()
                 self._tags[scope] = tag
@@ -129,7 +163,7 @@ class KeyRing:
         secret = self.kek.unwrap(wrapped, wrap_context(key_id, slot))
         if len(secret) != DATA_KEY_BYTES:
             raise KeyUnwrapFailed(f"data key {key_id} has {len(secret)} bytes, expected {DATA_KEY_BYTES}")
-        return DataKey(key_id, slot, AESGCM(secret))
+        return DataKey.from_secret(key_id, slot, secret)
 
     def new_keys(self, slots: Sequence[KeySlot]) -> list[NewKey]:
         """Fresh random keys for ``slots`` (in order), wrapped; one ``os.urandom`` call for all."""
@@ -141,7 +175,7 @@ class KeyRing:
             secret = randomness[i * step : i * step + DATA_KEY_BYTES]
             key_id = randomness[i * step + DATA_KEY_BYTES : (i + 1) * step].hex()
             wrapped = self.kek.wrap(secret, wrap_context(key_id, slot))
-            out.append(NewKey(DataKey(key_id, slot, AESGCM(secret)), kek_id, wrapped))
+            out.append(NewKey(DataKey.from_secret(key_id, slot, secret), kek_id, wrapped))
         return out
 
     def cached_subject_keys(self, slots: Iterable[KeySlot]) -> dict[KeySlot, DataKey] | None:
@@ -250,8 +284,45 @@ class KeyRing:
     def forget_keys(self, key_ids: set[str]) -> None:
         """Drop these keys from the sealing cache."""
         self._cache = {slot: entry for slot, entry in self._cache.items() if entry[1].key_id not in key_ids}
+        self._pairs = {k: v for k, v in self._pairs.items() if not {v[1].key_id, v[2].key_id} & key_ids}
 
     def forget(self) -> None:
         """Drop every cached unwrapped key (and subject tag) held by this process."""
         self._cache.clear()
         self._tags.clear()
+        self._pairs.clear()
+
+    def cached_pairs(self, subjects: Sequence[str] | None, rows: int, day: str) -> list[tuple[DataKey, DataKey]] | None:
+        """Each row's (inputs, outputs) keys of ``day`` from the cache (a subject's, or the ``unnamed`` scope's
+        when ``subjects`` is None), or None when one is not cached (then :meth:`pairs`)."""
+        moment = self._clock()
+        pairs = self._pairs
+        if subjects is None:
+            cached = pairs.get((None, day))
+            return None if cached is None or cached[0] <= moment else [(cached[1], cached[2])] * rows
+        out = []
+        for subject in subjects:
+            cached = pairs.get((subject, day))
+            if cached is None or cached[0] <= moment:
+                return None
+            out.append((cached[1], cached[2]))
+        return out
+
+    def pairs(
+        self, conn: Connection, subjects: Sequence[str] | None, rows: int, day: str, *, now: datetime
+    ) -> list[tuple[DataKey, DataKey]]:
+        """As :meth:`cached_pairs`, finding or creating the keys in ``conn`` (see :meth:`subject_keys`); cached."""
+        names: list[str | None] = [None] if subjects is None else list(dict.fromkeys(subjects))
+        slots = {}
+        for name in names:
+            tag = self.scope_tag(Scope.unnamed() if name is None else Scope.subject(name))
+            slots[name] = (KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day))
+        found = self.subject_keys(conn, {slot for pair in slots.values() for slot in pair}, now=now)
+        if len(self._pairs) + len(names) > MAX_CACHED:
+            self._pairs.clear()
+        expiry = self._clock() + self._cache_seconds
+        for name, (inputs, outputs) in slots.items():
+            self._pairs[(name, day)] = (expiry, found[inputs], found[outputs])
+        if subjects is None:
+            return [(found[slots[None][0]], found[slots[None][1]])] * rows
+        return [(found[slots[s][0]], found[slots[s][1]]) for s in subjects]

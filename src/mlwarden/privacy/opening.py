@@ -16,17 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, select, tuple_
 
 from mlwarden.errors import InvalidInput
 from mlwarden.privacy.commitments import SALT_BYTES, Commitment, commitment_of
 from mlwarden.privacy.errors import KeyUnwrapFailed
 from mlwarden.privacy.keys import DataKey, KeyRing, KeySlot
-from mlwarden.privacy.payloads import payload_aad
+from mlwarden.privacy.payloads import NONCE_BYTES, payload_aad, row_aad
 from mlwarden.privacy.scopes import Field, Scope, check_field
-from mlwarden.store.schema import privacy_erasures, privacy_keys, privacy_payloads
+from mlwarden.store.schema import privacy_erasures, privacy_keys, privacy_payloads, privacy_rows
 
 CHUNK = 500
+ROW_FIELDS = frozenset({"inputs", "outputs"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +75,18 @@ class PayloadClaim:
 def open_sealed(
     key: DataKey, decision_id: str, field: str, nonce: bytes, ciphertext: bytes, expected: Commitment
 ) -> Opened | Tampered:
-    """Decrypt with the record's associated data, then check the commitment."""
+    """Decrypt a version-1 record with its associated data, then check the commitment."""
     if key.slot.field != field:
         return Tampered(f"data key {key.key_id} belongs to {key.slot.field}, not {field}")
+    return _decrypt(key.aead, payload_aad(decision_id, field, key.key_id), decision_id, field, nonce, ciphertext,
+                    expected)  # fmt: skip
+
+
+def _decrypt(
+    aead: AESGCM, aad: bytes, decision_id: str, field: str, nonce: bytes, ciphertext: bytes, expected: Commitment
+) -> Opened | Tampered:
     try:
-        plaintext = key.aead.decrypt(nonce, ciphertext, payload_aad(decision_id, field, key.key_id))
+        plaintext = aead.decrypt(nonce, ciphertext, aad)
     except (InvalidTag, ValueError):
         return Tampered(f"{field} ciphertext of decision {decision_id} fails authentication")
     if len(plaintext) < SALT_BYTES:
@@ -86,6 +95,17 @@ def open_sealed(
     if commitment_of(salt, canonical) != expected:
         return Tampered(f"{field} payload of decision {decision_id} does not match its commitment")
     return Opened(json.loads(canonical), salt, canonical)
+
+
+def _open_row(key: DataKey, row: _SealedRow, claim: PayloadClaim) -> Opened | Tampered:
+    """A field of a version-2 row: under the day key, or the row's own key derived from it and the share."""
+    if key.slot.field != claim.field:
+        return Tampered(f"data key {key.key_id} belongs to {key.slot.field}, not {claim.field}")
+    blob = row.inputs if claim.field == "inputs" else row.outputs
+    aead = key.aead if row.share is None else key.row_key(row.share)
+    aad = row_aad(claim.decision_id, claim.field, key.key_id)
+    return _decrypt(aead, aad, claim.decision_id, claim.field, blob[:NONCE_BYTES], blob[NONCE_BYTES:],
+                    claim.commitment)  # fmt: skip
 
 
 def open_payload(conn: Connection, ring: KeyRing, decision_id: str, field: Field, expected: Commitment) -> OpenResult:
@@ -104,30 +124,78 @@ class _Row:
     ciphertext: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _SealedRow:
+    """A ``privacy_rows`` row: one decision's inputs and outputs (version 2)."""
+
+    inputs_key: str
+    outputs_key: str
+    share: bytes | None
+    inputs: bytes
+    outputs: bytes
+    erasure_id: str | None
+
+    def key_id(self, field: str) -> str:
+        return self.inputs_key if field == "inputs" else self.outputs_key
+
+
 def open_many(conn: Connection, ring: KeyRing, claims: Sequence[PayloadClaim]) -> list[OpenResult]:
-    """Open many payloads with a few bulk queries (for ``ledger verify`` and subject exports); results in order."""
-    rows = _payload_rows(conn, claims)
-    shared = _shared_keys(conn, ring, {r.key_id for r in rows.values() if r.wrapped_key is None and not r.erasure_id})
-    results: list[OpenResult] = []
-    for claim in claims:
-        row = rows.get((claim.decision_id, claim.field))
-        key: DataKey | Erased | Tampered
-        if row is None:
-            results.append(Absent())
-            continue
-        if row.erasure_id:
-            key = Erased(row.key_id, row.erasure_id)
-        elif row.wrapped_key is not None:
-            key = _own_key(ring, claim, row)
-        else:
-            key = shared[row.key_id]
-        if isinstance(key, DataKey):
-            results.append(
-                open_sealed(key, claim.decision_id, claim.field, row.nonce, row.ciphertext, claim.commitment)
+    """Open many payloads with a few bulk queries (for ``ledger verify`` and subject exports); results in order.
+
+    A decision's inputs and outputs are looked up in ``privacy_rows`` first, then (records
+    written before migration 0017, and feedback) in ``privacy_payloads``.
+    """
+    sealed = _sealed_rows(conn, {c.decision_id for c in claims if c.field in ROW_FIELDS})
+    rows = _payload_rows(conn, [c for c in claims if not (c.field in ROW_FIELDS and c.decision_id in sealed)])
+    wanted = {r.key_id for r in rows.values() if r.wrapped_key is None and not r.erasure_id}
+    for row in sealed.values():
+        if not row.erasure_id:
+            wanted |= {row.inputs_key, row.outputs_key}
+    shared = _shared_keys(conn, ring, wanted)
+    return [_open_claim(ring, claim, sealed, rows, shared) for claim in claims]
+
+
+def _open_claim(
+    ring: KeyRing,
+    claim: PayloadClaim,
+    sealed: dict[str, _SealedRow],
+    rows: dict[tuple[str, str], _Row],
+    shared: dict[str, DataKey | Erased | Tampered],
+) -> OpenResult:
+    new = sealed.get(claim.decision_id) if claim.field in ROW_FIELDS else None
+    if new is not None:
+        if new.erasure_id:  # the decision's share was destroyed: its key id is the decision id
+            return Erased(claim.decision_id, new.erasure_id)
+        key = shared[new.key_id(claim.field)]
+        return _open_row(key, new, claim) if isinstance(key, DataKey) else key
+    row = rows.get((claim.decision_id, claim.field))
+    if row is None:
+        return Absent()
+    if row.erasure_id:
+        return Erased(row.key_id, row.erasure_id)
+    old = _own_key(ring, claim, row) if row.wrapped_key is not None else shared[row.key_id]
+    if isinstance(old, DataKey):
+        return open_sealed(old, claim.decision_id, claim.field, row.nonce, row.ciphertext, claim.commitment)
+    return old
+
+
+def _sealed_rows(conn: Connection, decision_ids: set[str]) -> dict[str, _SealedRow]:
+    r = privacy_rows.c
+    out: dict[str, _SealedRow] = {}
+    for chunk in _chunks(sorted(decision_ids)):
+        query = select(r.decision_id, r.inputs_key, r.outputs_key, r.share, r.inputs, r.outputs, r.erasure_id)
+        for decision_id, inputs_key, outputs_key, share, inputs, outputs, erasure_id in conn.execute(
+            query.where(r.decision_id.in_(chunk))
+        ):
+            out[str(decision_id)] = _SealedRow(
+                str(inputs_key),
+                str(outputs_key),
+                None if share is None else bytes(share),
+                bytes(inputs),
+                bytes(outputs),
+                None if erasure_id is None else str(erasure_id),
             )
-        else:
-            results.append(key)
-    return results
+    return out
 
 
 def _payload_rows(conn: Connection, claims: Sequence[PayloadClaim]) -> dict[tuple[str, str], _Row]:

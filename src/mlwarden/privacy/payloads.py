@@ -1,17 +1,24 @@
 """Sealed payloads: salt + canonical JSON under AES-256-GCM, committed to by the ledger entry.
 
-Record layout (version 1), one row of ``privacy_payloads`` per (decision id, field)::
+Prediction rows (record version 2), one row of ``privacy_rows`` per decision (both fields)::
 
-    plaintext  = salt (32 bytes) || RFC 8785 canonical JSON
-    nonce      = 12 random bytes
+    plaintext  = salt (32 bytes) || RFC 8785 canonical JSON             (per field)
+    key        = the subject's day key of the field, or, for a row without subject,
+                 HMAC-SHA256(the unnamed scope's day key of the field, b"mlwarden-row-key-v1\\x00" || share)
+    aad        = framed(b"mlwarden-payload-v2", decision_id, field, day_key_id)
+    inputs, outputs = nonce (12 random bytes) || AES-256-GCM(key, nonce, plaintext, aad)
+
+Other payloads (record version 1; feedback's ``expected``, and predictions recorded before
+migration 0017), one row of ``privacy_payloads`` per (decision id, field)::
+
     aad        = framed(b"mlwarden-payload-v1", decision_id, field, key_id)   (see privacy.framing)
     ciphertext = AES-256-GCM(data key, nonce, plaintext, aad)                 (tag appended)
 
 The associated data binds a ciphertext to its decision, field and key: moved to another record
 it fails authentication. The ledger index is not in it because sealing happens before the
 entry (which holds the commitment) is appended; the decision id, unique per row, plays its part.
-A row without subject carries its own wrapped key (``kek_id``, ``wrapped_key``); a subject's row
-points at the subject's key of the day in ``privacy_keys`` and leaves those columns empty.
+A version-1 row without subject carries its own wrapped key (``kek_id``, ``wrapped_key``); a
+subject's row points at the subject's key of the day in ``privacy_keys``.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, insert
 
 from mlwarden.errors import InvalidInput
@@ -32,7 +38,7 @@ from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import PayloadRow
 from mlwarden.privacy.commitments import DOMAIN, SALT_BYTES, Commitment, commitment_of
 from mlwarden.privacy.framing import frame_part, framed
-from mlwarden.privacy.keys import DATA_KEY_BYTES, DEK_LABEL, KEY_ID_BYTES, DataKey, KeyRing, NewKey, utc_day
+from mlwarden.privacy.keys import SHARE_BYTES, DataKey, KeyRing, NewKey, utc_day
 from mlwarden.privacy.scopes import FIELDS, Field, Scope, check_field
 from mlwarden.store.schema import privacy_payloads
 
@@ -94,7 +100,6 @@ class SealedPayload:
 
 AAD_LABEL = b"mlwarden-payload-v1"
 _AAD_PREFIX = AAD_LABEL + b"\x00"
-_DEK_PREFIX = DEK_LABEL + b"\x00"
 _FIELD_PARTS: dict[str, bytes] = {field: frame_part(field) for field in FIELDS}
 
 
@@ -112,83 +117,69 @@ def check_decision_id(decision_id: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SealedBatch:
-    """Rows sealed for one ledger entry: each row's commitments (hex) and the payload rows to insert."""
+    """Rows sealed for one ledger entry: each row's commitments (hex) and the rows to insert (one per decision)."""
 
     inputs_commitments: list[str]
     outputs_commitments: list[str]
     rows: list[PayloadRow]
 
 
-_OWN_STEP = DATA_KEY_BYTES + KEY_ID_BYTES + SALT_BYTES + NONCE_BYTES
-_SHARED_STEP = SALT_BYTES + NONCE_BYTES
+ROW_AAD_LABEL = b"mlwarden-payload-v2"
+_ROW_AAD_PREFIX = ROW_AAD_LABEL + b"\x00"
 
 
-def seal_own_rows(
-    ring: KeyRing, decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any], day: str
-) -> SealedBatch:
-    """Seal each row's inputs and outputs under two fresh keys of its own decision, wrapped inline.
-
-    The same records as :func:`seal` for requests without subject (same key slots, wrap context,
-    associated data and commitments), built without intermediate objects: one ``os.urandom``
-    call gives every key, key id, salt and nonce of the batch.
-    """
-    kek = ring.kek
-    kek_id = kek.kek_id
-    randomness = os.urandom(2 * _OWN_STEP * len(decision_ids))
-    sha256 = hashlib.sha256
-    batch = SealedBatch([], [], [])
-    day_part = frame_part(day)
-    at = 0
-    for i, decision_id in enumerate(decision_ids):
-        decision_part = frame_part(check_decision_id(decision_id))
-        scope_part = frame_part(ring.scope_tag(Scope.decision(decision_id)))
-        for field, value, commitments in (
-            ("inputs", inputs[i], batch.inputs_commitments),
-            ("outputs", outputs[i], batch.outputs_commitments),
-        ):
-            secret = randomness[at : at + DATA_KEY_BYTES]
-            key_id = randomness[at + DATA_KEY_BYTES : at + DATA_KEY_BYTES + KEY_ID_BYTES].hex()
-            salt = randomness[at + DATA_KEY_BYTES + KEY_ID_BYTES : at + _OWN_STEP - NONCE_BYTES]
-            nonce = randomness[at + _OWN_STEP - NONCE_BYTES : at + _OWN_STEP]
-            at += _OWN_STEP
-            field_part = _FIELD_PARTS[field]
-            key_part = frame_part(key_id)
-            wrapped = kek.wrap(secret, b"".join((_DEK_PREFIX, key_part, scope_part, field_part, day_part)))
-            canonical = canonical_json(value)
-            aad = b"".join((_AAD_PREFIX, decision_part, field_part, key_part))
-            ciphertext = AESGCM(secret).encrypt(nonce, salt + canonical, aad)
-            commitments.append(sha256(DOMAIN + salt + canonical).hexdigest())
-            batch.rows.append((decision_id, field, key_id, day, kek_id, wrapped, nonce, ciphertext))
-    return batch
+def row_aad(decision_id: str, field: str, key_id: str) -> bytes:
+    """The associated data of a field in a ``privacy_rows`` row (decision id, field, the day key's id)."""
+    return framed(ROW_AAD_LABEL, decision_id, field, key_id)
 
 
-def seal_shared_rows(
+_FIELD_STEP = SALT_BYTES + NONCE_BYTES
+
+
+def seal_prediction_rows(
     decision_ids: Sequence[str],
     inputs: Sequence[Any],
     outputs: Sequence[Any],
     keys: Sequence[tuple[DataKey, DataKey]],
     day: str,
+    *,
+    shares: bool,
 ) -> SealedBatch:
-    """Seal row ``i``'s inputs and outputs under ``keys[i]`` (its subject's inputs and outputs keys of ``day``)."""
-    randomness = os.urandom(2 * _SHARED_STEP * len(decision_ids))
+    """Seal row ``i``'s inputs and outputs under ``keys[i]`` (the inputs and outputs keys of ``day``), one row each.
+
+    ``shares``: the keys are the ``unnamed`` scope's day keys, and each row is sealed under keys of
+    its own, derived from them and 32 random bytes stored in the row (:meth:`DataKey.row_key`);
+    otherwise (subjects) the day keys seal the row directly. One ``os.urandom`` call gives every
+    share, salt and nonce of the batch. Each field is ``nonce || AES-256-GCM(salt || canonical)``
+    with :func:`row_aad`; the commitments are those of :func:`commitment_of`.
+    """
+    share_bytes = SHARE_BYTES if shares else 0
+    step = share_bytes + 2 * _FIELD_STEP
+    randomness = os.urandom(step * len(decision_ids))
     sha256 = hashlib.sha256
-    batch = SealedBatch([], [], [])
-    at = 0
+    inputs_commitments: list[str] = []
+    outputs_commitments: list[str] = []
+    rows: list[PayloadRow] = []
     for i, decision_id in enumerate(decision_ids):
-        decision_part = frame_part(check_decision_id(decision_id))
-        for field, value, key, commitments in (
-            ("inputs", inputs[i], keys[i][0], batch.inputs_commitments),
-            ("outputs", outputs[i], keys[i][1], batch.outputs_commitments),
-        ):
-            salt = randomness[at : at + SALT_BYTES]
-            nonce = randomness[at + SALT_BYTES : at + _SHARED_STEP]
-            at += _SHARED_STEP
-            canonical = canonical_json(value)
-            aad = b"".join((_AAD_PREFIX, decision_part, _FIELD_PARTS[field], frame_part(key.key_id)))
-            ciphertext = key.aead.encrypt(nonce, salt + canonical, aad)
-            commitments.append(sha256(DOMAIN + salt + canonical).hexdigest())
-            batch.rows.append((decision_id, field, key.key_id, day, None, None, nonce, ciphertext))
-    return batch
+        head = _ROW_AAD_PREFIX + frame_part(check_decision_id(decision_id))
+        inputs_key, outputs_key = keys[i]
+        at = i * step
+        share = randomness[at : at + share_bytes] if shares else None
+        at += share_bytes
+        salted_inputs = randomness[at : at + SALT_BYTES] + canonical_json(inputs[i])
+        salted_outputs = randomness[at + _FIELD_STEP : at + _FIELD_STEP + SALT_BYTES] + canonical_json(outputs[i])
+        inputs_nonce = randomness[at + SALT_BYTES : at + _FIELD_STEP]
+        outputs_nonce = randomness[at + _FIELD_STEP + SALT_BYTES : at + 2 * _FIELD_STEP]
+        inputs_aead = inputs_key.aead if share is None else inputs_key.row_key(share)
+        outputs_aead = outputs_key.aead if share is None else outputs_key.row_key(share)
+        rows.append((
+            decision_id, day, inputs_key.key_id, outputs_key.key_id, share,
+            inputs_nonce + inputs_aead.encrypt(inputs_nonce, salted_inputs, head + inputs_key.aad_tail),
+            outputs_nonce + outputs_aead.encrypt(outputs_nonce, salted_outputs, head + outputs_key.aad_tail),
+        ))  # fmt: skip
+        inputs_commitments.append(sha256(DOMAIN + salted_inputs).hexdigest())
+        outputs_commitments.append(sha256(DOMAIN + salted_outputs).hexdigest())
+    return SealedBatch(inputs_commitments, outputs_commitments, rows)
 
 
 def seal_with_keys(

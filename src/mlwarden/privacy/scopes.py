@@ -1,4 +1,4 @@
-"""Who a data key belongs to: a data subject, or one decision when no subject is named."""
+"""Who a data key belongs to: a data subject, one decision, or every row of a day that names no subject."""
 
 from __future__ import annotations
 
@@ -8,16 +8,18 @@ from typing import Literal
 from mlwarden.errors import InvalidInput
 from mlwarden.privacy.framing import framed
 
-Field = Literal["inputs", "outputs"]
+Field = Literal["inputs", "outputs", "expected"]
 FIELDS: tuple[Field, ...] = ("inputs", "outputs")
+"""A prediction's fields; feedback seals one more, ``expected`` (see :mod:`mlwarden.subjects.expected`)."""
 MAX_ID = 256
+UNNAMED_ID = "rows-without-subject"
 
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """A data subject (``Scope.subject("customer-42")``) or a decision (``Scope.decision(id)``)."""
+    """A data subject (``Scope.subject("customer-42")``), a decision (``Scope.decision(id)``) or ``Scope.unnamed()``."""
 
-    kind: Literal["subject", "decision"]
+    kind: Literal["subject", "decision", "unnamed"]
     id: str
 
     def __post_init__(self) -> None:
@@ -34,6 +36,11 @@ class Scope:
         """Keys of one decision's payloads, for rows that name no subject."""
         return cls("decision", decision_id)
 
+    @classmethod
+    def unnamed(cls) -> Scope:
+        """The day keys of prediction rows that name no subject (each row adds a key share of its own)."""
+        return cls("unnamed", UNNAMED_ID)
+
     @property
     def tag_input(self) -> bytes:
         """The bytes the KEK's subject tag is computed over (kind and id, unambiguously)."""
@@ -44,9 +51,11 @@ class Scope:
 
 
 def check_field(field: str) -> Field:
-    """``field`` when it is ``inputs`` or ``outputs``; an input error otherwise."""
+    """``field`` when it is ``inputs``, ``outputs`` or ``expected``; an input error otherwise."""
     if field == "inputs":
         return "inputs"
     if field == "outputs":
         return "outputs"
-    raise InvalidInput(f"payload field must be inputs or outputs, got {field!r}")
+    if field == "expected":
+        return "expected"
+    raise InvalidInput(f"payload field must be inputs, outputs or expected, got {field!r}")

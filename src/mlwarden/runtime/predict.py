@@ -30,11 +30,10 @@ def prediction_record(
         **sealed.body,
         **extra,
     }
-    entry = PreparedEntry.build(
+    return PreparedEntry.build(
         kind="prediction", subject=f"model:{row['name']}:{row['version']}", principal=principal, body=body,
-        refs=tuple(decision_ids),
+        refs=tuple(decision_ids), attachments=sealed.attachments,
     )  # fmt: skip
-    return sealed.attach(entry)
 
 
 def predict(

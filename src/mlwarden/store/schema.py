@@ -263,3 +263,23 @@ batch_sealed_rows = Table(
 """Each sealed row's commitment (its personal columns sealed in ``privacy_payloads`` as ``batch:<id>:<row>``).
 
 The batch's ledger entry commits to the list by its Merkle root, so a changed or dropped row here is caught."""
+
+privacy_rows = Table(
+    "privacy_rows",
+    metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("day", String(10), nullable=False),
+    Column("inputs_key", String(32), nullable=False),
+    Column("outputs_key", String(32), nullable=False),
+    Column("share", LargeBinary, nullable=True),
+    Column("inputs", LargeBinary, nullable=False),
+    Column("outputs", LargeBinary, nullable=False),
+    Column("ledger_index", BigInteger, nullable=True),
+    Column("erasure_id", String(32), nullable=True),
+)
+"""A prediction row's sealed inputs and outputs (each ``nonce || AES-256-GCM ciphertext``), one row per decision.
+
+``inputs_key``/``outputs_key`` name keys of the day in ``privacy_keys``: a subject's, or the
+``unnamed`` scope's for rows without subject, whose own key derives from that day key and
+``share``. Erasing such a decision clears ``share`` and sets ``erasure_id``. Predictions before
+migration 0017 stay in ``privacy_payloads``, which also holds feedback's ``expected`` values."""

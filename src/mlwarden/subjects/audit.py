@@ -1,4 +1,4 @@
-"""``ledger verify``'s payload pass: every version-2 payload opened and checked against its verified entry.
+"""``ledger verify``'s payload pass: every version-2 payload (predictions, feedback) opened, checked against its entry.
 
 A payload is *verified* (it decrypts and matches its commitment), *erased* (its key was destroyed
 by an erasure that a ledger entry records and that covers it), *absent* (no payload row: in a
@@ -20,14 +20,15 @@ from mlwarden.errors import InvalidInput, MlwardenError
 from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.kinds import ERASURE_KIND
 from mlwarden.privacy import Absent, Erased, Opened, PayloadClaim, open_many
-from mlwarden.subjects.decisions import claims, is_sealed
-from mlwarden.subjects.sealing import privacy_ring
+from mlwarden.subjects.decisions import entry_claims
+from mlwarden.subjects.sealing import ENTRY_VERSION, privacy_ring
 from mlwarden.workspace import Workspace
 
 BATCH = 2000
 _PREDICTION = b'"kind":"prediction"'
 _ERASURE = b'"kind":"' + ERASURE_KIND.encode() + b'"'
 _BATCH = b'"kind":"data.batch_'
+_FEEDBACK = b'"kind":"feedback"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +80,10 @@ class PayloadReport:
 def _sealed_entries(ws: Workspace) -> Iterator[Entry]:
     for _index, text, _leaf in ws.log.iter_rows():
         raw = bytes(text)
-        if _PREDICTION in raw or _ERASURE in raw or _BATCH in raw:
+        if _PREDICTION in raw or _ERASURE in raw or _FEEDBACK in raw or _BATCH in raw:
             entry = Entry.parse(raw)
-            if (
-                entry.kind == ERASURE_KIND
-                or (entry.kind == "prediction" and is_sealed(entry.body))
-                or is_sealed_batch(entry.kind, entry.body)
-            ):
+            sealed = entry.kind in ("prediction", "feedback") and entry.body.get("v") == ENTRY_VERSION
+            if entry.kind == ERASURE_KIND or sealed or is_sealed_batch(entry.kind, entry.body):
                 yield entry
 
 
@@ -113,8 +111,8 @@ def audit_payloads(ws: Workspace) -> PayloadReport:
                 erasures[found[0]] = found[1]
             continue
         try:
-            if entry.kind == "prediction":
-                found_claims = claims(entry.body, entry.index)
+            if entry.kind in ("prediction", "feedback"):
+                found_claims = entry_claims(entry.kind, entry.body, entry.index)
             else:  # a batch whose personal cells are sealed (mlwarden.data.batch_sealing)
                 with ws.engine.connect() as conn:
                     found_claims = batch_claims(conn, entry.body, entry.index)

@@ -28,6 +28,28 @@ def claims(body: dict[str, Any], index: int) -> list[PayloadClaim]:
     return out
 
 
+def is_sealed_feedback(body: dict[str, Any]) -> bool:
+    """Whether a feedback body commits to a sealed ``expected`` value (version 2) rather than holding it."""
+    return body.get("v") == ENTRY_VERSION and isinstance(body.get("expected_commitment"), str)
+
+
+def feedback_claims(body: dict[str, Any], index: int) -> list[PayloadClaim]:
+    """What a verified version-2 feedback entry commits to: its ``expected`` value (none when it gave none)."""
+    if body.get("v") != ENTRY_VERSION or body.get("expected_commitment") is None:
+        return []
+    feedback_id, hexed = body.get("feedback_id"), body.get("expected_commitment")
+    if not isinstance(feedback_id, str) or not isinstance(hexed, str):
+        raise IntegrityError(f"feedback entry {index} has no feedback id or expected commitment", index=index)
+    return [PayloadClaim(feedback_id, "expected", Commitment.parse(hexed))]
+
+
+def entry_claims(kind: str, body: dict[str, Any], index: int) -> list[PayloadClaim]:
+    """The payloads a verified entry commits to: a prediction's rows, or a feedback's expected value."""
+    if kind == "feedback":
+        return feedback_claims(body, index)
+    return claims(body, index) if kind == "prediction" and is_sealed(body) else []
+
+
 def erasure_index(ws: Workspace, erasure_id: str) -> int | None:
     """The ledger index of the erasure entry ``erasure_id`` (None: no entry records it)."""
     return ws.log.find_ref(erasure_id)

@@ -1,4 +1,4 @@
-"""Subject access: every decision about a data subject, opened, with inclusion proofs and the signed head.
+"""Subject access: every decision (and feedback value) about a data subject, opened, with proofs and the signed head.
 
 The file (format ``mlwarden-subject-export-v1``) verifies offline with
 :func:`mlwarden.subjects.export_check.check_export`: each entry's text hashes to a leaf that the
@@ -20,8 +20,8 @@ from mlwarden.errors import IntegrityError
 from mlwarden.ledger.kinds import EXPORT_KIND
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.privacy import Opened, Scope, open_many
-from mlwarden.store.schema import privacy_keys, privacy_payloads
-from mlwarden.subjects.decisions import claims
+from mlwarden.store.schema import privacy_keys, privacy_payloads, privacy_rows
+from mlwarden.subjects.decisions import entry_claims
 from mlwarden.subjects.sealing import privacy_ring
 from mlwarden.workspace import Workspace
 
@@ -34,32 +34,39 @@ def _subject_rows(ws: Workspace, subject: str) -> dict[int, set[str]]:
     p = privacy_payloads.c
     with ws.engine.connect() as conn:
         keys = select(privacy_keys.c.key_id).where(privacy_keys.c.scope_tag == tag)
+        r = privacy_rows.c
         found: dict[int, set[str]] = {}
-        for decision_id, index in conn.execute(
-            select(p.decision_id, p.ledger_index).where(p.key_id.in_(keys), p.ledger_index.is_not(None))
+        for query in (
+            select(r.decision_id, r.ledger_index).where(
+                r.share.is_(None), r.outputs_key.in_(keys) | r.inputs_key.in_(keys), r.ledger_index.is_not(None)
+            ),
+            select(p.decision_id, p.ledger_index).where(p.key_id.in_(keys), p.ledger_index.is_not(None)),
         ):
-            found.setdefault(int(index), set()).add(str(decision_id))
+            for decision_id, index in conn.execute(query):
+                found.setdefault(int(index), set()).add(str(decision_id))
     return found
 
 
-def _decision(ws: Workspace, index: int, wanted: set[str], size: int) -> list[dict[str, Any]]:
+def _opened(ws: Workspace, index: int, wanted: set[str], size: int) -> list[dict[str, Any]]:
+    """The subject's payloads in entry ``index`` (a prediction's rows, or a feedback's expected value), opened."""
     entry, _proof = ws.log.verified_entry(index)
     text = ws.log.entry(index).text
     path = [h.hex() for h in ws.log.inclusion_proof(index, size).path]
-    mine = [c for c in claims(entry.body, index) if c.decision_id in wanted]
+    mine = [c for c in entry_claims(entry.kind, entry.body, index) if c.decision_id in wanted]
     with ws.engine.connect() as conn:
         results = open_many(conn, privacy_ring(ws), mine)
-    by_decision: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, dict[str, Any]] = {}
     for claim, result in zip(mine, results, strict=True):
         if not isinstance(result, Opened):
             raise IntegrityError(f"ledger entry {index}: the {claim.field} of a decision does not open", index=index)
-        row = by_decision.setdefault(
-            claim.decision_id,
-            {"decision_id": claim.decision_id, "ledger_index": index, "entry": text, "inclusion_proof": path},
-        )
+        row = by_id.setdefault(claim.decision_id, {"ledger_index": index, "entry": text, "inclusion_proof": path})
+        if claim.field == "expected":
+            row |= {"feedback_id": claim.decision_id, "decision_id": entry.body.get("decision_id")}
+        else:
+            row["decision_id"] = claim.decision_id
         row[claim.field] = result.value
         row[f"{claim.field}_salt"] = result.salt.hex()
-    return list(by_decision.values())
+    return list(by_id.values())
 
 
 def export_subject(ws: Workspace, subject: str, *, principal: str) -> dict[str, Any]:
@@ -67,17 +74,19 @@ def export_subject(ws: Workspace, subject: str, *, principal: str) -> dict[str, 
     found = _subject_rows(ws, subject)
     note = ws.log.sign_head()
     checkpoint = Checkpoint.open(note, ws.log.verifier)
-    decisions: list[dict[str, Any]] = []
+    opened: list[dict[str, Any]] = []
     for index in sorted(i for i in found if i < checkpoint.size):
-        decisions.extend(_decision(ws, index, found[index], checkpoint.size))
+        opened.extend(_opened(ws, index, found[index], checkpoint.size))
     document = {
         "format": FORMAT,
         "subject": subject,
         "exported": datetime.now(UTC).isoformat(),
         "checkpoint": note,
         "public_key": ws.log.verifier.vkey(),
-        "decisions": decisions,
+        "decisions": [row for row in opened if "feedback_id" not in row],
+        "feedback": [row for row in opened if "feedback_id" in row],
     }
+    decisions = document["decisions"]
     digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
     ws.log.append(
         kind=EXPORT_KIND, subject="privacy:export", principal=principal,

@@ -76,6 +76,32 @@ def _check_decision(row: Any, checkpoint: Checkpoint, position: int) -> None:
             raise VerificationError(f"entry {index}: the {field} of decision {decision} does not match its commitment")
 
 
+def _check_feedback(row: Any, checkpoint: Checkpoint, position: int) -> None:
+    if not isinstance(row, dict):
+        raise VerificationError(f"feedback {position} is not an object")
+    index, text, path = row.get("ledger_index"), row.get("entry"), row.get("inclusion_proof")
+    if not isinstance(index, int) or not isinstance(text, str) or not isinstance(path, list):
+        raise VerificationError(f"feedback {position} lacks its ledger index, entry or inclusion proof")
+    try:
+        proof = [bytes.fromhex(str(h)) for h in path]
+    except ValueError as exc:
+        raise VerificationError(f"entry {index}: inclusion proof is not hex") from exc
+    merkle.verify_inclusion(merkle.leaf_hash(text.encode()), index, checkpoint.size, proof, checkpoint.root)
+    entry = Entry.parse(text)
+    feedback_id = row.get("feedback_id")
+    if entry.index != index or entry.kind != "feedback" or entry.body.get("feedback_id") != feedback_id:
+        raise VerificationError(f"entry {index} does not record feedback {feedback_id}")
+    try:
+        expected = Commitment.parse(entry.body["expected_commitment"])
+        salt = bytes.fromhex(str(row["expected_salt"]))
+    except (KeyError, TypeError, ValueError, InvalidInput) as exc:
+        raise VerificationError(
+            f"entry {index}: the expected value of feedback {feedback_id} has no commitment"
+        ) from exc
+    if commitment_of(salt, canonical_json(row.get("expected"))) != expected:
+        raise VerificationError(f"entry {index}: the expected value of feedback {feedback_id} does not match")
+
+
 def check_export(text: str, pin: KeyPin) -> ExportReport:
     """Verify an export document; raise :class:`VerificationError` naming the first thing that fails."""
     document = parse_json_object(text, what="subject export")
@@ -88,4 +114,9 @@ def check_export(text: str, pin: KeyPin) -> ExportReport:
         raise VerificationError("the export has no list of decisions")
     for position, row in enumerate(decisions):
         _check_decision(row, checkpoint, position)
+    feedback = document.get("feedback", [])
+    if not isinstance(feedback, list):
+        raise VerificationError("the export's feedback is not a list")
+    for position, row in enumerate(feedback):
+        _check_feedback(row, checkpoint, position)
     return ExportReport(len(decisions), checkpoint.size, key.fingerprint)

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mlwarden.errors import InvalidInput
+from sqlalchemy.exc import SQLAlchemyError
+
+from mlwarden.errors import InvalidInput, StoreError
 from mlwarden.ledger.entry import PayloadRow, PreparedEntry
-from mlwarden.privacy import KeyRing, KeySlot, LocalKek, Scope, utc_day
-from mlwarden.privacy.payloads import SealedBatch, seal_own_rows, seal_shared_rows
+from mlwarden.privacy import KeyRing, LocalKek, utc_day
+from mlwarden.privacy.payloads import SealedBatch, seal_prediction_rows
 from mlwarden.privacy.scopes import MAX_ID
-from mlwarden.store.engine import write_transaction
+from mlwarden.store.engine import describe_db_error, write_transaction
 from mlwarden.workspace import Workspace
 
 ENTRY_VERSION = 2
@@ -61,13 +63,31 @@ def _rows(batch: SealedBatch) -> SealedRows:
     return SealedRows(body, tuple(batch.rows))
 
 
-def _subject_slots(ring: KeyRing, subjects: Sequence[str], day: str) -> list[tuple[KeySlot, KeySlot]]:
-    """Each row's (inputs, outputs) key slots: its subject's tag (an HMAC, memoised by the ring) and ``day``."""
-    slots = []
-    for subject in subjects:
-        tag = ring.scope_tag(Scope.subject(subject))
-        slots.append((KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day)))
-    return slots
+def _checked(decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any],
+             subjects: Sequence[str] | None) -> None:  # fmt: skip
+    if not len(decision_ids) == len(inputs) == len(outputs):
+        raise InvalidInput(f"inputs ({len(inputs)}) and outputs ({len(outputs)}) must have one row per decision")
+    if subjects is not None and len(subjects) != len(decision_ids):
+        raise InvalidInput(f"subjects ({len(subjects)}) must have one subject per decision ({len(decision_ids)})")
+
+
+def seal_rows_cached(
+    ws: Workspace,
+    decision_ids: Sequence[str],
+    inputs: Sequence[Any],
+    outputs: Sequence[Any],
+    subjects: Sequence[str] | None = None,
+    *,
+    now: datetime | None = None,
+) -> SealedRows | None:
+    """:func:`seal_rows` if every key it needs is cached (no database: fit for an event loop), else None."""
+    _checked(decision_ids, inputs, outputs, subjects)
+    ring = privacy_ring(ws)
+    day = ring.today() if now is None else utc_day(now)
+    keys = ring.cached_pairs(subjects, len(decision_ids), day)
+    if keys is None:
+        return None
+    return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))
 
 
 def seal_rows(
@@ -79,26 +99,21 @@ def seal_rows(
     *,
     now: datetime | None = None,
 ) -> SealedRows:
-    """Seal each row's inputs and outputs, under its subject's key or a key of its own decision.
+    """Seal each row's inputs and outputs, under its subject's keys of the day or keys of its own.
 
-    Rows without subject need no database (their keys are new and stored inline); subjects' keys
-    of the day are found or created in a short transaction of their own (a key without payloads
-    is harmless), so the ledger's transaction only inserts the rows.
+    A row without subject gets keys of its own, derived from the day's ``unnamed`` keys and a
+    random share stored in its row. The keys of the day are cached by the ring (a minute); when
+    one is not, they are found or created in a short transaction of their own (a key without
+    payloads is harmless), so the ledger's transaction only inserts the rows.
     """
-    if not len(decision_ids) == len(inputs) == len(outputs):
-        raise InvalidInput(f"inputs ({len(inputs)}) and outputs ({len(outputs)}) must have one row per decision")
-    moment = now or datetime.now(UTC)
-    day = utc_day(moment)
+    _checked(decision_ids, inputs, outputs, subjects)
     ring = privacy_ring(ws)
-    if subjects is None:
-        return _rows(seal_own_rows(ring, decision_ids, inputs, outputs, day))
-    if len(subjects) != len(decision_ids):
-        raise InvalidInput(f"subjects ({len(subjects)}) must have one subject per decision ({len(decision_ids)})")
-    pairs = _subject_slots(ring, subjects, day)
-    flat = [slot for pair in pairs for slot in pair]
-    found = ring.cached_subject_keys(flat)
-    if found is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
-        with write_transaction(ws.engine) as conn:
-            found = ring.subject_keys(conn, flat, now=moment)
-    keys = [(found[a], found[b]) for a, b in pairs]
-    return _rows(seal_shared_rows(decision_ids, inputs, outputs, keys, day))
+    day = ring.today() if now is None else utc_day(now)
+    keys = ring.cached_pairs(subjects, len(decision_ids), day)
+    if keys is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
+        try:
+            with write_transaction(ws.engine) as conn:
+                keys = ring.pairs(conn, subjects, len(decision_ids), day, now=now or datetime.now(UTC))
+        except SQLAlchemyError as exc:  # the record cannot be made: a store outage, not a bad request
+            raise StoreError(f"data keys of the day could not be read or created: {describe_db_error(exc)}") from exc
+    return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))

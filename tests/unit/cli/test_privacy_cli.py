@@ -105,12 +105,10 @@ def test_verify_names_the_index_of_an_altered_ciphertext(cli: Cli, home: Path, r
     """One flipped ciphertext byte: exit 1, the prediction's ledger index named."""
     decision = recorded["subjects"]["decision_ids"][1]
     with _db(home) as db:
-        (ct,) = db.execute(
-            "SELECT ciphertext FROM privacy_payloads WHERE decision_id = ? AND field = 'inputs'", (decision,)
-        ).fetchone()
+        (ct,) = db.execute("SELECT inputs FROM privacy_rows WHERE decision_id = ?", (decision,)).fetchone()
         db.execute(
-            "UPDATE privacy_payloads SET ciphertext = ? WHERE decision_id = ? AND field = 'inputs'",
-            (bytes([ct[0] ^ 1]) + ct[1:], decision),
+            "UPDATE privacy_rows SET inputs = ? WHERE decision_id = ?",
+            (ct[:20] + bytes([ct[20] ^ 1]) + ct[21:], decision),
         )
     code, report = _verify(cli)
     assert code == 1
@@ -124,12 +122,9 @@ def test_verify_catches_swapped_payloads_and_fake_erasure(cli: Cli, home: Path, 
     first, second = recorded["subjects"]["decision_ids"]
     own = recorded["own"]["decision_ids"][0]
     with _db(home) as db:
-        db.execute("UPDATE privacy_payloads SET erasure_id = 'f' || key_id, wrapped_key = NULL WHERE decision_id = ?",
-                   (own,))  # fmt: skip
-        db.execute("DELETE FROM privacy_payloads WHERE decision_id = ? AND field = 'outputs'", (second,))
-        db.execute(
-            "UPDATE privacy_payloads SET decision_id = ? WHERE decision_id = ? AND field = 'outputs'", (second, first)
-        )
+        db.execute("UPDATE privacy_rows SET erasure_id = 'fake', share = NULL WHERE decision_id = ?", (own,))
+        db.execute("DELETE FROM privacy_rows WHERE decision_id = ?", (second,))
+        db.execute("UPDATE privacy_rows SET decision_id = ? WHERE decision_id = ?", (second, first))
     code, report = _verify(cli)
     assert code == 1
     problems = {(p["index"], p["problem"].split(":")[0].split(" is ")[0]) for p in report["payloads"]["tampered"]}
@@ -137,7 +132,7 @@ def test_verify_catches_swapped_payloads_and_fake_erasure(cli: Cli, home: Path, 
     assert {i for i, _ in problems} == {subjects_index, own_index}
     texts = " | ".join(p["problem"] for p in report["payloads"]["tampered"])
     assert "no erasure entry covers" in texts
-    assert "payload row missing" in texts  # the first decision's outputs row was moved away
+    assert "payload row missing" in texts  # the first decision's row was moved away
     assert "fails authentication" in texts  # ... and fails where it was moved to
 
 

@@ -135,10 +135,10 @@ def test_answers_that_do_not_add_up_are_refused() -> None:
 
 
 def test_attachments_round_trip_and_truncation_is_refused() -> None:
-    """Sealed payload rows travel with their entry (None stays None, bytes stay bytes); a cut row is a WireError."""
+    """Sealed rows travel with their entry (a missing share stays None, bytes stay bytes); a cut row is a WireError."""
     rows = (
-        ("d-1", "inputs", "k" * 32, "2026-11-26", None, None, b"\x00" * 12, b"\xff\x00ct"),
-        ("d-1", "outputs", "j" * 32, "2026-11-26", "kek1", b"wrapped", b"\x01" * 12, b""),
+        ("d-1", "2026-11-26", "k" * 32, "j" * 32, None, b"\x00" * 12 + b"\xff\x00ct", b"\x01" * 30),
+        ("d-é", "2026-11-26", "k" * 32, "j" * 32, b"s" * 32, b"\x02" * 40, b"\x03" * 29),
     )
     entry = _entry().with_attachments(rows)
     frame, count = next(entries_frames([encode_entry(entry), encode_entry(_entry(1))]))

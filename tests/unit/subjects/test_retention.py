@@ -48,7 +48,7 @@ def test_retention_erases_exactly_the_expired_inputs(workspace: Workspace) -> No
     _policy(workspace, "privacy:\n  inputs_retention_days: 3\n")
     result = apply_retention(workspace, now=today + timedelta(days=3))  # cut-off: today
     assert result["inputs_retention_days"] == 3
-    assert result["keys_destroyed"] == 4  # two own keys (old-own rows) + s1, s2 inputs keys of yesterday
+    assert result["keys_destroyed"] == 3  # yesterday's inputs keys: the unnamed scope's (old-own rows), s1, s2
     erasure = Entry.parse(workspace.log.entry(result["ledger_index"]).text)
     assert erasure.body["what"] == "retention"
     assert erasure.body["inputs_before"] == today.strftime("%Y-%m-%d")

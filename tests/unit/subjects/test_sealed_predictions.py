@@ -17,7 +17,7 @@ from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.models import register_model
 from mlwarden.runtime.predict import predict, prediction_record
 from mlwarden.samples import SampleModel, breast_cancer_model
-from mlwarden.store.schema import privacy_payloads
+from mlwarden.store.schema import privacy_rows
 from mlwarden.subjects.decisions import decision_payloads, prediction_payloads
 from mlwarden.subjects.erasure import erase_data_subject, expire_old_inputs
 from mlwarden.subjects.sealing import check_subjects, seal_rows
@@ -60,7 +60,7 @@ def test_entry_commits_to_rows_and_never_holds_them(workspace: Workspace, sample
     assert len(entry.body["inputs_commitments"]) == len(entry.body["outputs_commitments"]) == 3
     assert prediction_payloads(workspace, entry.to_json()) == {"inputs": rows, "outputs": result["predictions"]}
     with workspace.engine.connect() as conn:
-        indexes = set(conn.execute(select(privacy_payloads.c.ledger_index)).scalars())
+        indexes = set(conn.execute(select(privacy_rows.c.ledger_index)).scalars())
     assert indexes == {result["ledger_index"]}
 
 
@@ -92,17 +92,17 @@ def test_erasing_a_subject_keeps_facts_and_proofs(workspace: Workspace, sample: 
 
 
 def test_rows_without_subject_are_sealed_under_their_own_keys(workspace: Workspace, sample: SampleModel) -> None:
-    """No subject: one key per decision and field, stored inline (retention can still erase the inputs)."""
+    """No subject: each row has its own share (its keys derive from it), and retention still erases the inputs."""
     register_model(workspace, name="bc", path=sample.onnx, card_path=sample.card, principal="alice")
     result = predict(workspace, "bc", None, _rows(sample, 2), "local:bob")
     with workspace.engine.connect() as conn:
-        wrapped = conn.execute(select(func.count()).where(privacy_payloads.c.wrapped_key.is_not(None))).scalar_one()
-    assert wrapped == 4
+        shares = conn.execute(select(privacy_rows.c.share).where(privacy_rows.c.share.is_not(None))).scalars().all()
+    assert len(set(shares)) == 2
     expired = expire_old_inputs(
         workspace, inputs_retention_days=1, principal="system:retention", now=datetime.now(UTC) + timedelta(days=2)
     )
     assert expired is not None
-    assert expired["keys_destroyed"] == 2
+    assert expired["keys_destroyed"] == 1  # the day's inputs key of rows without subject
     entry = _entry(workspace, result["ledger_index"]).to_json()
     opened = prediction_payloads(workspace, entry)
     assert opened["inputs"] == [{"erased": True, "erasure_index": expired["ledger_index"]}] * 2
@@ -138,7 +138,7 @@ def test_payloads_and_entry_commit_together(workspace: Workspace, sample: Sample
         workspace.log.append_many([prediction_record(row, decisions, sealed, principal="x")])
     assert workspace.log.size() == size
     with workspace.engine.connect() as conn:
-        assert conn.execute(select(func.count()).where(privacy_payloads.c.decision_id == fresh)).scalar_one() == 0
-        assert conn.execute(select(func.count()).select_from(privacy_payloads)).scalar_one() == 2
+        assert conn.execute(select(func.count()).where(privacy_rows.c.decision_id == fresh)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(privacy_rows)).scalar_one() == 1
     predict(workspace, "bc", None, _rows(sample, 1), "local:bob")  # the log still appends after the failure
     assert workspace.log.size() == size + 1

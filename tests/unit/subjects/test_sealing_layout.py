@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 
 from mlwarden.errors import InvalidInput
-from mlwarden.privacy import KeySlot, LocalKek, Scope
+from mlwarden.privacy import LocalKek, read_kek
 from mlwarden.store.schema import privacy_keys
-from mlwarden.subjects.sealing import privacy_ring, seal_rows
+from mlwarden.subjects.sealing import seal_rows
 from mlwarden.workspace import Workspace
 
 INPUTS = [{"age": 41, "income": 52000.5, "region": "nörth"}, {"age": 7, "income": 1.0, "region": "south"}]
@@ -31,62 +31,72 @@ def _framed(label: bytes, *parts: str) -> bytes:
     return out
 
 
-def _check_row(row: tuple[object, ...], aead: AESGCM, commitment: str, value: object) -> None:
-    """The documented AAD opens the ciphertext; the plaintext is salt || JCS and opens the entry's commitment."""
-    decision_id, field, key_id, _day, _kek_id, _wrapped, nonce, ciphertext = row
-    assert isinstance(decision_id, str)
-    assert isinstance(field, str)
-    assert isinstance(key_id, str)
-    assert isinstance(nonce, bytes)
-    assert isinstance(ciphertext, bytes)
-    assert len(nonce) == 12
-    plain = aead.decrypt(nonce, ciphertext, _framed(b"mlwarden-payload-v1", decision_id, field, key_id))
+def _hkdf(secret: bytes, purpose: bytes) -> bytes:
+    return HKDF(SHA256(), 32, None, b"mlwarden-privacy-v1\x00" + purpose).derive(secret)
+
+
+def _day_key(workspace: Workspace, key_id: str) -> tuple[str, str, str, bytes]:
+    """(scope tag, field, day, secret) of a stored key of the day, unwrapped as documented."""
+    secret = read_kek(workspace.options.paths.privacy_kek)
+    with workspace.engine.connect() as conn:
+        row = conn.execute(select(privacy_keys).where(privacy_keys.c.key_id == key_id)).one()
+    wrapped = bytes(row.wrapped)
+    context = _framed(b"mlwarden-dek-v1", key_id, row.scope_tag, row.field, row.day)
+    key = AESGCM(_hkdf(secret, b"wrap")).decrypt(wrapped[:12], wrapped[12:], context)
+    return row.scope_tag, row.field, row.day, key
+
+
+def _tag(workspace: Workspace, kind: str, name: str) -> str:
+    tag_key = _hkdf(read_kek(workspace.options.paths.privacy_kek), b"subject-tag")
+    return hmac.digest(tag_key, _framed(b"mlwarden-scope-v1", kind, name), "sha256").hex()
+
+
+def _check_field(decision_id: str, field: str, key_id: str, key: bytes, blob: bytes, commitment: str,
+                 value: object) -> None:  # fmt: skip
+    """The documented AAD opens ``nonce || ciphertext``; the plaintext is salt || JCS and opens the commitment."""
+    aad = _framed(b"mlwarden-payload-v2", decision_id, field, key_id)
+    plain = AESGCM(key).decrypt(blob[:12], blob[12:], aad)
     assert json.loads(plain[32:]) == value
     assert hashlib.sha256(b"mlwarden-commit-v1\x00" + plain).hexdigest() == commitment
 
 
 def test_rows_without_subject_match_the_documented_layout(workspace: Workspace) -> None:
-    """Own keys: each (decision, field) has its own key, wrapped inline under the documented context."""
-    ring = privacy_ring(workspace)
+    """No subject: one row per decision, keys HMAC(unnamed day key, label || share) with a share of its own."""
     sealed = seal_rows(workspace, ["d-1", "d-2"], INPUTS, OUTPUTS)
     rows = sealed.attachments
-    assert [(r[0], r[1]) for r in rows] == [
-        ("d-1", "inputs"),
-        ("d-1", "outputs"),
-        ("d-2", "inputs"),
-        ("d-2", "outputs"),
-    ]
-    assert len({r[2] for r in rows}) == 4  # four distinct keys
-    assert len({r[6] for r in rows}) == 4  # four distinct nonces
-    for n, row in enumerate(rows):
-        decision_id, field, key_id, day, kek_id, wrapped, _nonce, _ct = row
-        assert kek_id == ring.kek.kek_id
-        assert isinstance(wrapped, bytes)
-        slot = KeySlot(ring.scope_tag(Scope.decision(decision_id)), "inputs" if field == "inputs" else "outputs", day)
-        key = ring.unwrap_row(key_id, slot, kek_id, wrapped)
-        values = INPUTS if field == "inputs" else OUTPUTS
-        _check_row(row, key.aead, sealed.body[f"{field}_commitments"][n // 2], values[n // 2])
+    assert [r[0] for r in rows] == ["d-1", "d-2"]
+    assert len({r[4] for r in rows}) == 2  # two distinct shares
+    assert {len(r[4] or b"") for r in rows} == {32}
+    assert len({r[5][:12] for r in rows} | {r[6][:12] for r in rows}) == 4  # four distinct nonces
+    unnamed = _tag(workspace, "unnamed", "rows-without-subject")
+    for n, (decision_id, day, inputs_key, outputs_key, share, inputs, outputs) in enumerate(rows):
+        for field, key_id, blob, values in (("inputs", inputs_key, inputs, INPUTS), ("outputs", outputs_key, outputs,
+                                                                                      OUTPUTS)):  # fmt: skip
+            tag, key_field, key_day, day_key = _day_key(workspace, key_id)
+            assert (tag, key_field, key_day) == (unnamed, field, day)
+            assert share is not None
+            row_key = hmac.digest(day_key, b"mlwarden-row-key-v1\x00" + share, "sha256")
+            _check_field(decision_id, field, key_id, row_key, blob, sealed.body[f"{field}_commitments"][n], values[n])
 
 
 def test_subject_rows_match_the_documented_layout(workspace: Workspace) -> None:
-    """Subject keys: rows point at the subject's key of the day (inputs and outputs keys differ), nothing inline."""
-    ring = privacy_ring(workspace)
+    """Subject keys: rows name the subject's keys of the day (inputs and outputs keys differ), no share."""
     sealed = seal_rows(workspace, ["d-1", "d-2"], INPUTS, OUTPUTS, ["customer-1", "customer-1"])
     again = seal_rows(workspace, ["d-3"], INPUTS[:1], OUTPUTS[:1], ["customer-1"])  # from the ring's cache
     with workspace.engine.connect() as conn:
-        stored = {r.key_id: r for r in conn.execute(select(privacy_keys))}
+        stored = {r.key_id for r in conn.execute(select(privacy_keys))}
     assert len(stored) == 2
-    assert {r[2] for r in sealed.attachments} == {r[2] for r in again.attachments} == set(stored)
-    for n, row in enumerate(sealed.attachments):
-        assert row[4] is None
-        assert row[5] is None
-        key_row = stored[str(row[2])]
-        assert key_row.field == row[1]
-        assert key_row.day == row[3]
-        slot = KeySlot(key_row.scope_tag, key_row.field, key_row.day)
-        key = ring.unwrap_row(key_row.key_id, slot, key_row.kek_id, bytes(key_row.wrapped))
-        values = INPUTS if row[1] == "inputs" else OUTPUTS
-        _check_row(row, key.aead, sealed.body[f"{row[1]}_commitments"][n // 2], values[n // 2])
+    keys = {(r[2], r[3]) for r in sealed.attachments} | {(r[2], r[3]) for r in again.attachments}
+    assert len(keys) == 1
+    assert set(next(iter(keys))) == stored
+    subject = _tag(workspace, "subject", "customer-1")
+    for n, (decision_id, day, inputs_key, outputs_key, share, inputs, outputs) in enumerate(sealed.attachments):
+        assert share is None
+        for field, key_id, blob, values in (("inputs", inputs_key, inputs, INPUTS), ("outputs", outputs_key, outputs,
+                                                                                      OUTPUTS)):  # fmt: skip
+            tag, key_field, key_day, day_key = _day_key(workspace, key_id)
+            assert (tag, key_field, key_day) == (subject, field, day)
+            _check_field(decision_id, field, key_id, day_key, blob, sealed.body[f"{field}_commitments"][n], values[n])
 
 
 @pytest.mark.parametrize(
