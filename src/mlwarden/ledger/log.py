@@ -141,8 +141,12 @@ class StoredEntry:
         return Entry.parse(self.text)
 
 
+EntryRow = tuple[int, bytes, str, str, str, str, str, str | None, int | None]
+"""A ``ledger_entries`` row: index, leaf hash, kind, subject, text, principal, time, decision, status."""
+
 _INSERTS = {
-    "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
+    "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry, principal, entry_time, decision, "
+    "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "nodes": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
     "refs": "INSERT INTO ledger_refs (ref, idx) VALUES (?, ?)",
     "payloads": "INSERT INTO privacy_payloads (decision_id, field, key_id, day, kek_id, wrapped_key, nonce, "
@@ -197,7 +201,7 @@ def _render(
     batch: Sequence[PreparedEntry],
     frontier: Frontier,
     time: str,
-    entry_rows: list[tuple[int, bytes, str, str, str]],
+    entry_rows: list[EntryRow],
     node_rows: list[tuple[int, int, bytes]],
     ref_rows: list[tuple[str, int]],
     payload_rows: list[tuple[Any, ...]],
@@ -209,7 +213,9 @@ def _render(
         index = frontier.size
         text = item.render(index, time)
         lh = sha(b"\x00" + text).digest()
-        entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
+        entry_rows.append(
+            (index, lh, item.kind, item.subject, text.decode(), item.principal, time, item.decision, item.status)
+        )
         node_rows.extend(frontier.append(lh))
         ref_rows.extend((ref, index) for ref in item.refs)
         if item.attachments:
@@ -225,7 +231,7 @@ class LedgerTransaction:
         self.log = log
         self.conn = conn
         self._frontier: Frontier | None = None
-        self._entries: list[tuple[int, bytes, str, str, str]] = []
+        self._entries: list[EntryRow] = []
         self._nodes: list[tuple[int, int, bytes]] = []
         self._refs: list[tuple[str, int]] = []
         self._payloads: list[tuple[Any, ...]] = []
@@ -291,7 +297,7 @@ class Log:
         self._write_lock = WriterLock.for_engine(engine)
         self._wal_autocheckpoint = True
         self._checkpointer: threading.Thread | None = None
-        self._entry_rows: list[tuple[int, bytes, str, str, str]] = []
+        self._entry_rows: list[EntryRow] = []
         self._node_rows: list[tuple[int, int, bytes]] = []
         self._ref_rows: list[tuple[str, int]] = []
         self._payload_rows: list[tuple[Any, ...]] = []
