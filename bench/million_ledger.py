@@ -28,8 +28,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic.script import ScriptDirectory
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 import mlwarden.ledger.log as ledger_log
 from mlwarden.config import Settings, WorkspaceOptions
@@ -37,7 +37,7 @@ from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.store.migrate import MIGRATIONS
 from mlwarden.workspace import init_workspace, open_workspace
 
-ROOT = Path("/tmp/mlwarden-bench-ledger")
+ROOT = Path("/tmp/mlwarden-bench-ledger")  # noqa: S108 - a shared cache other benchmarks find by name
 BATCH = 20_000
 SEED = 13
 MODELS = ("credit-risk", "fraud", "churn", "bc", "pricing")

@@ -110,7 +110,10 @@ def parse_filter(
     limit: int | None = None,
     now: datetime | None = None,
 ) -> AuditFilter:
-    """An :class:`AuditFilter` from user text (CLI options, query parameters); :class:`InvalidInput` names the bad one."""
+    """An :class:`AuditFilter` from user text (CLI options, query parameters).
+
+    Raises :class:`InvalidInput` naming the bad one.
+    """
     kind_list: list[str] = []
     for item in kinds or []:
         kind_list.extend(part.strip() for part in item.split(",") if part.strip())

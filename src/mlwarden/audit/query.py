@@ -82,7 +82,9 @@ def _conditions(flt: AuditFilter, postgres: bool) -> list[ColumnElement[bool]]:
     if flt.subject_prefix is not None:
         where.append(_prefix_range(_E.subject, flt.subject_prefix, postgres))
     if flt.model is not None:
-        where.append(or_(_E.subject == f"model:{flt.model}", _prefix_range(_E.subject, f"model:{flt.model}:", postgres)))
+        where.append(
+            or_(_E.subject == f"model:{flt.model}", _prefix_range(_E.subject, f"model:{flt.model}:", postgres))
+        )
     if flt.since is not None:
         where.append(_E.entry_time >= entry_time(flt.since))
     if flt.until is not None:
@@ -160,11 +162,7 @@ def query_page(engine: Engine, flt: AuditFilter) -> AuditPage:
             fetched = conn.execute(query).all()
     except SQLAlchemyError as exc:
         raise LedgerUnavailable(f"ledger could not be queried: {describe_db_error(exc)}") from exc
-    rows = [
-        row
-        for idx, text in fetched
-        if (row := parse_row(int(idx), text)) is not None and matches(flt, row)
-    ]
+    rows = [row for idx, text in fetched if (row := parse_row(int(idx), text)) is not None and matches(flt, row)]
     cursor = int(fetched[-1][0]) + 1 if fetched else flt.since_index
     return AuditPage(rows, cursor, cursor if len(fetched) == flt.limit else None)
 

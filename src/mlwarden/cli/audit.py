@@ -58,8 +58,8 @@ class _Printer:
     def row(self, row: AuditRow) -> None:
         self.count += 1
         if self._csv is not None:
-            cells = (row.index, row.time, row.kind, row.principal, row.subject, row.body)
-            self._csv.writerow([_csv_cell(c) if not isinstance(c, int) else c for c in cells])
+            values = (row.index, row.time, row.kind, row.principal, row.subject, row.body)
+            self._csv.writerow([_csv_cell(c) if not isinstance(c, int) else c for c in values])
         elif self.mode == "json":
             self.out.write(json.dumps(row.to_json(), separators=(",", ":")) + "\n")
         else:
@@ -93,7 +93,9 @@ def query(
     principal: Annotated[str | None, typer.Option("--principal", help="Who acted (token:…, spiffe://…).")] = None,
     subject: Annotated[str | None, typer.Option("--subject", help="Subject prefix, e.g. model:bc.")] = None,
     model: Annotated[str | None, typer.Option("--model", help="A model name, or name:version.")] = None,
-    decision: Annotated[str | None, typer.Option("--decision", help="A decision id: its prediction and feedback.")] = None,
+    decision: Annotated[
+        str | None, typer.Option("--decision", help="A decision id: its prediction and feedback.")
+    ] = None,
     since: Annotated[str | None, typer.Option("--since", help="ISO time, or that long ago: 30m, 1h, 7d.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="ISO time or 1h (entries before it).")] = None,
     since_index: Annotated[int | None, typer.Option("--since-index", help="Start at this ledger index.")] = None,
@@ -135,8 +137,12 @@ def export(
     ctx: typer.Context,
     fmt: Annotated[ExportFormat, typer.Option("--format", help="ocsf, ecs or jsonl.", case_sensitive=False)],
     since_index: Annotated[int, typer.Option("--since-index", min=0, help="Start at this ledger index.")] = 0,
-    keep_following: Annotated[bool, typer.Option("--follow", help="Keep writing new entries until interrupted.")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file (appended), not standard output.")] = None,
+    keep_following: Annotated[
+        bool, typer.Option("--follow", help="Keep writing new entries until interrupted.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file (appended), not standard output.")
+    ] = None,
 ) -> None:
     """Every entry from --since-index on, one JSON object per line, in a SIEM's format."""
     ws = state(ctx).open(check=False)
