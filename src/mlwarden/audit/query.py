@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, Engine, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, or_, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.audit.filters import AuditFilter, entry_time
@@ -25,6 +25,8 @@ from mlwarden.store.schema import ledger_entries, ledger_refs
 
 SUMMARY_KIND = "request.rejected_summary"
 """Unauthenticated rejections summed per window: ``--status`` also finds those that counted it."""
+SUMMARY_PRINCIPAL = "system:gateway"
+"""Who records the summaries (the gateway itself): a query for another principal never reads them."""
 _E = ledger_entries.c
 
 
@@ -64,37 +66,144 @@ class AuditPage:
     next_since_index: int | None
 
 
+MAX_SUBJECTS = 64
+"""A subject prefix covering at most this many distinct subjects is read subject by subject, in index order."""
+
+
 def _prefix_range(column: ColumnElement[str], prefix: str, postgres: bool) -> ColumnElement[bool]:
     """``column`` starts with ``prefix`` as a byte range the index answers (C collation on PostgreSQL)."""
     col = column.collate("C") if postgres else column
+    upper = _successor(prefix)
+    return col >= prefix if upper is None else and_(col >= prefix, col < upper)
+
+
+def _successor(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix`` (None when there is no simple one)."""
     last = ord(prefix[-1])
     if last >= 0x10FFFF or 0xD7FF <= last <= 0xDFFF:
-        return col >= prefix  # no simple successor: the text check below keeps only the prefixed ones
-    return and_(col >= prefix, col < prefix[:-1] + chr(last + 1))
+        return None  # the text check keeps only the prefixed rows
+    return prefix[:-1] + chr(last + 1)
 
 
-def _conditions(flt: AuditFilter, postgres: bool) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [_E.idx >= flt.since_index]
-    if flt.kinds:
-        where.append(_E.kind.in_(flt.kinds) if len(flt.kinds) > 1 else _E.kind == flt.kinds[0])
-    if flt.principal is not None:
-        where.append(_E.principal == flt.principal)
-    if flt.subject_prefix is not None:
-        where.append(_prefix_range(_E.subject, flt.subject_prefix, postgres))
-    if flt.model is not None:
-        where.append(
-            or_(_E.subject == f"model:{flt.model}", _prefix_range(_E.subject, f"model:{flt.model}:", postgres))
-        )
-    if flt.since is not None:
-        where.append(_E.entry_time >= entry_time(flt.since))
-    if flt.until is not None:
-        where.append(_E.entry_time < entry_time(flt.until))
-    if flt.status is not None:
-        where.append(or_(_E.status == flt.status, _E.kind == SUMMARY_KIND))
-    if flt.decision is not None:
-        refs = select(ledger_refs.c.idx).where(ledger_refs.c.ref == flt.decision).scalar_subquery()
-        where.append(or_(_E.idx == refs, _E.decision == flt.decision, _E.subject == f"decision:{flt.decision}"))
-    return where
+class _Plan:
+    """How one query reads: index-ordered streams, merged by index, each with the remaining filters.
+
+    Each stream is one equality on an indexed ``(column, idx)`` pair, so the database reads it
+    in index order and stops at the page size; the other filters ride along unindexed (on
+    SQLite an expression of the column, so the planner cannot pick a range index and sort).
+    A time range becomes an index range first: entry times never decrease along the log.
+    """
+
+    def __init__(self, conn: Connection, flt: AuditFilter) -> None:
+        self.conn = conn
+        self.flt = flt
+        self.postgres = conn.dialect.name == "postgresql"
+
+    def _plain(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        if self.postgres:
+            return column
+        return column + 0 if column.key in ("status", "idx") else column.op("||")("")
+
+    def _conditions(self, skip: str) -> list[ColumnElement[bool]]:
+        flt, p = self.flt, self._plain
+        where: list[ColumnElement[bool]] = []
+        if flt.kinds and skip != "kinds":
+            where.append(p(_E.kind).in_(flt.kinds))
+        if flt.principal is not None and skip != "principal":
+            where.append(p(_E.principal) == flt.principal)
+        if flt.subject_prefix is not None and skip != "subject":
+            where.append(_prefix_range(p(_E.subject), flt.subject_prefix, self.postgres))
+        if flt.model is not None and skip != "subject":
+            model = f"model:{flt.model}"
+            where.append(or_(p(_E.subject) == model, _prefix_range(p(_E.subject), model + ":", self.postgres)))
+        if flt.status is not None and skip != "status":
+            where.append(or_(p(_E.status) == flt.status, p(_E.kind) == SUMMARY_KIND))
+        if flt.decision is not None and skip != "decision":
+            refs = select(ledger_refs.c.idx).where(ledger_refs.c.ref == flt.decision).scalar_subquery()
+            where.append(or_(p(_E.idx) == refs, p(_E.decision) == flt.decision,
+                             p(_E.subject) == f"decision:{flt.decision}"))  # fmt: skip
+        return where
+
+    def _first_at(self, moment: Any) -> int | None:
+        """The first index recorded at or after ``moment`` (one seek in the time index)."""
+        query = select(_E.idx).where(_E.entry_time >= entry_time(moment))
+        row = self.conn.execute(query.order_by(_E.entry_time, _E.idx).limit(1)).first()
+        return None if row is None else int(row[0])
+
+    def index_range(self) -> tuple[int, int | None] | None:
+        """``[low, high)`` of indices the time range covers (None: nothing can match)."""
+        low, high = self.flt.since_index, None
+        if self.flt.since is not None:
+            first = self._first_at(self.flt.since)
+            if first is None:
+                return None
+            low = max(low, first)
+        if self.flt.until is not None:
+            high = self._first_at(self.flt.until)
+        return None if high is not None and high <= low else (low, high)
+
+    def _subjects(self) -> list[str] | None:
+        """The distinct subjects a prefix or model filter covers, if few (one index seek each)."""
+        flt = self.flt
+        col = _E.subject.collate("C") if self.postgres else _E.subject
+        found: list[str] = []
+        if flt.model is not None:
+            exact = self.conn.execute(select(_E.subject).where(col == f"model:{flt.model}").limit(1)).first()
+            found += [] if exact is None else [str(exact[0])]
+        prefix = f"model:{flt.model}:" if flt.model is not None else flt.subject_prefix
+        if prefix is None:
+            return found
+        upper, current, inclusive = _successor(prefix), prefix, True
+        while True:
+            bound = col >= current if inclusive else col > current
+            query = select(_E.subject).where(bound, *([col < upper] if upper else []))
+            row = self.conn.execute(query.order_by(col).limit(1)).first()
+            if row is None or not str(row[0]).startswith(prefix):
+                return found
+            current, inclusive = str(row[0]), False
+            found.append(current)
+            if len(found) > MAX_SUBJECTS:
+                return None
+
+    def _streams(self) -> tuple[str, list[ColumnElement[bool]]]:
+        flt = self.flt
+        if flt.decision is not None:
+            refs = select(ledger_refs.c.idx).where(ledger_refs.c.ref == flt.decision).scalar_subquery()
+            return "decision", [_E.idx == refs, _E.decision == flt.decision,
+                                _E.subject == f"decision:{flt.decision}"]  # fmt: skip
+        if flt.status is not None:
+            streams = []
+            if not flt.kinds or STATUS_KIND in flt.kinds:
+                streams.append(_E.status == flt.status)
+            if (not flt.kinds or SUMMARY_KIND in flt.kinds) and flt.principal in (None, SUMMARY_PRINCIPAL):
+                streams.append(_E.kind == SUMMARY_KIND)
+            return "status", streams
+        if flt.principal is not None:
+            return "principal", [_E.principal == flt.principal]
+        if flt.kinds:
+            return "kinds", [_E.kind == kind for kind in flt.kinds]
+        if flt.subject_prefix is not None or flt.model is not None:
+            subjects = self._subjects()
+            if subjects is not None:
+                col = _E.subject.collate("C") if self.postgres else _E.subject
+                return "subject", [col == subject for subject in subjects]
+        return "", []
+
+    def query(self, low: int, high: int | None) -> Select[tuple[Any, Any]]:
+        """The page's SELECT: streams merged by index (or one index-ordered scan), ``limit`` rows."""
+        skip, streams = self._streams()
+        bounds = [_E.idx >= low, *([_E.idx < high] if high is not None else [])]
+        rest = self._conditions(skip)
+        if skip and not streams:
+            streams = [_E.idx < 0]  # the filter's subjects do not exist: nothing matches
+        parts = [
+            select(_E.idx, _E.entry).where(*bounds, driving, *rest).order_by(_E.idx).limit(self.flt.limit)
+            for driving in streams
+        ] or [select(_E.idx, _E.entry).where(*bounds, *rest).order_by(_E.idx).limit(self.flt.limit)]
+        if len(parts) == 1:
+            return parts[0]
+        merged = union_all(*(part.subquery().select() for part in parts)).subquery()
+        return select(merged.c.idx, merged.c.entry).order_by(merged.c.idx).limit(self.flt.limit)
 
 
 def matches(flt: AuditFilter, row: AuditRow) -> bool:
@@ -155,11 +264,11 @@ def parse_row(index: int, text: str | bytes) -> AuditRow | None:
 
 def query_page(engine: Engine, flt: AuditFilter) -> AuditPage:
     """Up to ``flt.limit`` candidate rows from ``flt.since_index`` on, ascending; those that truly match."""
-    postgres = engine.dialect.name == "postgresql"
-    query = select(_E.idx, _E.entry).where(*_conditions(flt, postgres)).order_by(_E.idx).limit(flt.limit)
     try:
         with engine.connect() as conn:
-            fetched = conn.execute(query).all()
+            plan = _Plan(conn, flt)
+            span = plan.index_range()
+            fetched = [] if span is None else conn.execute(plan.query(*span)).all()
     except SQLAlchemyError as exc:
         raise LedgerUnavailable(f"ledger could not be queried: {describe_db_error(exc)}") from exc
     rows = [row for idx, text in fetched if (row := parse_row(int(idx), text)) is not None and matches(flt, row)]

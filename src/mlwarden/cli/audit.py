@@ -58,17 +58,17 @@ class _Printer:
     def row(self, row: AuditRow) -> None:
         self.count += 1
         if self._csv is not None:
-            values = (row.index, row.time, row.kind, row.principal, row.subject, row.body)
-            self._csv.writerow([_csv_cell(c) if not isinstance(c, int) else c for c in values])
+            cells = (row.index, row.time, row.kind, row.principal, row.subject, row.body)
+            self._csv.writerow([_csv_cell(c) if not isinstance(c, int) else c for c in cells])
         elif self.mode == "json":
             self.out.write(json.dumps(row.to_json(), separators=(",", ":")) + "\n")
         else:
-            values = row.to_json()
-            cells = []
+            shown = row.to_json()
+            columns = []
             for name, width in _TABLE:
-                text = _inert(str(values[name]))
-                cells.append((text if len(text) <= width else text[: width - 1] + "…").ljust(width))
-            self.out.write("  ".join(cells).rstrip() + "\n")
+                text = _inert(str(shown[name]))
+                columns.append((text if len(text) <= width else text[: width - 1] + "…").ljust(width))
+            self.out.write("  ".join(columns).rstrip() + "\n")
         self.out.flush()
 
 

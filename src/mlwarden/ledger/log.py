@@ -20,8 +20,9 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -154,6 +155,7 @@ _INSERTS = {
     "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
     "head_unsigned": "UPDATE ledger_head SET size = ?, frontier = ? WHERE id = ?",
     "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",
+    "read_entry": "SELECT entry FROM ledger_entries WHERE idx = ?",
 }
 
 
@@ -182,6 +184,23 @@ def _text_matches(stored: StoredEntry, kind: str, subject_prefix: str) -> bool:
     except InvalidInput:
         return False
     return entry.kind == kind and entry.subject.startswith(subject_prefix) and entry.index == stored.index
+
+
+MAX_CLOCK_STEP_S = 5.0
+"""How far ahead of this clock a previous entry's time may be and still be a floor for the next entry's."""
+
+
+def _time_of(text: str | bytes) -> str:
+    """The ``time`` of a canonical entry text (its last field), or "" when it has none."""
+    raw = text.encode() if isinstance(text, str) else bytes(text)
+    at = raw.rfind(b',"time":"')
+    return raw[at + 9 : -2].decode() if at >= 0 and raw.endswith(b'"}') else ""
+
+
+def _later(time: str, seconds: float) -> str:
+    """``time`` (entry format) plus ``seconds``, in the same format."""
+    moment = datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _db_error(action: str, exc: SQLAlchemyError) -> LedgerUnavailable:
@@ -235,6 +254,7 @@ class LedgerTransaction:
         self._nodes: list[tuple[int, int, bytes]] = []
         self._refs: list[tuple[str, int]] = []
         self._payloads: list[tuple[Any, ...]] = []
+        self._time = ""
         self.committed_head: tuple[str, int] | None = None
 
     def append(
@@ -251,7 +271,14 @@ class LedgerTransaction:
             size, frontier_bytes, _note = self.log._read_head(self.conn, lock=True)
             self.log._check_not_rolled_back(size)
             self._frontier = Frontier.from_bytes(size, frontier_bytes)
-        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes, self._refs, self._payloads)[0]
+            qmark = self.conn.dialect.paramstyle == "qmark"
+            read = lambda i: self.conn.exec_driver_sql(_insert_sql("read_entry", qmark), (i,)).first()  # noqa: E731
+            self._time = self.log._entry_time(size, read)
+        time = max(self._time, utc_now()) if self._entries else self._time
+        self._time = time
+        receipt = _render([prepared], self._frontier, time, self._entries, self._nodes, self._refs, self._payloads)[0]
+        self.log._last_time = (self._frontier.size, time)
+        return receipt
 
     def flush(self) -> None:
         """Write the staged entries and the newly signed head (called before COMMIT)."""
@@ -290,6 +317,8 @@ class Log:
         self._verifier = signer.verifier()
         self._publish_dir = publish_dir
         self._seen_size = 0
+        self._last_time: tuple[int, str] | None = None
+        """``(size, time)``: the time of entry ``size - 1`` as this process wrote it (a floor for the next)."""
         self._seen_lock = threading.Lock()
         self._published_at = -PUBLISH_INTERVAL_S
         self._pending_head: tuple[str, int] | None = None
@@ -398,7 +427,9 @@ class Log:
                     raise IntegrityError("ledger head is missing", index=0, problem="missing")
                 now = _monotonic()
                 sign = now - self._signed_at >= self.sign_interval
-                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]), sign=sign)
+                read = lambda i: (cur.execute(_insert_sql("read_entry", qmark), (i,)), cur.fetchone())[1]  # noqa: E731
+                time = self._entry_time(int(head[0]), read)
+                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]), sign=sign, time=time)
                 cur.executemany(_insert_sql("entries", qmark), self._entry_rows)
                 cur.executemany(_insert_sql("nodes", qmark), self._node_rows)
                 if self._ref_rows:
@@ -428,15 +459,31 @@ class Log:
         self._after_commit(note, frontier.size, now)
         return receipts
 
+    def _entry_time(self, size: int, read_entry: Callable[[int], Any]) -> str:
+        """The time for entries appended at ``size``: now, or the previous entry's time if the clock is behind it.
+
+        Entry times never decrease along the log (audit queries turn a time range into an index
+        range), but a previous time more than :data:`MAX_CLOCK_STEP_S` ahead is not followed: a
+        rewritten entry cannot push every later time into the future.
+        """
+        now = utc_now()
+        if size == 0:
+            return now
+        if self._last_time is not None and self._last_time[0] == size:
+            floor = self._last_time[1]
+        else:
+            row = read_entry(size - 1)
+            floor = _time_of(row[0]) if row is not None else ""
+        return floor if now < floor <= _later(now, MAX_CLOCK_STEP_S) else now
+
     def _stage(
-        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes, *, sign: bool
+        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes, *, sign: bool, time: str
     ) -> tuple[list[Receipt], str | None, Frontier]:
         """Assign indices, render, hash (and sign when due); the rows land in ``_entry_rows``/``_node_rows``."""
         self._check_not_rolled_back(size)
         frontier = Frontier.from_bytes(size, frontier_bytes)
-        receipts = _render(
-            batch, frontier, utc_now(), self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows
-        )
+        receipts = _render(batch, frontier, time, self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows)
+        self._last_time = (frontier.size, time)
         note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer) if sign else None
         return receipts, note, frontier
 

@@ -26,11 +26,11 @@ class Recorded:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[datetime]]:
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[datetime]:
     """Entry times come from this list's last element (a clock the test sets, not the wall clock)."""
     now = [START]
     monkeypatch.setattr(ledger_log, "utc_now", lambda: now[-1].strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    yield now
+    return now
 
 
 def _entries(n: int) -> Iterator[tuple[PreparedEntry, timedelta]]:

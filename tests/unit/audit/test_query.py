@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from mlwarden.audit.filters import AuditFilter
 from mlwarden.audit.query import AuditRow, follow, query_entries, query_page
+from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.workspace import Workspace
 from tests.unit.audit.conftest import DECISION, START, Recorded
 
@@ -148,3 +149,40 @@ def test_results_never_hold_sealed_payloads(recorded: Recorded) -> None:
     rows: list[AuditRow] = query_entries(recorded.ws.engine, AuditFilter(kinds=("prediction",)))
     assert rows
     assert all(set(row.body) <= {"model", "decision_ids", "inputs"} for row in rows)
+
+
+def test_a_prefix_over_many_subjects_and_a_missing_model(recorded: Recorded) -> None:
+    """Past 64 distinct subjects the plan scans in index order; a model with no entries matches nothing."""
+    ws = recorded.ws
+    ws.log.append_many(
+        [
+            PreparedEntry.build(kind="external.n", subject=f"model:bulk{i:03d}:1", principal="p", body={})
+            for i in range(80)
+        ]
+    )
+    filters = [AuditFilter(subject_prefix="model:bulk"), AuditFilter(subject_prefix="model:bulk07"),
+               AuditFilter(model="ghost"), AuditFilter(model="bulk003"), AuditFilter(subject_prefix="zzz")]  # fmt: skip
+    for flt in filters:
+        got = [row.index for row in query_entries(ws.engine, flt)]
+        assert got == _naive(_everything(ws), flt), flt
+    assert len(query_entries(ws.engine, AuditFilter(subject_prefix="model:bulk", limit=1000))) == 80
+
+
+def test_entry_times_never_go_backwards(workspace: Workspace, clock: list[datetime]) -> None:
+    """A clock stepping back a little is clamped to the previous entry's time; a big jump is not followed."""
+    ws = workspace
+    for step in (0, -2, 1, -60):  # seconds from START: the clock goes back 2 s, then far back
+        clock.append(START + timedelta(seconds=step))
+        ws.log.append(kind="external.tick", subject="s", body={"step": step}, principal="p")
+    times = [json.loads(data)["time"] for _i, data, _h in ws.log.iter_rows()]
+    start = START.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert times[-4:] == [start, start, (START + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                          (START - timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")]  # fmt: skip
+
+
+def test_time_bounds_beyond_the_log(recorded: Recorded) -> None:
+    """since after the last entry finds nothing; until after it bounds nothing."""
+    last = max(recorded.times.values())
+    assert query_entries(recorded.ws.engine, AuditFilter(since=last + timedelta(seconds=1))) == []
+    everything = query_entries(recorded.ws.engine, AuditFilter(until=last + timedelta(days=1), limit=10_000))
+    assert len(everything) == recorded.ws.log.size()

@@ -55,7 +55,7 @@ def upgrade() -> None:
     _backfill(op.get_bind())
     op.create_index("ix_ledger_entries_kind_idx", "ledger_entries", ["kind", "idx"])
     op.create_index("ix_ledger_entries_principal_idx", "ledger_entries", ["principal", "idx"])
-    op.create_index("ix_ledger_entries_time", "ledger_entries", ["entry_time"])
+    op.create_index("ix_ledger_entries_time", "ledger_entries", ["entry_time", "idx"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute('CREATE INDEX ix_ledger_entries_subject_idx ON ledger_entries (subject COLLATE "C", idx)')
     else:
