@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import operator
 import os
 import signal
 import sys
@@ -130,9 +132,8 @@ def test_export_writes_every_entry_from_an_index(cli: Cli, filled: Path, tmp_pat
     assert result.code == 0, result.err
     docs = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(docs) == 9  # entries 40..48
-    key = {"jsonl": lambda d: d["index"], "ocsf": lambda d: d["metadata"]["sequence"],
-           "ecs": lambda d: d["event"]["sequence"]}[fmt]  # fmt: skip
-    assert [key(d) for d in docs] == list(range(40, 49))
+    path = {"jsonl": ("index",), "ocsf": ("metadata", "sequence"), "ecs": ("event", "sequence")}[fmt]
+    assert [functools.reduce(operator.getitem, path, d) for d in docs] == list(range(40, 49))
     assert f"exported 9 entries to {out} as {fmt}" in result.err
 
 
