@@ -14,6 +14,8 @@ from sqlalchemy import text
 
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.ledger.columns import derived
+from mlwarden.ledger.entry import PreparedEntry
+from mlwarden.ledger.wire import decode_entries, encode_entry, entries_frames, split_frames
 from mlwarden.store.migrate import MIGRATIONS, upgrade
 from mlwarden.workspace import Workspace, open_workspace
 from tests.support.cli import Cli
@@ -103,3 +105,18 @@ def test_verify_names_a_row_whose_lookup_column_was_altered(
     rows = json.loads(result.out)["rows"]
     assert [(r["table"], r["row"]) for r in rows] == [("ledger_entries", "7")]
     assert needle in rows[0]["problem"]
+
+
+def test_the_writer_wire_derives_the_columns_from_the_entry_itself() -> None:
+    """Entries reaching ``serve``'s ledger writer carry no column values: the writer derives them from the body."""
+    sent = [
+        PreparedEntry.build(kind="feedback", subject="model:bc:1", principal="token:t", body={"decision_id": "d-9"}),
+        PreparedEntry.build(kind="request.rejected", subject="/v1/x", principal="token:t", body={"status": 429}),
+        PreparedEntry.build(kind="external.x", subject="s", principal="token:t", body={"status": 429,
+                                                                                       "decision_id": "d-9"}),
+    ]  # fmt: skip
+    frame = b"".join(body for body, _n in entries_frames([encode_entry(e) for e in sent]))
+    _kind, body = split_frames(bytearray(frame))[0]
+    received = decode_entries(body)
+    assert [(e.decision, e.status) for e in received] == [("d-9", None), (None, 429), (None, None)]
+    assert [(e.decision, e.status) for e in received] == [(e.decision, e.status) for e in sent]
