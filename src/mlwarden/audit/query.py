@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, or_, select, union_all
@@ -262,10 +262,25 @@ def parse_row(index: int, text: str | bytes) -> AuditRow | None:
     return row if fields_ok and row.index == index and isinstance(row.body, dict) else None
 
 
-def query_page(engine: Engine, flt: AuditFilter) -> AuditPage:
+class HasEngine(Protocol):
+    """A workspace (anything holding the database engine)."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+
+Source = Engine | HasEngine
+"""Where entries are read from: an engine, or a workspace."""
+
+
+def _engine(source: Source) -> Engine:
+    return source if isinstance(source, Engine) else source.engine
+
+
+def query_page(source: Source, flt: AuditFilter) -> AuditPage:
     """Up to ``flt.limit`` candidate rows from ``flt.since_index`` on, ascending; those that truly match."""
     try:
-        with engine.connect() as conn:
+        with _engine(source).connect() as conn:
             plan = _Plan(conn, flt)
             span = plan.index_range()
             fetched = [] if span is None else conn.execute(plan.query(*span)).all()
@@ -276,16 +291,16 @@ def query_page(engine: Engine, flt: AuditFilter) -> AuditPage:
     return AuditPage(rows, cursor, cursor if len(fetched) == flt.limit else None)
 
 
-def query_entries(engine: Engine, flt: AuditFilter) -> list[AuditRow]:
+def query_entries(source: Source, flt: AuditFilter) -> list[AuditRow]:
     """The entries matching ``flt`` on one page (see :func:`query_page` for continuing)."""
-    return query_page(engine, flt).rows
+    return query_page(source, flt).rows
 
 
 Wait = Callable[[float], bool]
 """Waits up to the given seconds for new entries; True means stop following."""
 
 
-def follow(engine: Engine, flt: AuditFilter, wait: Wait, *, poll_s: float = 0.5) -> Iterator[AuditRow]:
+def follow(source: Source, flt: AuditFilter, wait: Wait, *, poll_s: float = 0.5) -> Iterator[AuditRow]:
     """Every matching entry from ``flt.since_index`` on, then each new one as it is committed.
 
     Pages are read back to back while they are full; at the end of the ledger ``wait(poll_s)``
@@ -294,7 +309,7 @@ def follow(engine: Engine, flt: AuditFilter, wait: Wait, *, poll_s: float = 0.5)
     """
     current = flt
     while True:
-        page = query_page(engine, current)
+        page = query_page(source, current)
         yield from page.rows
         current = current.after(page.cursor - 1)
         if page.next_since_index is None and wait(poll_s):

@@ -103,8 +103,8 @@ def test_keyset_pages_cover_the_result_once(recorded: Recorded) -> None:
 
 
 def test_rows_carry_the_entry_fields(recorded: Recorded) -> None:
-    """A row is the entry's own index, kind, time, principal, subject and body."""
-    row = query_entries(recorded.ws.engine, AuditFilter(decision="d-0008", kinds=("prediction",)))[0]
+    """A row is the entry's own index, kind, time, principal, subject and body (a workspace works as the source)."""
+    row = query_entries(recorded.ws, AuditFilter(decision="d-0008", kinds=("prediction",)))[0]
     stored = json.loads(recorded.ws.log.entry(row.index).text)
     assert row.to_json() == stored
 
