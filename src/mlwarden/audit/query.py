@@ -173,8 +173,9 @@ class _Plan:
                                 _E.subject == f"decision:{flt.decision}"]  # fmt: skip
         if flt.status is not None:
             streams = []
-            if not flt.kinds or STATUS_KIND in flt.kinds:
-                streams.append(_E.status == flt.status)
+            if not flt.kinds or STATUS_KIND in flt.kinds:  # (status, principal, idx) holds rejections only
+                by = [_E.principal == flt.principal] if flt.principal is not None else []
+                streams.append(and_(_E.status == flt.status, *by))
             if (not flt.kinds or SUMMARY_KIND in flt.kinds) and flt.principal in (None, SUMMARY_PRINCIPAL):
                 streams.append(_E.kind == SUMMARY_KIND)
             return "status", streams
@@ -196,14 +197,14 @@ class _Plan:
         rest = self._conditions(skip)
         if skip and not streams:
             streams = [_E.idx < 0]  # the filter's subjects do not exist: nothing matches
-        parts = [
-            select(_E.idx, _E.entry).where(*bounds, driving, *rest).order_by(_E.idx).limit(self.flt.limit)
-            for driving in streams
-        ] or [select(_E.idx, _E.entry).where(*bounds, *rest).order_by(_E.idx).limit(self.flt.limit)]
-        if len(parts) == 1:
-            return parts[0]
+        if len(streams) <= 1:
+            return select(_E.idx, _E.entry).where(*bounds, *streams, *rest).order_by(_E.idx).limit(self.flt.limit)
+        # Several streams: merge their indices first (index-only reads), then read the page's entries once.
+        parts = [select(_E.idx).where(*bounds, driving, *rest).order_by(_E.idx).limit(self.flt.limit)
+                 for driving in streams]  # fmt: skip
         merged = union_all(*(part.subquery().select() for part in parts)).subquery()
-        return select(merged.c.idx, merged.c.entry).order_by(merged.c.idx).limit(self.flt.limit)
+        page = select(merged.c.idx).order_by(merged.c.idx).limit(self.flt.limit)
+        return select(_E.idx, _E.entry).where(_E.idx.in_(page.scalar_subquery())).order_by(_E.idx)
 
 
 def matches(flt: AuditFilter, row: AuditRow) -> bool:

@@ -64,14 +64,15 @@ def upgrade() -> None:
         "ix_ledger_entries_decision", "ledger_entries", ["decision"],
         sqlite_where=sa.text("decision IS NOT NULL"), postgresql_where=sa.text("decision IS NOT NULL"),
     )  # fmt: skip
-    op.create_index(
-        "ix_ledger_entries_status_idx", "ledger_entries", ["status", "idx"],
-        sqlite_where=sa.text("status IS NOT NULL"), postgresql_where=sa.text("status IS NOT NULL"),
-    )  # fmt: skip
+    for name, columns in (("status_idx", ["status", "idx"]), ("status_principal_idx", ["status", "principal", "idx"])):
+        op.create_index(
+            f"ix_ledger_entries_{name}", "ledger_entries", columns,
+            sqlite_where=sa.text("status IS NOT NULL"), postgresql_where=sa.text("status IS NOT NULL"),
+        )  # fmt: skip
 
 
 def downgrade() -> None:
-    for name in ("status_idx", "decision", "subject_idx", "time", "principal_idx", "kind_idx"):
+    for name in ("status_principal_idx", "status_idx", "decision", "subject_idx", "time", "principal_idx", "kind_idx"):
         op.drop_index(f"ix_ledger_entries_{name}", "ledger_entries")
     with op.batch_alter_table("ledger_entries") as batch:
         for column in ("status", "decision", "entry_time", "principal"):
