@@ -48,11 +48,15 @@ ATTACKER = "token:attacker"
 
 
 def schema_head() -> str:
-    """The newest migration revision: a ledger built under another schema is not reused."""
+    """The newest migration revision and a digest of its file: a ledger built under another schema is not reused."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    return str(head)
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_revision(script.get_current_head())
+    if head is None:
+        raise SystemExit("no migrations found")
+    digest = hashlib.sha256(Path(head.path).read_bytes()).hexdigest()[:8]
+    return f"{head.revision}-{digest}"
 
 
 def ledger_dir(entries: int) -> Path:
