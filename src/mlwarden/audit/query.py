@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, or_, select, union_all
+from sqlalchemy import ColumnElement, Connection, Engine, Select, and_, func, or_, select, union_all
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.audit.filters import AuditFilter, entry_time
@@ -91,7 +91,7 @@ class _Plan:
     Each stream is one equality on an indexed ``(column, idx)`` pair, so the database reads it
     in index order and stops at the page size; the other filters ride along unindexed (on
     SQLite an expression of the column, so the planner cannot pick a range index and sort).
-    A time range becomes an index range first: entry times never decrease along the log.
+    A time range becomes an index range first (entry times never decrease along the log).
     """
 
     def __init__(self, conn: Connection, flt: AuditFilter) -> None:
@@ -125,10 +125,26 @@ class _Plan:
         return where
 
     def _first_at(self, moment: Any) -> int | None:
-        """The first index recorded at or after ``moment`` (one seek in the time index)."""
-        query = select(_E.idx).where(_E.entry_time >= entry_time(moment))
-        row = self.conn.execute(query.order_by(_E.entry_time, _E.idx).limit(1)).first()
-        return None if row is None else int(row[0])
+        """The first index recorded at or after ``moment``: a binary search over the primary key.
+
+        Entry times never decrease along the log, so about 20 point reads find the bound on a
+        million entries, with no time index for every append to maintain.
+        """
+        wanted = entry_time(moment)
+        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
+        probe = f"SELECT entry_time FROM ledger_entries WHERE idx = {mark}"  # noqa: S608 - a constant statement
+        top = self.conn.execute(select(func.max(_E.idx))).scalar()
+        if top is None:
+            return None
+        low, high = 0, int(top) + 1  # the answer lies in [low, high]; high: nothing at or after
+        while low < high:
+            middle = (low + high) // 2
+            row = self.conn.exec_driver_sql(probe, (middle,)).first()
+            if row is not None and row[0] is not None and str(row[0]) >= wanted:
+                high = middle
+            else:
+                low = middle + 1
+        return None if low > int(top) else low
 
     def index_range(self) -> tuple[int, int | None] | None:
         """``[low, high)`` of indices the time range covers (None: nothing can match)."""

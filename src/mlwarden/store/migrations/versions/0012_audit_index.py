@@ -55,7 +55,6 @@ def upgrade() -> None:
     _backfill(op.get_bind())
     op.create_index("ix_ledger_entries_kind_idx", "ledger_entries", ["kind", "idx"])
     op.create_index("ix_ledger_entries_principal_idx", "ledger_entries", ["principal", "idx"])
-    op.create_index("ix_ledger_entries_time", "ledger_entries", ["entry_time", "idx"])
     if op.get_bind().dialect.name == "postgresql":
         op.execute('CREATE INDEX ix_ledger_entries_subject_idx ON ledger_entries (subject COLLATE "C", idx)')
     else:
@@ -72,7 +71,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("status_principal_idx", "status_idx", "decision", "subject_idx", "time", "principal_idx", "kind_idx"):
+    for name in ("status_principal_idx", "status_idx", "decision", "subject_idx", "principal_idx", "kind_idx"):
         op.drop_index(f"ix_ledger_entries_{name}", "ledger_entries")
     with op.batch_alter_table("ledger_entries") as batch:
         for column in ("status", "decision", "entry_time", "principal"):
