@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 from starlette import types as asgi
 
 from mlwarden import __version__
-from mlwarden.api import problems
+from mlwarden.api import audit, problems
 from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway
 from mlwarden.api.inputs import check_value
 from mlwarden.api.limits import BodyLimit, BodyLimits, SourceGuard
@@ -218,6 +218,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
     app.state.rejections = rejections
     problems.install(app)
     app.include_router(console_router())  # the web console at /ui
+    app.include_router(audit.router)
 
     async def reject_early(scope: asgi.Scope, detail: str, status: int) -> None:
         """Before authentication nobody is known: counted in the window summary, no write of its own."""

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import data, demo, gate, gateway, keys, ledger, model, privacy, redteam, workspace
+from mlwarden.cli import audit, data, demo, gate, gateway, keys, ledger, model, privacy, redteam, workspace
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
@@ -39,6 +39,7 @@ app.add_typer(gateway.policy_app, name="policy")
 app.add_typer(keys.app, name="keys")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(redteam.app, name="redteam")
+app.add_typer(audit.app, name="audit")
 app.command("serve")(gateway.serve)
 app.command("init")(workspace.init)
 app.command("demo")(demo.demo)

@@ -14,6 +14,7 @@ import orjson
 
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.canonical import canonical_json
+from mlwarden.ledger.columns import derived, derived_from_json
 
 _KIND = re.compile(r"^[a-z][a-z0-9_.:-]{0,63}$")
 MAX_SUBJECT = 512
@@ -103,12 +104,17 @@ class PreparedEntry:
     refs: tuple[str, ...] = ()
     attachments: tuple[PayloadRow, ...] = ()
     """Sealed payloads the entry commits to: inserted with the entry's index, in its transaction."""
+    decision: str | None = None
+    """The ``decision`` lookup column (see :mod:`mlwarden.ledger.columns`)."""
+    status: int | None = None
+    """The ``status`` lookup column."""
 
     def with_attachments(self, rows: Sequence[PayloadRow]) -> PreparedEntry:
         """This entry carrying ``rows`` (written in the same transaction, or not at all)."""
         return PreparedEntry(
-            self.kind, self.subject, self.principal, self.body_json, self._head, self._tail, self.refs, tuple(rows)
-        )
+            self.kind, self.subject, self.principal, self.body_json, self._head, self._tail, self.refs, tuple(rows),
+            self.decision, self.status,
+        )  # fmt: skip
 
     @classmethod
     def build(
@@ -119,12 +125,12 @@ class PreparedEntry:
         if not isinstance(body, dict):
             raise InvalidInput(f"body must be a JSON object, got {type(body).__name__}")
         return cls.from_canonical(kind=kind, subject=subject, principal=principal, body_json=canonical_json(body),
-                                  refs=refs, attachments=attachments)  # fmt: skip
+                                  refs=refs, attachments=attachments, columns=derived(kind, body))  # fmt: skip
 
     @classmethod
     def from_canonical(
         cls, *, kind: str, subject: str, principal: str, body_json: bytes, refs: tuple[str, ...] = (),
-        attachments: tuple[PayloadRow, ...] = (),
+        attachments: tuple[PayloadRow, ...] = (), columns: tuple[str | None, int | None] | None = None,
     ) -> PreparedEntry:  # fmt: skip
         """As :meth:`build`, from a body already rendered as canonical JSON (the ledger writer's wire)."""
         try:
@@ -136,8 +142,9 @@ class PreparedEntry:
         for ref in refs:
             if not isinstance(ref, str) or not 0 < len(ref) <= 64:
                 raise InvalidInput("entry references must be strings of 1-64 characters")
+        decision, status = derived_from_json(kind, body_json) if columns is None else columns
         head = b'{"body":' + body_json + b',"index":'
-        return cls(kind, subject, principal, body_json, head, tail, tuple(refs), attachments)
+        return cls(kind, subject, principal, body_json, head, tail, tuple(refs), attachments, decision, status)
 
     def render(self, index: int, time: str) -> bytes:
         """The canonical entry bytes at ``index`` and ``time`` (keys in RFC 8785 order)."""

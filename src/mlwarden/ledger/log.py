@@ -20,8 +20,9 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
@@ -141,8 +142,12 @@ class StoredEntry:
         return Entry.parse(self.text)
 
 
+EntryRow = tuple[int, bytes, str, str, str, str, str, str | None, int | None]
+"""A ``ledger_entries`` row: index, leaf hash, kind, subject, text, principal, time, decision, status."""
+
 _INSERTS = {
-    "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
+    "entries": "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry, principal, entry_time, decision, "
+    "status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "nodes": "INSERT INTO ledger_nodes (level, idx, hash) VALUES (?, ?, ?)",
     "refs": "INSERT INTO ledger_refs (ref, idx) VALUES (?, ?)",
     "payloads": "INSERT INTO privacy_rows (decision_id, day, inputs_key, outputs_key, share, inputs, outputs, "
@@ -150,6 +155,7 @@ _INSERTS = {
     "head": "UPDATE ledger_head SET size = ?, frontier = ?, note = ? WHERE id = ?",
     "head_unsigned": "UPDATE ledger_head SET size = ?, frontier = ? WHERE id = ?",
     "read_head": "SELECT size, frontier FROM ledger_head WHERE id = ?",
+    "read_entry": "SELECT entry FROM ledger_entries WHERE idx = ?",
 }
 
 
@@ -180,6 +186,23 @@ def _text_matches(stored: StoredEntry, kind: str, subject_prefix: str) -> bool:
     return entry.kind == kind and entry.subject.startswith(subject_prefix) and entry.index == stored.index
 
 
+MAX_CLOCK_STEP_S = 5.0
+"""How far ahead of this clock a previous entry's time may be and still be a floor for the next entry's."""
+
+
+def _time_of(text: str | bytes) -> str:
+    """The ``time`` of a canonical entry text (its last field), or "" when it has none."""
+    raw = text.encode() if isinstance(text, str) else bytes(text)
+    at = raw.rfind(b',"time":"')
+    return raw[at + 9 : -2].decode() if at >= 0 and raw.endswith(b'"}') else ""
+
+
+def _later(time: str, seconds: float) -> str:
+    """``time`` (entry format) plus ``seconds``, in the same format."""
+    moment = datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%fZ") + timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def _db_error(action: str, exc: SQLAlchemyError) -> LedgerUnavailable:
     return LedgerUnavailable(f"ledger could not {action}: {describe_db_error(exc)}")
 
@@ -197,7 +220,7 @@ def _render(
     batch: Sequence[PreparedEntry],
     frontier: Frontier,
     time: str,
-    entry_rows: list[tuple[int, bytes, str, str, str]],
+    entry_rows: list[EntryRow],
     node_rows: list[tuple[int, int, bytes]],
     ref_rows: list[tuple[str, int]],
     payload_rows: list[tuple[Any, ...]],
@@ -209,7 +232,9 @@ def _render(
         index = frontier.size
         text = item.render(index, time)
         lh = sha(b"\x00" + text).digest()
-        entry_rows.append((index, lh, item.kind, item.subject, text.decode()))
+        entry_rows.append(
+            (index, lh, item.kind, item.subject, text.decode(), item.principal, time, item.decision, item.status)
+        )
         node_rows.extend(frontier.append(lh))
         ref_rows.extend((ref, index) for ref in item.refs)
         if item.attachments:
@@ -225,10 +250,11 @@ class LedgerTransaction:
         self.log = log
         self.conn = conn
         self._frontier: Frontier | None = None
-        self._entries: list[tuple[int, bytes, str, str, str]] = []
+        self._entries: list[EntryRow] = []
         self._nodes: list[tuple[int, int, bytes]] = []
         self._refs: list[tuple[str, int]] = []
         self._payloads: list[tuple[Any, ...]] = []
+        self._time = ""
         self.committed_head: tuple[str, int] | None = None
 
     def append(
@@ -245,7 +271,14 @@ class LedgerTransaction:
             size, frontier_bytes, _note = self.log._read_head(self.conn, lock=True)
             self.log._check_not_rolled_back(size)
             self._frontier = Frontier.from_bytes(size, frontier_bytes)
-        return _render([prepared], self._frontier, utc_now(), self._entries, self._nodes, self._refs, self._payloads)[0]
+            qmark = self.conn.dialect.paramstyle == "qmark"
+            read = lambda i: self.conn.exec_driver_sql(_insert_sql("read_entry", qmark), (i,)).first()  # noqa: E731
+            self._time = self.log._entry_time(size, read)
+        time = max(self._time, utc_now()) if self._entries else self._time
+        self._time = time
+        receipt = _render([prepared], self._frontier, time, self._entries, self._nodes, self._refs, self._payloads)[0]
+        self.log._last_time = (self._frontier.size, time)
+        return receipt
 
     def flush(self) -> None:
         """Write the staged entries and the newly signed head (called before COMMIT)."""
@@ -284,6 +317,8 @@ class Log:
         self._verifier = signer.verifier()
         self._publish_dir = publish_dir
         self._seen_size = 0
+        self._last_time: tuple[int, str] | None = None
+        """``(size, time)``: the time of entry ``size - 1`` as this process wrote it (a floor for the next)."""
         self._seen_lock = threading.Lock()
         self._published_at = -PUBLISH_INTERVAL_S
         self._pending_head: tuple[str, int] | None = None
@@ -291,7 +326,7 @@ class Log:
         self._write_lock = WriterLock.for_engine(engine)
         self._wal_autocheckpoint = True
         self._checkpointer: threading.Thread | None = None
-        self._entry_rows: list[tuple[int, bytes, str, str, str]] = []
+        self._entry_rows: list[EntryRow] = []
         self._node_rows: list[tuple[int, int, bytes]] = []
         self._ref_rows: list[tuple[str, int]] = []
         self._payload_rows: list[tuple[Any, ...]] = []
@@ -392,7 +427,9 @@ class Log:
                     raise IntegrityError("ledger head is missing", index=0, problem="missing")
                 now = _monotonic()
                 sign = now - self._signed_at >= self.sign_interval
-                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]), sign=sign)
+                read = lambda i: (cur.execute(_insert_sql("read_entry", qmark), (i,)), cur.fetchone())[1]  # noqa: E731
+                time = self._entry_time(int(head[0]), read)
+                receipts, note, frontier = self._stage(batch, int(head[0]), bytes(head[1]), sign=sign, time=time)
                 cur.executemany(_insert_sql("entries", qmark), self._entry_rows)
                 cur.executemany(_insert_sql("nodes", qmark), self._node_rows)
                 if self._ref_rows:
@@ -422,15 +459,31 @@ class Log:
         self._after_commit(note, frontier.size, now)
         return receipts
 
+    def _entry_time(self, size: int, read_entry: Callable[[int], Any]) -> str:
+        """The time for entries appended at ``size``: now, or the previous entry's time if the clock is behind it.
+
+        Entry times never decrease along the log (audit queries turn a time range into an index
+        range), but a previous time more than :data:`MAX_CLOCK_STEP_S` ahead is not followed: a
+        rewritten entry cannot push every later time into the future.
+        """
+        now = utc_now()
+        if size == 0:
+            return now
+        if self._last_time is not None and self._last_time[0] == size:
+            floor = self._last_time[1]
+        else:
+            row = read_entry(size - 1)
+            floor = _time_of(row[0]) if row is not None else ""
+        return floor if now < floor <= _later(now, MAX_CLOCK_STEP_S) else now
+
     def _stage(
-        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes, *, sign: bool
+        self, batch: list[PreparedEntry], size: int, frontier_bytes: bytes, *, sign: bool, time: str
     ) -> tuple[list[Receipt], str | None, Frontier]:
         """Assign indices, render, hash (and sign when due); the rows land in ``_entry_rows``/``_node_rows``."""
         self._check_not_rolled_back(size)
         frontier = Frontier.from_bytes(size, frontier_bytes)
-        receipts = _render(
-            batch, frontier, utc_now(), self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows
-        )
+        receipts = _render(batch, frontier, time, self._entry_rows, self._node_rows, self._ref_rows, self._payload_rows)
+        self._last_time = (frontier.size, time)
         note = Checkpoint(self.origin, frontier.size, frontier.root()).sign(self._signer) if sign else None
         return receipts, note, frontier
 

@@ -34,6 +34,11 @@ ledger_entries = Table(
     Column("kind", String(64), nullable=False),
     Column("subject", String(512), nullable=False),
     Column("entry", Text, nullable=False),
+    # Lookup copies of the entry's own fields (migration 0018_audit_index; checked by `ledger verify`).
+    Column("principal", String(512), nullable=True),
+    Column("entry_time", String(32), nullable=True),
+    Column("decision", String(64), nullable=True),
+    Column("status", SmallInteger, nullable=True),
 )
 
 ledger_nodes = Table(

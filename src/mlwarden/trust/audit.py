@@ -16,6 +16,7 @@ from sqlalchemy import select
 from mlwarden.errors import ArtifactIntegrityError, InvalidInput
 from mlwarden.identity.tokens import token_row_problem
 from mlwarden.ledger.canonical import canonical_json
+from mlwarden.ledger.columns import DECISION_KIND, STATUS_KIND, derived
 from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.registry.dataset_versions import check_dataset_row
@@ -138,12 +139,17 @@ def batch_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
 
 
 def ledger_columns(ws: Workspace) -> list[RowFinding]:
-    """The columns lookups select on: each entry's ``kind`` and ``subject``, each reference's index."""
+    """The columns lookups select on: each entry's kind, subject, principal, time, decision and status,
+    and each reference's index."""
     found: list[RowFinding] = []
+    e = ledger_entries.c
     with ws.engine.connect() as conn:
-        query = select(ledger_entries.c.idx, ledger_entries.c.kind, ledger_entries.c.subject, ledger_entries.c.entry)
-        for idx, kind, subject, text in conn.execute(query.order_by(ledger_entries.c.idx)):
-            problem = _column_problem(str(kind), str(subject), str(text).encode())
+        query = select(e.idx, e.kind, e.subject, e.entry, e.principal, e.entry_time, e.decision, e.status)
+        for idx, kind, subject, text, principal, time, decision, status in conn.execute(query.order_by(e.idx)):
+            raw = str(text).encode()
+            problem = _column_problem(str(kind), str(subject), raw) or _lookup_problem(
+                raw, principal, time, (decision, status)
+            )
             if problem:
                 found.append(RowFinding("ledger_entries", str(idx), problem))
         refs = select(ledger_refs.c.ref, ledger_refs.c.idx, ledger_entries.c.entry).join_from(
@@ -180,6 +186,27 @@ def _column_problem(kind: str, subject: str, text: bytes) -> str | None:
         return f"kind column {kind!r} differs from the entry"
     if not tail.endswith(b',"subject":' + canonical_json(subject)):
         return f"subject column {subject!r} differs from the entry"
+    return None
+
+
+def _lookup_problem(text: bytes, principal: Any, time: Any, columns: tuple[Any, Any]) -> str | None:
+    """Compare the audit lookup columns (principal, time, decision, status) with the entry text."""
+    at = text.rfind(_TIME_MARK)
+    tail = text[text.rfind(_INDEX_MARK) : at]  # the top-level fields: body strings escape every quote
+    if not isinstance(principal, str) or b',"principal":' + canonical_json(principal) + b',"subject":' not in tail:
+        return f"principal column {principal!r} differs from the entry"
+    if not isinstance(time, str) or text[at:] != _TIME_MARK + canonical_json(time) + b"}":
+        return f"time column {time!r} differs from the entry"
+    carriers = (b',"kind":' + canonical_json(kind) + b',"principal":' for kind in (DECISION_KIND, STATUS_KIND))
+    if columns == (None, None) and not any(mark in tail for mark in carriers):
+        return None  # no other kind carries a decision or a status: no body to read
+    try:
+        entry = Entry.parse(text)
+    except InvalidInput:
+        return "entry text is not a canonical entry"
+    expected = derived(entry.kind, entry.body)
+    if (columns[0], None if columns[1] is None else int(columns[1])) != expected:
+        return f"decision/status columns {columns!r} differ from the entry {expected!r}"
     return None
 
 

@@ -193,10 +193,14 @@ def test_inserted_entry_is_named(cli: Cli, filled: Path) -> None:
         ).fetchall()
         for idx, entry, leaf, kind, subject in rows:
             db.execute("DELETE FROM ledger_entries WHERE idx = ?", (idx,))
-            db.execute("INSERT INTO ledger_entries VALUES (?, ?, ?, ?, ?)", (idx + 1, leaf, kind, subject, entry))
+            db.execute(
+                "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (?, ?, ?, ?, ?)",
+                (idx + 1, leaf, kind, subject, entry),
+            )
         forged = rows[-1][1].replace('"n":10', '"n":-1')
         db.execute(
-            "INSERT INTO ledger_entries VALUES (10, ?, 'review.approved', 'x', ?)",
+            "INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) "
+            "VALUES (10, ?, 'review.approved', 'x', ?)",
             (merkle.leaf_hash(forged.encode()), forged),
         )
     code, report = _verify(cli)

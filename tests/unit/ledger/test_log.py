@@ -178,7 +178,7 @@ def test_parallel_verification_agrees_with_one_pass(workspace: Workspace, tamper
         elif tamper == "extra-beyond-head":
             row = conn.execute(text("SELECT leaf_hash, kind, subject, entry FROM ledger_entries WHERE idx = 3")).one()
             conn.execute(
-                text("INSERT INTO ledger_entries VALUES (187, :h, :k, :s, :e)"),
+                text("INSERT INTO ledger_entries (idx, leaf_hash, kind, subject, entry) VALUES (187, :h, :k, :s, :e)"),
                 {"h": row[0], "k": row[1], "s": row[2], "e": row[3]},
             )
     one_pass = workspace.log.verify(parallel=False)
