@@ -237,3 +237,32 @@ screening_detectors = Table(
     Column("created", String(32), nullable=False),
     Column("attestation", Text, nullable=False),  # signs the hash with what it was fitted from; checked on use
 )
+
+watch_cursors = Table(
+    "watch_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_index", BigInteger, nullable=False),  # the first ledger index not yet processed
+    Column("updated", String(32), nullable=False),
+)
+"""Where each watcher stands in the ledger; advanced in the transaction that records its alerts."""
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(40), primary_key=True),
+    Column("rule", String(64), nullable=False, index=True),
+    Column("severity", String(16), nullable=False),
+    Column("principal", String(512), nullable=True),
+    Column("subject", String(512), nullable=True),
+    Column("first_index", BigInteger, nullable=False),
+    Column("last_index", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("entry_index", BigInteger, nullable=False),
+    Column("acknowledged_by", String(512), nullable=True),
+    Column("acknowledged_at", String(32), nullable=True),
+    Column("ack_reason", Text, nullable=True),
+    Column("ack_index", BigInteger, nullable=True),
+)
+"""A cache of ``alert.raised``/``alert.acknowledged`` entries: listing checks every row against its entry."""
