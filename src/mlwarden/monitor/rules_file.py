@@ -8,7 +8,7 @@ value is a :class:`ConfigError` naming the line, at ``serve``/``watch`` start an
       auth.failure_burst: {threshold: 20, window: 60, severity: high}
       inference.extraction: {threshold: 500, window: 300, distance: 0.5, out_of_range: 0.1}
       feedback.spike: {enabled: false}
-      sampling: {budget: 200, window: 300, rows_per_entry: 8}
+      sampling: {budget: 200, window: 300, rows_per_entry: 16}
       custom:
         - id: custom.exports
           kind: privacy.exported          # or a pattern: request.*
@@ -64,7 +64,7 @@ class Sampling:
 
     budget: int = 200
     window: float = 300.0
-    rows_per_entry: int = 8
+    rows_per_entry: int = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +174,7 @@ class _Parser:
             values[name] = self.number(value, f"alerts.sampling.{name}")
         return Sampling(
             budget=int(values.get("budget", 200)), window=values.get("window", 300.0),
-            rows_per_entry=max(1, int(values.get("rows_per_entry", 8))),
+            rows_per_entry=max(1, int(values.get("rows_per_entry", 16))),
         )  # fmt: skip
 
     def customs(self, node: yaml.Node) -> list[tuple[CustomSpec, RuleSettings]]:

@@ -33,7 +33,7 @@ class Sample:
 class PayloadSampler:
     """Decides which prediction entries to open, opens them, and remembers the result for the entry."""
 
-    def __init__(self, opener: Opener, *, budget: int = 200, window: float = 300.0, rows_per_entry: int = 8) -> None:
+    def __init__(self, opener: Opener, *, budget: int = 200, window: float = 300.0, rows_per_entry: int = 16) -> None:
         self.opener = opener
         self.budget = budget
         self.window = window
