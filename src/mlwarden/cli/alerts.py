@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mlwarden.cli.context import print_json, state
+from mlwarden.cli.watch import logs_to_stderr
 from mlwarden.monitor.alerts_store import acknowledge, list_alerts
 from mlwarden.monitor.rules_file import load_rules
 from mlwarden.workspace import local_principal
@@ -22,6 +23,7 @@ def list_command(
     open_only: Annotated[bool, typer.Option("--open", help="Only alerts not acknowledged yet.")] = False,
 ) -> None:
     """Every alert the ledger backs, newest first."""
+    logs_to_stderr()  # a row the ledger does not back is logged, never mixed into the listing
     ws = state(ctx).open()
     try:
         found = list_alerts(ws, open_only=open_only)

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Annotated
 
+import structlog
 import typer
 
 from mlwarden.cli.context import print_json, state
@@ -33,6 +34,7 @@ def watch(
     batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="Entries per transaction.")] = 5000,
 ) -> None:
     """Watch the ledger and raise alerts (rules: the ``alerts:`` section of policy.yaml)."""
+    logs_to_stderr()  # stdout carries only the result
     ws = state(ctx).open()
     try:
         if once:
@@ -45,6 +47,11 @@ def watch(
         run_until_stopped(ws, batch=batch)
     finally:
         ws.close()
+
+
+def logs_to_stderr() -> None:
+    """Send this process's structured logs to (the current) stderr."""
+    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
 
 
 def run_until_stopped(ws: Workspace, *, batch: int = 5000, lifeline: int | None = None) -> None:
