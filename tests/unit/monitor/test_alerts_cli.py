@@ -34,7 +34,8 @@ def test_watch_list_ack(cli: Cli, home: Path) -> None:
     assert json.loads(cli("alerts", "list", "--json", "--open").out)["alerts"] == []
     again = cli("alerts", "ack", listed[0]["alert_id"], "--reason", "again")
     assert again.code == 2
-    assert again.err.startswith("error: ") and again.err.count("\n") == 1
+    assert again.err.startswith("error: ")
+    assert again.err.count("\n") == 1
     unknown = cli("alerts", "ack", "alrt_nope", "--reason", "x")
     assert unknown.code != 0
     assert unknown.err.count("\n") == 1
