@@ -46,17 +46,21 @@ class BinnedWindow:
         self._rows: deque[tuple[int, float, np.ndarray, float]] = deque()
         self.rows = 0
 
-    def add(self, index: int, at: float, matrix: np.ndarray) -> None:
-        """Count the rows of one entry; forget rows older than the window."""
-        bins = self.reference.bins(matrix)
-        outside = float(self.reference.out_of_range(matrix).sum())
-        np.add.at(self.counts, (np.broadcast_to(np.arange(bins.shape[1]), bins.shape), bins), 1)
+    def add(self, index: int, at: float, bins: np.ndarray, outside: float, rows: int) -> None:
+        """Count the binned rows of one entry (and their out-of-range total); forget rows older than the window."""
+        self.counts += self._count(bins)
         self.outside += outside
-        self.rows += len(matrix)
+        self.rows += rows
         self._rows.append((index, at, bins, outside))
         horizon = at - self.window
         while self._rows and self._rows[0][1] < horizon:
             self._drop()
+
+    def _count(self, bins: np.ndarray) -> np.ndarray:
+        """Per (feature, bin) counts of a block of binned rows."""
+        features, width = self.counts.shape
+        flat = (np.arange(features) * width + bins).ravel()
+        return np.bincount(flat, minlength=features * width).reshape(features, width)
 
     def clear_upto(self, last_index: int) -> None:
         """Forget rows of entries at or before ``last_index``."""
@@ -68,7 +72,7 @@ class BinnedWindow:
 
     def _drop(self) -> None:
         _index, _at, bins, outside = self._rows.popleft()
-        np.subtract.at(self.counts, (np.broadcast_to(np.arange(bins.shape[1]), bins.shape), bins), 1)
+        self.counts -= self._count(bins)
         self.outside -= outside
         self.rows -= len(bins)
 

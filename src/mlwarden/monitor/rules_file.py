@@ -8,7 +8,7 @@ value is a :class:`ConfigError` naming the line, at ``serve``/``watch`` start an
       auth.failure_burst: {threshold: 20, window: 60, severity: high}
       inference.extraction: {threshold: 500, window: 300, distance: 0.5, out_of_range: 0.1}
       feedback.spike: {enabled: false}
-      sampling: {budget: 200, window: 300, rows_per_entry: 16}
+      sampling: {budget: 50, window: 300, rows_per_entry: 16}
       custom:
         - id: custom.exports
           kind: privacy.exported          # or a pattern: request.*
@@ -62,7 +62,7 @@ MAX_CUSTOM = 200
 class Sampling:
     """How many prediction entries the inference rules open (see :mod:`mlwarden.monitor.sampling`)."""
 
-    budget: int = 200
+    budget: int = 50
     window: float = 300.0
     rows_per_entry: int = 16
 
@@ -173,7 +173,7 @@ class _Parser:
                 raise self.fail(key, f"alerts.sampling: unknown setting {name!r} (known: {', '.join(SAMPLING_KEYS)})")
             values[name] = self.number(value, f"alerts.sampling.{name}")
         return Sampling(
-            budget=int(values.get("budget", 200)), window=values.get("window", 300.0),
+            budget=int(values.get("budget", 50)), window=values.get("window", 300.0),
             rows_per_entry=max(1, int(values.get("rows_per_entry", 16))),
         )  # fmt: skip
 

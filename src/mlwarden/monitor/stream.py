@@ -30,6 +30,32 @@ def parse_time(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+_INDEX = ',"index":'
+_KIND = '"kind":"'
+
+
+def peek_kind(text: str) -> tuple[int, str] | None:
+    """The ``index`` and ``kind`` of canonical entry text without parsing it (None: not canonical, parse it).
+
+    In canonical JSON (keys sorted: body, index, kind, ...) every quote inside a string is
+    escaped, so the last ``,"index":`` is the top-level key and ``"kind":"`` follows it. The
+    text is the truth here, not the ``kind`` column (which anyone with the database can edit).
+    """
+    at = text.rfind(_INDEX)
+    if at < 0:
+        return None
+    start = at + len(_INDEX)
+    end = text.find(",", start)
+    digits = text[start:end]
+    if not digits.isdigit() or not text.startswith(_KIND, end + 1):
+        return None
+    begin = end + 1 + len(_KIND)
+    close = text.find('"', begin)
+    if close < 0 or "\\" in text[begin:close]:
+        return None
+    return int(digits), text[begin:close]
+
+
 def read_entry(index: int, text: str | bytes) -> WatchedEntry:
     """Parse stored entry text at ``index``; raise :class:`UnreadableEntry` when it is not that entry."""
     try:

@@ -31,7 +31,7 @@ from mlwarden.ledger.entry import utc_now
 from mlwarden.monitor.alert import ALERT_RAISED, Alert
 from mlwarden.monitor.rules import RuleSet
 from mlwarden.monitor.rules.events import UNREADABLE
-from mlwarden.monitor.stream import UnreadableEntry, WatchedEntry, parse_time, read_entry
+from mlwarden.monitor.stream import UnreadableEntry, WatchedEntry, parse_time, peek_kind, read_entry
 from mlwarden.store.lease import Lease
 from mlwarden.store.schema import alerts, watch_cursors
 from mlwarden.workspace import Workspace
@@ -100,8 +100,11 @@ class Watcher:
         start_at = self.cursor()
         if start_at > 0 and rules.horizon > 0:
             begin = self._first_after(start_at, rules.horizon)
-            for entry in self._entries(begin, start_at):
-                self._feed(rules, entry)
+            for chunk in range(begin, start_at, self.batch):
+                entries = self._entries(chunk, min(start_at, chunk + self.batch), rules.watches)
+                rules.prepare(entries)
+                for entry in entries:
+                    self._feed(rules, entry)
         self._rules, self._next = rules, start_at
         log.info("watch_rules_ready", cursor=start_at, rules=len(rules.rules))
 
@@ -126,8 +129,11 @@ class Watcher:
             return 0.0
 
     # ------------------------------------------------------------------ reading
-    def _entries(self, start: int, stop: int) -> list[WatchedEntry]:
-        """Entries ``start..stop-1``; a missing or unreadable one becomes a finding for ``ledger.integrity``."""
+    def _entries(self, start: int, stop: int, wanted: Callable[[str], bool] | None = None) -> list[WatchedEntry]:
+        """Entries ``start..stop-1``; a missing or unreadable one becomes a finding for ``ledger.integrity``.
+
+        With ``wanted``, an entry whose kind (read from its own text) no rule watches is not parsed.
+        """
         with self.ws.engine.connect() as conn:
             rows = conn.execute(
                 text("SELECT idx, entry FROM ledger_entries WHERE idx >= :a AND idx < :b ORDER BY idx"),
@@ -139,6 +145,10 @@ class Watcher:
             while expected < idx:
                 out.append(_finding(expected, "the entry is missing from the ledger"))
                 expected += 1
+            peeked = peek_kind(entry_text) if wanted is not None else None
+            if peeked is not None and peeked[0] == idx and wanted is not None and not wanted(peeked[1]):
+                expected = idx + 1
+                continue
             try:
                 out.append(read_entry(idx, entry_text))
             except UnreadableEntry as exc:
@@ -170,7 +180,9 @@ class Watcher:
             return 0
         found: list[Alert] = []
         try:
-            for entry in self._entries(start, stop):
+            entries = self._entries(start, stop, rules.watches)
+            rules.prepare(entries)
+            for entry in entries:
                 found += self._feed(rules, entry)
             self._commit(start, stop, found)
         except BaseException:
@@ -229,6 +241,16 @@ class Watcher:
                 continue
             if done < self.batch:
                 stop.wait(idle)
+
+    @property
+    def rules(self) -> RuleSet | None:
+        """The rules in their current state (None until the first tick or after a failed one)."""
+        return self._rules
+
+    @property
+    def position(self) -> int:
+        """The next index this watcher will read (its cursor as of its last committed tick)."""
+        return self._next
 
     def lag(self) -> int:
         """Entries in the ledger not yet processed."""

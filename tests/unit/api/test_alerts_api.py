@@ -13,7 +13,7 @@ def raise_alerts(env: Env) -> str:
     while watcher.tick():
         pass
     body = env.client.get("/v1/alerts", headers=env.headers(env.tokens["audit:read"])).json()
-    return next(a["alert_id"] for a in body["alerts"] if a["subject"] == "token:x")
+    return str(next(a["alert_id"] for a in body["alerts"] if a["subject"] == "token:x"))
 
 
 def test_list_and_ack_over_http(env: Env) -> None:

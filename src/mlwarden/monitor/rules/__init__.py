@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mlwarden.monitor.alert import Alert
+from mlwarden.monitor.alert import ALERT_RAISED, Alert
 from mlwarden.monitor.references import ReferenceBook
 from mlwarden.monitor.rules.bursts import AccessDeniedBurst, AuthFailureBurst, CustomThreshold
 from mlwarden.monitor.rules.events import FeedbackSpike, GovernanceEvent, LedgerIntegrity
@@ -24,6 +24,7 @@ class RuleSet:
     by_kind: dict[str, list[Rule]] = field(default_factory=dict)
     patterns: list[CustomThreshold] = field(default_factory=list)
     by_id: dict[str, Rule] = field(default_factory=dict)
+    sampler: PayloadSampler | None = None
     _kind_cache: dict[str, list[Rule]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -46,11 +47,22 @@ class RuleSet:
             self._kind_cache[kind] = found
         return found
 
+    def watches(self, kind: str) -> bool:
+        """Whether any rule observes ``kind`` (``alert.raised`` always: it tells rules what is covered)."""
+        return kind == ALERT_RAISED or bool(self.for_kind(kind))
+
+    def prepare(self, entries: list[WatchedEntry]) -> None:
+        """Open the sampled payloads of a batch of entries at once (before they are observed)."""
+        if self.sampler is not None:
+            self.sampler.prepare(entries)
+
     def observe(self, entry: WatchedEntry) -> list[Alert]:
         """Every rule that watches this entry's kind takes it; the alerts they raise."""
         out: list[Alert] = []
         for rule in self.for_kind(entry.kind):
-            out += rule.observe(entry)
+            found = rule.observe(entry)
+            if found:
+                out.extend(found)
         return out
 
     def raised(self, alert: Alert) -> None:
@@ -81,4 +93,4 @@ def build_rules(config: object, references: ReferenceBook, opener: Opener) -> Ru
     ]
     rules = [r for r in made if r.settings.enabled]  # type: ignore[attr-defined]
     rules += [CustomThreshold(spec, settings, frozenset()) for spec, settings in config.custom if settings.enabled]
-    return RuleSet(rules)
+    return RuleSet(rules, sampler=sampler)

@@ -6,6 +6,8 @@ import math
 from collections import Counter, deque
 from typing import Any
 
+import numpy as np
+
 from mlwarden.monitor.alert import Alert
 from mlwarden.monitor.binning import BinnedWindow, Distance
 from mlwarden.monitor.references import ModelReference, ReferenceBook
@@ -41,8 +43,26 @@ class _Predictions:
             return None
         return self.references.get(name, version)
 
-    def _sample(self, entry: WatchedEntry) -> Sample | None:
-        return self.sampler.sample(entry.index, entry.at, entry.subject, entry.principal, entry.body)
+    def _sampled(self, entry: WatchedEntry) -> tuple[ModelReference, Sample] | None:
+        """The entry's opened sample and its model's reference; None (cheaply) when it was not sampled."""
+        sample = self.sampler.sample(entry.index, entry.at, entry.subject, entry.principal, entry.body)
+        if sample is None:
+            return None
+        reference = self._reference(entry)
+        return None if reference is None else (reference, sample)
+
+
+def binned(reference: ModelReference, sample: Sample) -> tuple[np.ndarray, float, int]:
+    """The sample's bins and out-of-range total under ``reference`` (computed once, shared by the rules)."""
+    found = sample.derived.get(reference.model)
+    if found is None:
+        matrix = reference.matrix(sample.inputs)
+        found = sample.derived[reference.model] = (
+            reference.bins(matrix),
+            float(reference.out_of_range(matrix).sum()),
+            len(matrix),
+        )
+    return found
 
 
 def _rows(entry: WatchedEntry) -> float:
@@ -64,6 +84,7 @@ class Extraction(_Predictions):
         super().__init__(settings, references, sampler)
         self.volume = BurstCounter(math.inf, settings.window)
         self.windows: dict[str, BinnedWindow] = {}
+        self.min_samples = int(settings.get("min_samples", 50))
         self.distance = settings.get("distance", 0.5)
         self.out_of_range = settings.get("out_of_range", 0.1)
 
@@ -78,14 +99,14 @@ class Extraction(_Predictions):
     def observe(self, entry: WatchedEntry) -> list[Alert]:
         key = f"{entry.subject}|{entry.principal}"
         self.volume.add(key, entry.index, entry.at, _rows(entry))
-        reference = self._reference(entry)
-        sample = self._sample(entry) if reference is not None else None
-        if reference is None or sample is None:
+        sampled = self._sampled(entry)
+        if sampled is None:
             return []
+        reference, sample = sampled
         window = self.windows.get(key)
         if window is None:
             window = self.windows[key] = BinnedWindow(reference, self.settings.window)
-        window.add(entry.index, entry.at, reference.matrix(sample.inputs))
+        window.add(entry.index, entry.at, *binned(reference, sample))
         volume = self.volume.total(key)
         if volume < self.settings.threshold or window.rows < self.min_samples:
             return []
@@ -125,14 +146,14 @@ class InputDrift(_Predictions):
             window.clear_upto(alert.last_index)
 
     def observe(self, entry: WatchedEntry) -> list[Alert]:
-        reference = self._reference(entry)
-        sample = self._sample(entry) if reference is not None else None
-        if reference is None or sample is None:
+        sampled = self._sampled(entry)
+        if sampled is None:
             return []
+        reference, sample = sampled
         window = self.windows.get(entry.subject)
         if window is None:
             window = self.windows[entry.subject] = BinnedWindow(reference, self.settings.window)
-        window.add(entry.index, entry.at, reference.matrix(sample.inputs))
+        window.add(entry.index, entry.at, *binned(reference, sample))
         if window.rows < self.min_samples:
             return []
         d = window.distance(self.settings.threshold, KS_FACTOR / math.sqrt(window.rows))
@@ -172,12 +193,10 @@ class OutputShift(_Predictions):
             counts.subtract(window.popleft()[2])
 
     def observe(self, entry: WatchedEntry) -> list[Alert]:
-        reference = self._reference(entry)
-        if reference is None or not reference.class_rates:
+        sampled = self._sampled(entry)
+        if sampled is None or not sampled[0].class_rates:
             return []
-        sample = self._sample(entry)
-        if sample is None:
-            return []
+        reference, sample = sampled
         labels = [label for label in map(_label, sample.outputs) if label is not None]
         window = self.windows.setdefault(entry.subject, deque())
         counts = self.counts.setdefault(entry.subject, Counter())
