@@ -107,7 +107,10 @@ def list_alerts(ws: Workspace, *, open_only: bool = False) -> list[ListedAlert]:
             continue
         seen.add(alert.alert_id)
         listed.append(ListedAlert(alert, _ack(ws, row)))
+    listed_subjects = {f"alert:{i}" for i in seen}
     for stored in ws.log.find(ALERT_RAISED, "alert:", limit=MAX_LISTED):  # rows deleted from the cache
+        if _subject_of(stored.text) in listed_subjects:
+            continue  # already listed (and proven) from its row
         entry = _proven(ws, stored.index, ALERT_RAISED)
         alert = _alert_of(entry) if entry is not None else None
         if alert is not None and alert.alert_id not in seen:
@@ -116,6 +119,13 @@ def list_alerts(ws: Workspace, *, open_only: bool = False) -> list[ListedAlert]:
             listed.append(ListedAlert(alert, _ack_from_ledger(ws, alert.alert_id)))
     listed.sort(key=lambda a: -(a.alert.entry_index or 0))
     return [a for a in listed if not (open_only and a.ack is not None)]
+
+
+def _subject_of(text: str) -> str | None:
+    try:
+        return Entry.parse(text).subject
+    except InvalidInput:
+        return None
 
 
 def _ack_from_ledger(ws: Workspace, alert_id: str) -> Acknowledgement | None:

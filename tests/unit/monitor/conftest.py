@@ -16,9 +16,10 @@ from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 
 @pytest.fixture
-def ws(sqlite_options: WorkspaceOptions) -> Iterator[Workspace]:
-    init_workspace(sqlite_options)
-    opened = open_workspace(sqlite_options)
+def ws(workspace_options: WorkspaceOptions) -> Iterator[Workspace]:
+    """A fresh workspace, once on SQLite and once on PostgreSQL."""
+    init_workspace(workspace_options)
+    opened = open_workspace(workspace_options)
     try:
         yield opened
     finally:

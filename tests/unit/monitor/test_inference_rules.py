@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlwarden.config import WorkspaceOptions
 from mlwarden.monitor.alerts_store import list_alerts
 from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
@@ -27,7 +26,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleModel:
 
 
 @pytest.fixture
-def served(ws: Workspace, sample: SampleModel, sqlite_options: WorkspaceOptions) -> Workspace:
+def served(ws: Workspace, sample: SampleModel) -> Workspace:
     found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice")
     register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice",
                    datasets=[f"breast-cancer-train@sha256:{found['sha256']}"])  # fmt: skip

@@ -87,6 +87,8 @@ def test_killed_watch_process_resumes_without_skipping_or_repeating(ws: Workspac
     size = ws.log.size()
     env = {**os.environ, "MLWARDEN_HOME": str(ws.options.paths.home)}
     env.pop("MLWARDEN_DATABASE_URL", None)
+    if not ws.options.is_sqlite:
+        env["MLWARDEN_DATABASE_URL"] = ws.options.database_url
     child = Child([sys.executable, "-m", "mlwarden.cli", "watch", "--batch", "20"],
                   stderr_path=tmp_path / "watch.err", env=env)  # fmt: skip
     deadline = time.monotonic() + 120
