@@ -27,6 +27,9 @@ from mlwarden.monitor.watcher import WATCHER_LEASE
 from mlwarden.store.lease import Lease, lease_engine
 from mlwarden.workspace import Workspace, open_workspace
 
+NICENESS = 10
+"""How much lower than ``serve``'s the watcher's CPU priority is."""
+
 
 def watch(
     ctx: typer.Context,
@@ -80,7 +83,11 @@ def _await_eof(fd: int, stop: threading.Event) -> None:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m mlwarden.cli.watch [LIFELINE_FD]``: the watcher process ``serve`` starts."""
+    """``python -m mlwarden.cli.watch [LIFELINE_FD]``: the watcher process ``serve`` starts.
+
+    ``serve`` starts it at a lower CPU priority than the workers (see :data:`_LAUNCH`): on a
+    busy machine predictions come first and the watcher catches up (its lag is a metric).
+    """
     try:
         ws = open_workspace(WorkspaceOptions.from_settings(Settings()))
     except MlwardenError as exc:
@@ -99,6 +106,14 @@ if __name__ == "__main__":
     main(sys.argv[1:])
 
 
+_LAUNCH = (
+    "import os, sys\n"
+    f"os.nice({NICENESS})  # before the imports: loading them must not compete with the workers either\n"
+    "from mlwarden.cli.watch import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
 class WatcherProcess:
     """``serve``'s watcher: a child process holding a lifeline pipe (it exits when the pipe closes)."""
 
@@ -112,7 +127,7 @@ class WatcherProcess:
         read_end, write_end = os.pipe()
         try:
             self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-                [sys.executable, "-m", "mlwarden.cli.watch", str(read_end)], pass_fds=(read_end,)
+                [sys.executable, "-c", _LAUNCH, str(read_end)], pass_fds=(read_end,)
             )
         finally:
             os.close(read_end)
