@@ -13,7 +13,7 @@ from mlwarden.monitor.binning import BinnedWindow, Distance
 from mlwarden.monitor.references import ModelReference, ReferenceBook
 from mlwarden.monitor.rules.interface import RuleSettings, alert_key, make_alert
 from mlwarden.monitor.sampling import PayloadSampler, Sample
-from mlwarden.monitor.stream import WatchedEntry
+from mlwarden.monitor.stream import WatchedEntry, parse_time
 from mlwarden.monitor.windows import BurstCounter
 
 EXTRACTION = "inference.extraction"
@@ -36,6 +36,17 @@ class _Predictions:
         self.references = references
         self.sampler = sampler
         self.min_samples = int(settings.get("min_samples", 100))
+        self._quiet_until: dict[str, float] = {}
+        """Per key: no new alert before this time (one alert per window, not one per refill of it)."""
+
+    def _quiet(self, key: str, at: float) -> bool:
+        return at < self._quiet_until.get(key, -math.inf)
+
+    def _hush(self, key: str, at: float) -> None:
+        self._quiet_until[key] = at + self.settings.window
+
+    def _hush_alert(self, alert: Alert) -> None:
+        self._hush(alert_key(alert), parse_time(alert.time))
 
     def _reference(self, entry: WatchedEntry) -> ModelReference | None:
         name, version = entry.body.get("model"), entry.body.get("version")
@@ -90,6 +101,7 @@ class Extraction(_Predictions):
 
     def raised(self, alert: Alert) -> None:
         self._clear(alert_key(alert), alert.last_index)
+        self._hush_alert(alert)
 
     def _clear(self, key: str, last_index: int) -> None:
         self.volume.clear_upto(key, last_index)
@@ -108,7 +120,7 @@ class Extraction(_Predictions):
             window = self.windows[key] = BinnedWindow(reference, self.settings.window)
         window.add(entry.index, entry.at, *binned(reference, sample))
         volume = self.volume.total(key)
-        if volume < self.settings.threshold or window.rows < self.min_samples:
+        if volume < self.settings.threshold or window.rows < self.min_samples or self._quiet(key, entry.at):
             return []
         d = window.distance(self.distance, KS_FACTOR / math.sqrt(window.rows))
         if d.psi_mean < self.distance and d.out_of_range < self.out_of_range:
@@ -144,6 +156,7 @@ class InputDrift(_Predictions):
         window = self.windows.get(alert_key(alert))
         if window is not None:
             window.clear_upto(alert.last_index)
+        self._hush_alert(alert)
 
     def observe(self, entry: WatchedEntry) -> list[Alert]:
         sampled = self._sampled(entry)
@@ -154,13 +167,14 @@ class InputDrift(_Predictions):
         if window is None:
             window = self.windows[entry.subject] = BinnedWindow(reference, self.settings.window)
         window.add(entry.index, entry.at, *binned(reference, sample))
-        if window.rows < self.min_samples:
+        if window.rows < self.min_samples or self._quiet(entry.subject, entry.at):
             return []
         d = window.distance(self.settings.threshold, KS_FACTOR / math.sqrt(window.rows))
         if len(d.drifted) < self.min_features:
             return []
         first = window.first_index() or entry.index
         window.clear_upto(entry.index)
+        self._hush(entry.subject, entry.at)
         shown = ", ".join(d.drifted[:5]) + (" …" if len(d.drifted) > 5 else "")
         return [
             make_alert(
@@ -168,7 +182,8 @@ class InputDrift(_Predictions):
                 summary=f"inputs of {entry.subject} drift from {reference.dataset} in {len(d.drifted)} feature(s): "
                 f"{shown} (max PSI {d.psi_max:.2f})",
                 subject=entry.subject,
-                details={"drifted": list(d.drifted), "psi_max": round(d.psi_max, 4), "ks_max": round(d.ks_max, 4),
+                details={"drifted": list(d.drifted[:10]), "drifted_count": len(d.drifted),
+                         "psi_max": round(d.psi_max, 4), "ks_max": round(d.ks_max, 4),
                          "sampled_rows": d.rows, "dataset": reference.dataset},
             )
         ]  # fmt: skip
@@ -186,6 +201,7 @@ class OutputShift(_Predictions):
 
     def raised(self, alert: Alert) -> None:
         self._clear(alert_key(alert), alert.last_index)
+        self._hush_alert(alert)
 
     def _clear(self, key: str, last_index: int) -> None:
         window, counts = self.windows.get(key), self.counts.get(key)
@@ -205,7 +221,7 @@ class OutputShift(_Predictions):
         while window and window[0][1] < entry.at - self.settings.window:
             counts.subtract(window.popleft()[2])
         total = sum(counts.values())
-        if total < self.min_samples:
+        if total < self.min_samples or self._quiet(entry.subject, entry.at):
             return []
         rates = {k: v / total for k, v in counts.items() if v > 0}
         expected = reference.class_rates
@@ -214,6 +230,7 @@ class OutputShift(_Predictions):
             return []
         first = window[0][0]
         self._clear(entry.subject, entry.index)
+        self._hush(entry.subject, entry.at)
         shown = ", ".join(f"{k}: {rates.get(k, 0):.0%} (training {expected.get(k, 0):.0%})"
                           for k in sorted({*rates, *expected})[:6])  # fmt: skip
         return [
