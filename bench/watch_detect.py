@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import structlog
 from sqlalchemy import text
 
 from mlwarden.config import Settings, WorkspaceOptions
@@ -166,6 +168,10 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--cache", type=Path, default=Path(__file__).parent / "results" / "cache")
     args = parser.parse_args()
+    structlog.configure(  # stdout carries only the result; alerts are counted in it
+        wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR),
+        logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr),
+    )
     options = cached_workspace(args.cache, args.entries)
     ws = open_workspace(options)
     try:
