@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 BATCH = 25
@@ -45,7 +44,12 @@ def demo_attacks(
     timeout: float = 60.0,
     verify: bool | str = True,
 ) -> dict[str, Any]:
-    """Run both attacks; ``{"extraction": alert | None, "credential_stuffing": alert | None, "waited_s": s}``."""
+    """Run both attacks; ``{"extraction": alert | None, "credential_stuffing": alert | None, "waited_s": s}``.
+
+    Needs ``httpx`` (the ``demo`` extra).
+    """
+    import httpx
+
     low, high = _training_ranges(training_csv)
     rng = np.random.default_rng()
     with httpx.Client(base_url=base_url, timeout=10.0, verify=verify) as client:
