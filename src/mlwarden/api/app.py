@@ -22,6 +22,7 @@ from starlette import types as asgi
 
 from mlwarden import __version__
 from mlwarden.api import audit, problems
+from mlwarden.api.alerts import router as alerts_router
 from mlwarden.api.gateway import FEEDBACK_KINDS, Gateway
 from mlwarden.api.inputs import check_value
 from mlwarden.api.limits import BodyLimit, BodyLimits, SourceGuard
@@ -47,6 +48,7 @@ from mlwarden.ledger.duties import DutySettings, start_duties
 from mlwarden.ledger.log import Log
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.ledger.writer_client import WriterClient
+from mlwarden.monitor.metrics import watch_exposition
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
 from mlwarden.subjects.decisions import decision_payloads
@@ -214,6 +216,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             ws.close()
 
     app = FastAPI(title="mlwarden gateway", version=__version__, lifespan=lifespan)
+    app.include_router(alerts_router)
     app.state.metrics = GatewayMetrics()
     app.state.rejections = rejections
     problems.install(app)
@@ -448,6 +451,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             metrics_.ledger_size.set(request.app.state.gateway.ws.log.size())
         except MlwardenError:
             metrics_.ledger_outages.inc()
-        return PlainTextResponse(metrics_.exposition(), media_type=CONTENT_TYPE_LATEST)
+        body = metrics_.exposition() + watch_exposition(request.app.state.gateway.ws)
+        return PlainTextResponse(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

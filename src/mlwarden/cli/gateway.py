@@ -152,6 +152,7 @@ def serve(
     from mlwarden.api.logs import LOG_FORMAT_ENV, configure_logging
     from mlwarden.api.tls import SpiffeH11Protocol
     from mlwarden.cli.ledger_writer import WriterSupervisor
+    from mlwarden.cli.watch import WatcherProcess
 
     if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
         raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
@@ -182,8 +183,10 @@ def serve(
         except OSError as exc:
             raise ConfigError(f"cannot listen for health checks on 127.0.0.1:{health_port}: {exc.strerror}") from exc
     writer: WriterSupervisor | None = None
+    watcher = None
     try:
         writer = WriterSupervisor(options.paths.home / f"ledger-writer-{os.getpid()}.sock").start()
+        watcher = WatcherProcess().start(options.paths.policy)  # one per workspace: it holds lease monitor.watcher
         os.environ["MLWARDEN_LEDGER_WRITER_SOCKET"] = str(writer.socket_path)  # the workers record through it
         with _metrics_dir(workers):
             uvicorn.run(
@@ -191,6 +194,8 @@ def serve(
                 log_level="warning", **kwargs,  # type: ignore[arg-type]
             )  # fmt: skip
     finally:
+        if watcher is not None:
+            watcher.stop()
         if writer is not None:
             writer.stop()  # after the workers: it commits what they handed over and signs the head
             os.environ.pop("MLWARDEN_LEDGER_WRITER_SOCKET", None)

@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import audit, data, demo, gate, gateway, keys, ledger, model, privacy, redteam, workspace
+from mlwarden.cli import alerts, audit, data, demo, gate, gateway, keys, ledger, model, privacy, redteam, watch, workspace
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
@@ -40,9 +40,11 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(redteam.app, name="redteam")
 app.add_typer(audit.app, name="audit")
+app.add_typer(alerts.app, name="alerts")
 app.command("serve")(gateway.serve)
 app.command("init")(workspace.init)
 app.command("demo")(demo.demo)
+app.command("watch")(watch.watch)
 
 EXIT_INTERNAL = 70
 

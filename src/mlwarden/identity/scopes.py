@@ -18,6 +18,7 @@ class Scope(StrEnum):
     MODEL_PROMOTE = "model:promote"
     AUDIT_READ = "audit:read"
     PRIVACY_ERASE = "privacy:erase"
+    ALERT_ACK = "alert:ack"
     ADMIN = "admin"
 
 

@@ -204,7 +204,9 @@ def _payload_rows(conn: Connection, claims: Sequence[PayloadClaim]) -> dict[tupl
     for chunk in _chunks([(c.decision_id, c.field) for c in claims]):
         query = select(
             p.decision_id, p.field, p.key_id, p.day, p.kek_id, p.wrapped_key, p.erasure_id, p.nonce, p.ciphertext
-        ).where(tuple_(p.decision_id, p.field).in_(chunk))
+        ).where(  # the plain IN lets SQLite use the primary key; it does not for a row-value IN alone
+            p.decision_id.in_(sorted({d for d, _f in chunk})), tuple_(p.decision_id, p.field).in_(chunk)
+        )
         for decision_id, field, key_id, day, kek_id, wrapped, erasure_id, nonce, ciphertext in conn.execute(query):
             rows[(str(decision_id), str(field))] = _Row(
                 str(key_id),

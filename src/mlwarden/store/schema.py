@@ -288,3 +288,32 @@ privacy_rows = Table(
 ``unnamed`` scope's for rows without subject, whose own key derives from that day key and
 ``share``. Erasing such a decision clears ``share`` and sets ``erasure_id``. Predictions before
 migration 0017 stay in ``privacy_payloads``, which also holds feedback's ``expected`` values."""
+
+watch_cursors = Table(
+    "watch_cursors",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("next_index", BigInteger, nullable=False),  # the first ledger index not yet processed
+    Column("updated", String(32), nullable=False),
+)
+"""Where each watcher stands in the ledger; advanced in the transaction that records its alerts."""
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("alert_id", String(40), primary_key=True),
+    Column("rule", String(64), nullable=False, index=True),
+    Column("severity", String(16), nullable=False),
+    Column("principal", String(512), nullable=True),
+    Column("subject", String(512), nullable=True),
+    Column("first_index", BigInteger, nullable=False),
+    Column("last_index", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("time", String(32), nullable=False),
+    Column("entry_index", BigInteger, nullable=False),
+    Column("acknowledged_by", String(512), nullable=True),
+    Column("acknowledged_at", String(32), nullable=True),
+    Column("ack_reason", Text, nullable=True),
+    Column("ack_index", BigInteger, nullable=True),
+)
+"""A cache of ``alert.raised``/``alert.acknowledged`` entries: listing checks every row against its entry."""

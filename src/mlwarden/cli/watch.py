@@ -1,0 +1,147 @@
+"""``mlwarden watch``: run the ledger watcher (the same loop ``serve`` runs in its own process).
+
+Only the holder of the ``monitor.watcher`` lease watches, so any number of ``watch`` or
+``serve`` processes on one workspace raise each alert once. ``serve`` starts it as
+``python -m mlwarden.cli.watch`` with a lifeline pipe: when ``serve`` exits, so does the watcher.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import structlog
+import typer
+
+from mlwarden.cli.context import print_json, state
+from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.errors import MlwardenError
+from mlwarden.monitor.rules_file import load_rules
+from mlwarden.monitor.service import workspace_watcher
+from mlwarden.monitor.watcher import WATCHER_LEASE
+from mlwarden.store.lease import Lease, lease_engine
+from mlwarden.workspace import Workspace, open_workspace
+
+NICENESS = 10
+"""How much lower than ``serve``'s the watcher's CPU priority is."""
+
+
+def watch(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Process what is in the ledger now, then exit.")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000, help="Entries per transaction.")] = 5000,
+) -> None:
+    """Watch the ledger and raise alerts (rules: the ``alerts:`` section of policy.yaml)."""
+    logs_to_stderr()  # stdout carries only the result
+    ws = state(ctx).open()
+    try:
+        if once:
+            watcher = workspace_watcher(ws, batch=batch)
+            while watcher.tick():
+                pass
+            print_json({"cursor": watcher.cursor(), "processed": watcher.processed,
+                        "raised": sum(watcher.raised.values())})  # fmt: skip
+            return
+        run_until_stopped(ws, batch=batch)
+    finally:
+        ws.close()
+
+
+def logs_to_stderr() -> None:
+    """Send this process's structured logs to (the current) stderr."""
+    structlog.configure(logger_factory=lambda *_args: structlog.PrintLogger(sys.stderr))
+
+
+def run_until_stopped(ws: Workspace, *, batch: int = 5000, lifeline: int | None = None) -> None:
+    """Hold the lease and watch until SIGTERM/SIGINT (or until ``lifeline``'s other end closes)."""
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    if lifeline is not None:
+        threading.Thread(target=_await_eof, args=(lifeline, stop), daemon=True).start()
+    lease = Lease(lease_engine(ws.options.database_url, timeout=2.0), WATCHER_LEASE).start()
+    try:
+        watcher = workspace_watcher(ws, lease=lease, batch=batch)
+        watcher.run(stop)
+    finally:
+        lease.close()
+        lease.engine.dispose()
+
+
+def _await_eof(fd: int, stop: threading.Event) -> None:
+    try:
+        while os.read(fd, 64):
+            pass
+    except OSError:
+        pass
+    stop.set()
+
+
+def main(argv: list[str]) -> None:
+    """``python -m mlwarden.cli.watch [LIFELINE_FD]``: the watcher process ``serve`` starts.
+
+    ``serve`` starts it at a lower CPU priority than the workers (see :data:`_LAUNCH`): on a
+    busy machine predictions come first and the watcher catches up (its lag is a metric).
+    """
+    try:
+        ws = open_workspace(WorkspaceOptions.from_settings(Settings()))
+    except MlwardenError as exc:
+        sys.stderr.write(f"error: the watcher cannot open the workspace: {exc.message}\n")
+        raise SystemExit(1) from None
+    try:
+        run_until_stopped(ws, lifeline=int(argv[0]) if argv else None)
+    except MlwardenError as exc:
+        sys.stderr.write(f"error: the watcher stopped: {exc.message}\n")
+        raise SystemExit(1) from None
+    finally:
+        ws.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
+
+
+_LAUNCH = (
+    "import os, sys\n"
+    f"os.nice({NICENESS})  # before the imports: loading them must not compete with the workers either\n"
+    "from mlwarden.cli.watch import main\n"
+    "main(sys.argv[1:])\n"
+)
+
+
+class WatcherProcess:
+    """``serve``'s watcher: a child process holding a lifeline pipe (it exits when the pipe closes)."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lifeline: int | None = None
+
+    def start(self, policy: Path) -> WatcherProcess:
+        """Check the rules file (a bad one stops ``serve`` here, naming the line), then start the watcher."""
+        load_rules(policy)
+        read_end, write_end = os.pipe()
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+                [sys.executable, "-c", _LAUNCH, str(read_end)], pass_fds=(read_end,)
+            )
+        finally:
+            os.close(read_end)
+        self._lifeline = write_end
+        return self
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Close the lifeline; the watcher finishes its tick and exits (killed after ``timeout``)."""
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=10)

@@ -1,0 +1,96 @@
+"""Detection rules over the ledger stream; :func:`build_rules` makes the enabled set from the rules file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mlwarden.monitor.alert import ALERT_RAISED, Alert
+from mlwarden.monitor.references import ReferenceBook
+from mlwarden.monitor.rules.bursts import AccessDeniedBurst, AuthFailureBurst, CustomThreshold
+from mlwarden.monitor.rules.events import FeedbackSpike, GovernanceEvent, LedgerIntegrity
+from mlwarden.monitor.rules.inference import Extraction, InputDrift, OutputShift
+from mlwarden.monitor.rules.interface import Rule, RuleSettings
+from mlwarden.monitor.sampling import Opener, PayloadSampler
+from mlwarden.monitor.stream import WatchedEntry
+
+__all__ = ["Rule", "RuleSet", "RuleSettings", "build_rules"]
+
+
+@dataclass
+class RuleSet:
+    """The enabled rules, indexed by the kinds they observe."""
+
+    rules: list[Rule]
+    by_kind: dict[str, list[Rule]] = field(default_factory=dict)
+    patterns: list[CustomThreshold] = field(default_factory=list)
+    by_id: dict[str, Rule] = field(default_factory=dict)
+    sampler: PayloadSampler | None = None
+    _kind_cache: dict[str, list[Rule]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rule in self.rules:
+            self.by_id[rule.rule_id] = rule
+            if isinstance(rule, CustomThreshold) and rule.pattern:
+                self.patterns.append(rule)
+            for kind in rule.kinds:
+                self.by_kind.setdefault(kind, []).append(rule)
+
+    @property
+    def horizon(self) -> float:
+        """Seconds of history the rules' state depends on."""
+        return max((rule.horizon for rule in self.rules), default=0.0)
+
+    def for_kind(self, kind: str) -> list[Rule]:
+        found = self._kind_cache.get(kind)
+        if found is None:
+            found = list(self.by_kind.get(kind, ())) + [r for r in self.patterns if r.matches_kind(kind)]
+            self._kind_cache[kind] = found
+        return found
+
+    def watches(self, kind: str) -> bool:
+        """Whether any rule observes ``kind`` (``alert.raised`` always: it tells rules what is covered)."""
+        return kind == ALERT_RAISED or bool(self.for_kind(kind))
+
+    def prepare(self, entries: list[WatchedEntry]) -> None:
+        """Open the sampled payloads of a batch of entries at once (before they are observed)."""
+        if self.sampler is not None:
+            self.sampler.prepare(entries)
+
+    def observe(self, entry: WatchedEntry) -> list[Alert]:
+        """Every rule that watches this entry's kind takes it; the alerts they raise."""
+        out: list[Alert] = []
+        for rule in self.for_kind(entry.kind):
+            found = rule.observe(entry)
+            if found:
+                out.extend(found)
+        return out
+
+    def raised(self, alert: Alert) -> None:
+        """An ``alert.raised`` entry was read: its rule forgets the evidence it covers."""
+        rule = self.by_id.get(alert.rule)
+        if rule is not None:
+            rule.raised(alert)
+
+
+def build_rules(config: object, references: ReferenceBook, opener: Opener) -> RuleSet:
+    """The enabled rules of a :class:`~mlwarden.monitor.rules_file.RulesConfig`."""
+    from mlwarden.monitor.rules_file import RulesConfig
+
+    if not isinstance(config, RulesConfig):
+        raise TypeError("build_rules needs a RulesConfig")
+    s = config.sampling
+    sampler = PayloadSampler(opener, budget=s.budget, window=s.window, rows_per_entry=s.rows_per_entry)
+    b = config.builtin
+    made: list[Rule] = [
+        AuthFailureBurst(b["auth.failure_burst"]),
+        AccessDeniedBurst(b["access.denied_burst"]),
+        Extraction(b["inference.extraction"], references, sampler),
+        InputDrift(b["inference.input_drift"], references, sampler),
+        OutputShift(b["inference.output_shift"], references, sampler),
+        FeedbackSpike(b["feedback.spike"]),
+        GovernanceEvent(b["governance.event"]),
+        LedgerIntegrity(b["ledger.integrity"]),
+    ]
+    rules = [r for r in made if r.settings.enabled]  # type: ignore[attr-defined]
+    rules += [CustomThreshold(spec, settings, frozenset()) for spec, settings in config.custom if settings.enabled]
+    return RuleSet(rules, sampler=sampler)
