@@ -191,7 +191,6 @@ def test_the_three_suites_run_through_the_registry_within_time_at_the_default_ra
         assert {f.id for f in result.findings} <= {c.id for c in result.checks if c.status is CheckStatus.FAILED}
 
 
-@pytest.mark.xfail(strict=True, reason="ledger/wire.py packs an entry's decision-id count in one byte (FIELDS 'B')")
 def test_a_prediction_of_more_than_255_rows_under_serve_is_answered(tmp_path: Path) -> None:
     """Found by the extraction suite: under `mlwarden serve` (ledger writer) 256 rows in one request get a 500."""
     zoo = build_zoo(tmp_path)

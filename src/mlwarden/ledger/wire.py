@@ -33,13 +33,16 @@ ACKS = b"A"
 FAILED = b"F"
 HEADER = struct.Struct(">cI")
 COUNT = struct.Struct(">I")
-FIELDS = struct.Struct(">BHHIBH")
+FIELDS = struct.Struct(">BHHIII")
+"""An entry's field lengths: kind, subject, principal, body; then its reference and attachment counts."""
 LENGTH = struct.Struct(">I")
 ROW = struct.Struct(">HBBBHII")
 """A sealed row's field lengths: decision id, day, inputs key, outputs key (text), share, inputs, outputs."""
 ABSENT = 0xFFFF
 """The share length of a row that has none (a subject's row)."""
-MAX_ATTACHMENTS = 1 << 15
+MAX_ATTACHMENTS = 1 << 17
+"""More than the most rows a request may carry (a prediction attaches one row per decision)."""
+MAX_REFS = 1 << 17
 RECEIPT = struct.Struct(">Q32s")
 MAX_FRAME = 64 << 20
 """The largest frame either side accepts (a worker splits bigger batches)."""
@@ -182,6 +185,8 @@ def _decode_entry(raw: bytes, at: int) -> tuple[PreparedEntry, int]:
     kind_len, subject_len, principal_len, body_len, ref_count, attachment_count = lengths
     if attachment_count > MAX_ATTACHMENTS:
         raise WireError(f"entry has {attachment_count} attachments; the limit is {MAX_ATTACHMENTS}")
+    if ref_count > MAX_REFS:
+        raise WireError(f"entry has {ref_count} references; the limit is {MAX_REFS}")
     if subject_len > 4 * MAX_SUBJECT or principal_len > 4 * MAX_PRINCIPAL or body_len > MAX_BODY_BYTES:
         raise WireError("entry field is longer than the ledger allows")
     end = at + kind_len + subject_len + principal_len + body_len

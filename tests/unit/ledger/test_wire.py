@@ -153,3 +153,19 @@ def test_attachments_round_trip_and_truncation_is_refused() -> None:
 
 
 COUNT_ONE = struct.pack(">I", 1)
+
+
+@pytest.mark.parametrize("rows", [256, 1000, 5000])
+def test_a_prediction_of_many_rows_crosses_the_wire(rows: int) -> None:
+    """One decision id and one sealed row per prediction row: counts past one byte (255) survive the wire."""
+    refs = tuple(f"d-{i}" for i in range(rows))
+    sealed = tuple(
+        (f"d-{i}", "2026-11-26", "k" * 32, "j" * 32, b"s" * 32, b"\x02" * 40, b"\x03" * 29) for i in range(rows)
+    )
+    entry = _entry(refs=refs).with_attachments(sealed)
+    [(frame, count)] = list(entries_frames([encode_entry(entry)]))
+    [decoded] = decode_entries(_body(frame))
+    assert count == 1
+    assert decoded.refs == refs
+    assert decoded.attachments == sealed
+    assert decoded.render(3, "t") == entry.render(3, "t")
