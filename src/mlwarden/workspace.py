@@ -21,7 +21,7 @@ from mlwarden.ledger.notes import NoteSigner
 from mlwarden.privacy.kek import write_kek
 from mlwarden.store.engine import create_db_engine, describe_db_error, write_transaction
 from mlwarden.store.migrate import upgrade
-from mlwarden.store.schema import ledger_head, meta, privacy_keys
+from mlwarden.store.schema import ledger_head, meta, privacy_keys, privacy_payloads, privacy_rows
 
 ORIGIN_KEY = "ledger_origin"
 PRIVATE_FILE = 0o600
@@ -97,15 +97,22 @@ def _private_sqlite(url: str) -> None:
 
 
 def _ensure_privacy_kek(engine: Engine, path: Path) -> None:
-    """Create the KEK unless it exists; refuse when data keys are stored but their KEK is gone."""
+    """Create the KEK unless it exists; refuse when anything sealed is stored but its KEK is gone.
+
+    Keys of the day, keys inline in payload rows and the rows that derive theirs all need the
+    KEK that sealed them: a new one would silently make every one of them unreadable.
+    """
     if path.exists():
         _private_file(path)
         return
     with engine.connect() as conn:
-        wrapped = conn.execute(select(privacy_keys.c.key_id).limit(1)).first() is not None
-    if wrapped:
+        sealed = any(
+            conn.execute(select(column).limit(1)).first() is not None
+            for column in (privacy_keys.c.key_id, privacy_payloads.c.decision_id, privacy_rows.c.decision_id)
+        )
+    if sealed:
         raise KeyFileError(
-            f"the database holds wrapped data keys but {path} is missing: "
+            f"the database holds sealed personal data but {path} is missing: "
             "copy the key from the workspace that created it"
         )
     write_kek(path)

@@ -14,7 +14,7 @@ from mlwarden.errors import KeyFileError
 from mlwarden.privacy.errors import KeyUnwrapFailed
 from mlwarden.privacy.kek import KeyEncryptionKey, LocalKek, read_kek, write_kek
 from mlwarden.store.engine import create_db_engine, write_transaction
-from mlwarden.store.schema import privacy_keys
+from mlwarden.store.schema import privacy_keys, privacy_payloads
 from mlwarden.workspace import init_workspace
 
 
@@ -122,6 +122,28 @@ def test_init_refuses_to_replace_a_lost_kek_when_keys_are_stored(workspace_optio
     finally:
         engine.dispose()
     workspace_options.paths.privacy_kek.unlink()
-    with pytest.raises(KeyFileError, match=r"holds wrapped data keys.*privacy\.kek is missing"):
+    with pytest.raises(KeyFileError, match=r"holds sealed personal data.*privacy\.kek is missing"):
+        init_workspace(workspace_options)
+    assert not workspace_options.paths.privacy_kek.exists()
+
+
+def test_init_refuses_to_replace_a_lost_kek_when_only_inline_keys_are_stored(
+    workspace_options: WorkspaceOptions,
+) -> None:
+    """A payload row carrying its own wrapped key (no key of the day anywhere) also needs the old KEK."""
+    init_workspace(workspace_options)
+    engine = create_db_engine(workspace_options.database_url)
+    try:
+        with write_transaction(engine) as conn:
+            conn.execute(
+                privacy_payloads.insert().values(
+                    decision_id="d-1", field="expected", key_id="a" * 32, day="2026-01-01", kek_id="c" * 16,
+                    wrapped_key=b"x" * 60, nonce=b"n" * 12, ciphertext=b"c" * 40,
+                )
+            )  # fmt: skip
+    finally:
+        engine.dispose()
+    workspace_options.paths.privacy_kek.unlink()
+    with pytest.raises(KeyFileError, match=r"holds sealed personal data.*privacy\.kek is missing"):
         init_workspace(workspace_options)
     assert not workspace_options.paths.privacy_kek.exists()
