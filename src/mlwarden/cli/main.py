@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import data, demo, gate, gateway, keys, ledger, model, privacy, workspace
+from mlwarden.cli import data, demo, gate, gateway, keys, ledger, model, privacy, sinks, workspace
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
@@ -38,6 +38,7 @@ app.add_typer(gateway.certs_app, name="certs")
 app.add_typer(gateway.policy_app, name="policy")
 app.add_typer(keys.app, name="keys")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(sinks.app, name="sinks")
 app.command("serve")(gateway.serve)
 app.command("init")(workspace.init)
 app.command("demo")(demo.demo)
