@@ -87,7 +87,7 @@ def enqueue(conn: Connection, alert: Alert, sinks: Iterable[AlertSink], *, now: 
     ]
     if not rows:
         return 0
-    return int(conn.execute(_insert(conn), rows).rowcount or 0)
+    return max(0, int(conn.execute(_insert(conn).values(rows)).rowcount))  # one statement: a true count
 
 
 @dataclass(slots=True)
