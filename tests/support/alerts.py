@@ -1,4 +1,4 @@
-"""A scripted alert source for the sink tests: evidence, the ``alert.raised`` entry and the outbox rows, committed together.
+"""A scripted alert source for the sink tests: evidence, ``alert.raised`` and outbox rows, committed together.
 
 This stands in for the watcher: it records alerts the way the watcher does (the alert entry
 and its outbox rows in one transaction), so delivery is tested without detection.

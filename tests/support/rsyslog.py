@@ -59,7 +59,11 @@ class Rsyslog:
         """Write a config, start ``rsyslogd -n`` and wait (bounded) until its TCP listeners accept."""
         folder.mkdir(parents=True, exist_ok=True)
         tls = write_tls_files(folder / "tls")
-        udp, tcp, tls_port = _free_port(socket.SOCK_DGRAM), _free_port(socket.SOCK_STREAM), _free_port(socket.SOCK_STREAM)
+        udp, tcp, tls_port = (
+            _free_port(socket.SOCK_DGRAM),
+            _free_port(socket.SOCK_STREAM),
+            _free_port(socket.SOCK_STREAM),
+        )
         out = folder / "received.log"
         config = folder / "rsyslog.conf"
         config.write_text(CONFIG.format(work=folder, tls=tls, udp=udp, tcp=tcp, tls_port=tls_port, out=out,

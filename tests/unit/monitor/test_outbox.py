@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import insert, select, text, update
@@ -27,7 +28,7 @@ def _lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
-def _rows(ws: Workspace) -> list[dict[str, object]]:
+def _rows(ws: Workspace) -> list[dict[str, Any]]:
     with ws.engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(alert_outbox).order_by(alert_outbox.c.created))]
 
@@ -134,15 +135,18 @@ def test_an_unreachable_sink_keeps_its_rows_and_backs_off(workspace: Workspace, 
     clock = [time.time() + 1]
     report = deliver_due(workspace.engine, [down, archive], clock[0], alerts=source, policy=policy,
                          clock=lambda: clock[0], rand=lambda: 1.0)  # fmt: skip
-    assert list(report.failed) == ["soc"] and report.waiting == 3
-    assert len(report.delivered) == 4 and len(_lines(archive.path)) == 4
+    assert list(report.failed) == ["soc"]
+    assert report.waiting == 3
+    assert len(report.delivered) == 4
+    assert len(_lines(archive.path)) == 4
     status = {b.sink: b for b in backlog(workspace.engine, clock[0] + 5)}
     assert (status["soc"].pending, status["soc"].failed_attempts) == (4, 1)
     assert status["soc"].oldest_pending_seconds >= 5
     assert "ConnectError" in (status["soc"].last_error or "")
     # Not due again before its backoff (10 s for the failed row; the three untried rows are due now).
     failed_at = [r for r in _rows(workspace) if r["sink"] == "soc" and r["failures"] == 1]
-    assert len(failed_at) == 1 and failed_at[0]["next_attempt_at"] == clock[0] + 10
+    assert len(failed_at) == 1
+    assert failed_at[0]["next_attempt_at"] == clock[0] + 10
     report = deliver_due(workspace.engine, [down], clock[0] + 1, alerts=source, policy=policy,
                          clock=lambda: clock[0] + 1, rand=lambda: 1.0)  # fmt: skip
     assert report.waiting == 2  # one more attempt (failed), the rest left for later
@@ -168,7 +172,7 @@ def test_two_deliverers_at_once_send_each_row_once(workspace: Workspace, tmp_pat
     for t in threads:
         t.join(60)
     assert not errors
-    keys = [line["idempotency_key"] for line in _lines(sink.path)]
+    keys = [str(line["idempotency_key"]) for line in _lines(sink.path)]
     assert sorted(keys) == sorted(f"{a.alert_id}/archive" for a in alerts)
 
 

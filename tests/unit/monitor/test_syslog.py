@@ -69,12 +69,20 @@ def test_rsyslog_receives_the_alert(
     context = ssl.create_default_context(cafile=str(rsyslog.tls.ca)) if transport == "tls" else None
     sink = SyslogSink(name="siem", host="127.0.0.1", port=port, transport=Transport(transport), tls_context=context,
                       facility=FACILITIES["local4"])  # fmt: skip
-    alert = _deliver(workspace, sink, severity=severity, principal=f"tok_{transport}", summary='burst of "denials"] \\ from one principal')
+    alert = _deliver(
+        workspace,
+        sink,
+        severity=severity,
+        principal=f"tok_{transport}",
+        summary='burst of "denials"] \\ from one principal',
+    )
     record = _record(rsyslog, transport, alert)
     assert int(record["pri"]) == FACILITIES["local4"] * 8 + code
     assert (record["app"], record["msgid"]) == ("mlwarden", "alert")
-    assert f'alert_id="{alert.alert_id}"' in record["sd"] and 'rule="access.denied_burst"' in record["sd"]
-    assert f'severity="{severity.value}"' in record["sd"] and f'entry_index="{alert.entry_index}"' in record["sd"]
+    assert f'alert_id="{alert.alert_id}"' in record["sd"]
+    assert 'rule="access.denied_burst"' in record["sd"]
+    assert f'severity="{severity.value}"' in record["sd"]
+    assert f'entry_index="{alert.entry_index}"' in record["sd"]
     assert json.loads(record["msg"]) == alert.to_dict()
 
 
@@ -90,8 +98,8 @@ def test_tcp_octet_counting_keeps_messages_apart(rsyslog: Rsyslog, workspace: Wo
         sink.close()
     assert len(report.delivered) == 5
     ids = {a.alert_id for a in alerts}
-    found = rsyslog.wait_for(lambda lines: ids <= {json.loads(l["msg"]).get("alert_id") for l in lines
-                                                   if l["input"] == "tcp"})  # fmt: skip
+    found = rsyslog.wait_for(lambda lines: ids <= {json.loads(r["msg"]).get("alert_id") for r in lines
+                                                   if r["input"] == "tcp"})  # fmt: skip
     records = [json.loads(line["msg"]) for line in found if line["input"] == "tcp"]
     assert sorted(r["alert_id"] for r in records if r["alert_id"] in ids) == sorted(ids)
 
@@ -101,7 +109,7 @@ def test_tls_refuses_a_collector_it_cannot_verify(rsyslog: Rsyslog) -> None:
     sink = SyslogSink(name="siem", host="127.0.0.1", port=rsyslog.tls_port, transport=Transport.TLS,
                       tls_context=ssl.create_default_context())  # fmt: skip
     alert = Alert("alrt_x", "ledger.integrity", Severity.CRITICAL, "s", 0, 0, "2026-01-01T00:00:00Z")
-    with pytest.raises(SinkUnavailable, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+    with pytest.raises(SinkUnavailable, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
         sink.deliver(alert, "alrt_x/siem")
 
 
@@ -118,7 +126,8 @@ def test_structured_data_values_are_escaped() -> None:
     """A rule or id with '"', '\\' or ']' cannot end the SD element early (RFC 5424 §6.3.3)."""
     alert = Alert('alrt_"]\\x', 'custom.rule"]', Severity.LOW, "s", 0, 0, "2026-01-01T00:00:00Z")
     message = format_message(alert, {"k": "é"}, facility=1, hostname="host name\n", procid=7).decode("ascii")
-    assert message.startswith("<13>1 ") and " hostname mlwarden 7 alert " in message
+    assert message.startswith("<13>1 ")
+    assert " hostname mlwarden 7 alert " in message
     assert '[mlwarden@32473 alert_id="alrt_\\"\\]\\\\x" rule="custom.rule\\"\\]" severity="low"]' in message
     assert message.endswith(' {"k":"\\u00e9"}')
 

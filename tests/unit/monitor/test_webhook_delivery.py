@@ -77,13 +77,15 @@ def test_receiver_down_for_minutes_loses_nothing(
         attempts += len(report.failed)
     assert 1 <= attempts <= 20
     (status,) = backlog(workspace.engine, start + 600)
-    assert status.pending == 5 and status.oldest_pending_seconds >= 600
+    assert status.pending == 5
+    assert status.oldest_pending_seconds >= 600
     # Back up: everything arrives.
     out = tmp_path / "received.jsonl"
     receiver = _start(receiver_factory, port, out)
     report = deliver_due(workspace.engine, [sink], start + 1200, alerts=source, policy=policy,
                          clock=lambda: start + 1200)  # fmt: skip
-    assert len(report.delivered) == 5 and not report.failed
+    assert len(report.delivered) == 5
+    assert not report.failed
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(line["idempotency_key"] for line in lines) == sorted(f"{a.alert_id}/soc" for a in alerts)
     assert {line["alert"]["alert_id"]: line["alert"] for line in lines} == {a.alert_id: a.to_dict() for a in alerts}
@@ -108,9 +110,7 @@ def test_a_redelivery_after_a_crash_is_dropped_by_its_key(
     assert [json.loads(line)["idempotency_key"] for line in out.read_text().splitlines()] == [f"{alert.alert_id}/soc"]
 
 
-def test_a_tampered_body_fails_verification(
-    tmp_path: Path, port: int, receiver_factory: list[WebhookReceiver]
-) -> None:
+def test_a_tampered_body_fails_verification(tmp_path: Path, port: int, receiver_factory: list[WebhookReceiver]) -> None:
     """The signature covers the exact body and the timestamp: any change is refused (401, not written)."""
     out = tmp_path / "received.jsonl"
     receiver = _start(receiver_factory, port, out)
@@ -160,13 +160,15 @@ def test_unreachable_sink_shows_in_metrics_and_logs(
         loop.run_once()
         loop.run_once()
     warnings = [e for e in logs if e["event"] == "alert_sink_unreachable"]
-    assert len(warnings) == 1 and warnings[0]["sink"] == "soc" and warnings[0]["pending"] == 3
+    assert len(warnings) == 1
+    assert warnings[0]["sink"] == "soc"
+    assert warnings[0]["pending"] == 3
     app = create_app(workspace.options, Settings(gc_freeze=False))
     with TestClient(app) as client:
         text = client.get("/metrics").text
     assert 'mlwarden_outbox_pending{sink="soc"} 3.0' in text
     assert 'mlwarden_outbox_failed_attempts{sink="soc"} 2.0' in text
-    assert "mlwarden_outbox_oldest_pending_seconds{sink=\"soc\"}" in text
+    assert 'mlwarden_outbox_oldest_pending_seconds{sink="soc"}' in text
 
 
 def test_the_delivery_loop_thread_delivers_when_ticked(
