@@ -1,4 +1,4 @@
-"""deploy/monitoring: the Prometheus rules pass promtool (syntax and unit tests), the dashboard asks only for what we export."""
+"""deploy/monitoring: rules pass promtool (syntax and unit tests); the dashboard uses only what we export."""
 
 from __future__ import annotations
 
@@ -90,10 +90,13 @@ def test_rules_and_dashboard_are_well_formed() -> None:
         assert rule["annotations"]["summary"], rule["alert"]
     doc = json.loads(DASHBOARD.read_text())
     ids = [panel["id"] for panel in doc["panels"]]
-    assert len(ids) == len(set(ids)) and doc["uid"] and doc["title"]
+    assert len(ids) == len(set(ids))
+    assert doc["uid"]
+    assert doc["title"]
     for panel in doc["panels"]:
         assert panel["datasource"]["uid"] == "${datasource}"
-        assert panel["targets"] and all(t["expr"] and t["refId"] for t in panel["targets"])
+        assert panel["targets"]
+        assert all(t["expr"] and t["refId"] for t in panel["targets"])
         assert set(panel["gridPos"]) == {"x", "y", "w", "h"}
 
 
