@@ -142,7 +142,7 @@ def test_an_unreachable_sink_keeps_its_rows_and_backs_off(workspace: Workspace, 
     status = {b.sink: b for b in backlog(workspace.engine, clock[0] + 5)}
     assert (status["soc"].pending, status["soc"].failed_attempts) == (4, 1)
     assert status["soc"].oldest_pending_seconds >= 5
-    assert "ConnectError" in (status["soc"].last_error or "")
+    assert "ConnectionRefusedError" in (status["soc"].last_error or "")
     # Not due again before its backoff (10 s for the failed row; the three untried rows are due now).
     failed_at = [r for r in _rows(workspace) if r["sink"] == "soc" and r["failures"] == 1]
     assert len(failed_at) == 1

@@ -192,3 +192,19 @@ def test_the_delivery_loop_thread_delivers_when_ticked(
         loop.stop()
     assert receiver.stored == 1
     assert json.loads(out.read_text())["idempotency_key"] == f"{alert.alert_id}/soc"
+
+
+def test_a_receiver_that_refuses_the_signature_keeps_the_row(
+    workspace: Workspace, tmp_path: Path, port: int, receiver_factory: list[WebhookReceiver]
+) -> None:
+    """Signed with another secret: the receiver answers 401, the attempt fails, the row waits (not dropped)."""
+    receiver = _start(receiver_factory, port, tmp_path / "received.jsonl")
+    sink = WebhookSink(name="soc", url=receiver.url, secret=b"not-the-receivers-secret-at-all")
+    OPEN_SINKS.append(sink)
+    raise_alert(workspace, [sink])
+    report = deliver_due(workspace.engine, [sink], time.time() + 1,
+                         alerts=LedgerAlerts(workspace.log, workspace.engine))  # fmt: skip
+    assert report.failed == {"soc": "webhook soc: receiver answered HTTP 401"}
+    assert (receiver.stored, receiver.rejected) == (0, 1)
+    (status,) = backlog(workspace.engine, time.time())
+    assert (status.pending, status.failed_attempts) == (1, 1)
