@@ -185,3 +185,14 @@ def test_a_removed_sink_leaves_its_rows_waiting(workspace: Workspace, tmp_path: 
         report = deliver_due(workspace.engine, [], 1e10, alerts=LedgerAlerts(workspace.log, workspace.engine))
         assert report.waiting == 1
     assert [(b.sink, b.pending) for b in backlog(workspace.engine, 1e10)] == [("gone", 1)]
+
+
+def test_the_migration_builds_the_table_the_code_queries(workspace: Workspace) -> None:
+    """0015_outbox creates alert_outbox with schema.py's columns and its due index, on both databases."""
+    from sqlalchemy import inspect
+
+    found = inspect(workspace.engine)
+    assert [c["name"] for c in found.get_columns("alert_outbox")] == [c.name for c in alert_outbox.columns]
+    assert found.get_pk_constraint("alert_outbox")["constrained_columns"] == ["idempotency_key"]
+    (index,) = found.get_indexes("alert_outbox")
+    assert index["column_names"] == ["delivered_at", "refused_at", "next_attempt_at"]
