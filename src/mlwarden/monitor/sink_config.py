@@ -48,6 +48,8 @@ from mlwarden.monitor.webhook_signature import MIN_SECRET_BYTES
 DEFAULT_FORMATS: Mapping[str, AlertFormat] = {"json": Alert.to_dict}
 """Formats by name; the OCSF and ECS formatters join here (``ocsf``, ``ecs``)."""
 DEFAULT_FORMAT = "json"
+PREFERRED_FORMATS = {"syslog": "ocsf"}
+"""A sink type's default format when it is available (SIEMs read OCSF); else :data:`DEFAULT_FORMAT`."""
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _SD_ID = re.compile(r"^[!-~]{1,32}$")
 _COMMON = {"name", "type", "min_severity", "format", "enabled"}
@@ -263,7 +265,8 @@ def _common(item: _Item, formats: Mapping[str, AlertFormat]) -> tuple[str, dict[
         severity = Severity(item.get("min_severity", str, "low"))
     except ValueError:
         raise item.fail("min_severity", f"must be one of {', '.join(s.value for s in Severity)}") from None
-    format_name = item.get("format", str, DEFAULT_FORMAT)
+    preferred = PREFERRED_FORMATS.get(kind, DEFAULT_FORMAT)
+    format_name = item.get("format", str, preferred if preferred in formats else DEFAULT_FORMAT)
     if format_name not in formats:
         raise item.fail("format", f"must be one of {', '.join(formats)}, got {format_name!r}")
     return kind, {"name": name, "min_severity": severity, "format": formats[format_name]}

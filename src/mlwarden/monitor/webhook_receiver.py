@@ -79,6 +79,7 @@ class WebhookReceiver(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: WebhookReceiver
     protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a connection may sit idle or trickle a request (no thread held forever)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: the output file is the record."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlwarden.errors import ConfigError
-from mlwarden.monitor.alert import Severity
+from mlwarden.monitor.alert import Alert, Severity
 from mlwarden.monitor.sink_config import load_sinks, parse_sinks
 from mlwarden.monitor.sinks.jsonl_file import JsonLinesSink
 from mlwarden.monitor.sinks.syslog import SyslogSink, Transport
@@ -144,3 +144,24 @@ def test_tls_syslog_loads_its_ca(tmp_path: Path) -> None:
     assert sink.tls_context.get_ca_certs()[0]["subject"] == ((("commonName", "test ca"),),)
     with pytest.raises(ConfigError, match="cannot load CA certificates"):
         _parse(text.replace(str(files.ca), str(tmp_path / "nope.pem")))
+
+
+def test_syslog_defaults_to_ocsf_once_it_is_available() -> None:
+    """Without a format setting, syslog takes the ocsf formatter when one is registered, json otherwise."""
+
+    def ocsf(alert: Alert) -> dict[str, object]:
+        return {"class_uid": 2004}
+
+    def plain_json(alert: Alert) -> dict[str, object]:
+        return alert.to_dict()
+
+    text = "alerts:\n  sinks:\n    - {name: a, type: syslog, host: h}\n    - {name: b, type: file, path: x}\n"
+    siem, archive = (c.sink for c in parse_sinks(text, where="p", base=Path("/"), environ={},
+                                                  formats={"json": plain_json, "ocsf": ocsf}))  # fmt: skip
+    assert isinstance(siem, SyslogSink)
+    assert siem.format is ocsf
+    assert isinstance(archive, JsonLinesSink)
+    assert archive.format is plain_json
+    (plain,) = (c.sink for c in parse_sinks(text.split("    - {name: b")[0], where="p", base=Path("/"), environ={}))
+    assert isinstance(plain, SyslogSink)
+    assert plain.format is Alert.to_dict
