@@ -97,6 +97,9 @@ class DeliveryLoop:
             except MlwardenError as exc:
                 log.warning("alert_outbox_unavailable", error=exc.message)
                 report = None
+            except Exception as exc:  # the loop outlives any one pass; rows stay for the next
+                log.error("alert_delivery_pass_failed", error=type(exc).__name__)
+                report = None
             with self.passed:
                 self.passes += 1
                 self.passed.notify_all()

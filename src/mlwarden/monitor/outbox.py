@@ -160,11 +160,14 @@ def deliver_due(
             proven[row.alert_id] = alert
             try:
                 sink.deliver(alert, key)
-            except SinkUnavailable as exc:
+            except Exception as exc:  # one sink's fault (down, or a bug) must not stop the others
+                error = (
+                    exc.message if isinstance(exc, SinkUnavailable) else f"{row.sink}: {type(exc).__name__} in the sink"
+                )
                 failures = int(row.failures) + 1
-                _update(engine, row.idempotency_key, true(), failures=failures, last_error=exc.message[:1000],
+                _update(engine, row.idempotency_key, true(), failures=failures, last_error=error[:1000],
                         next_attempt_at=clock() + policy.delay(failures, rand))  # fmt: skip
-                report.failed[row.sink] = exc.message
+                report.failed[row.sink] = error
                 continue
             _update(engine, row.idempotency_key, true(), delivered_at=clock(), last_error=None)
             report.delivered.append(key)

@@ -196,3 +196,21 @@ def test_the_migration_builds_the_table_the_code_queries(workspace: Workspace) -
     assert found.get_pk_constraint("alert_outbox")["constrained_columns"] == ["idempotency_key"]
     (index,) = found.get_indexes("alert_outbox")
     assert index["column_names"] == ["delivered_at", "refused_at", "next_attempt_at"]
+
+
+def test_a_sink_that_breaks_does_not_stop_the_others(workspace: Workspace, tmp_path: Path) -> None:
+    """A bug in one sink (its formatter raises) is a failed attempt for that sink only: others still get the alert."""
+
+    def broken(alert: object) -> dict[str, object]:
+        raise ZeroDivisionError
+
+    bad = JsonLinesSink(name="bad", path=tmp_path / "bad.jsonl", format=broken)
+    good = JsonLinesSink(name="good", path=tmp_path / "good.jsonl")
+    raise_alert(workspace, [bad, good])
+    report = deliver_due(workspace.engine, [bad, good], time.time() + 1,
+                         alerts=LedgerAlerts(workspace.log, workspace.engine))  # fmt: skip
+    assert report.failed == {"bad": "bad: ZeroDivisionError in the sink"}
+    assert len(_lines(good.path)) == 1
+    assert [(b.sink, b.pending, b.last_error) for b in backlog(workspace.engine, time.time())] == [
+        ("bad", 1, "bad: ZeroDivisionError in the sink")
+    ]
