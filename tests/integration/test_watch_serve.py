@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -16,6 +18,8 @@ import pytest
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.tokens import create_token
 from mlwarden.monitor.demo_attacks import demo_attacks
+from mlwarden.monitor.watcher import wait_for
+from mlwarden.monitor.webhook_receiver import start_receiver
 from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
@@ -41,6 +45,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+def _received_ids(inbox: Path) -> set[str]:
+    if not inbox.exists():
+        return set()
+    return {json.loads(line)["idempotency_key"].split("/")[0] for line in inbox.read_text().splitlines() if line}
+
+
 def test_serve_watches_and_the_demo_attacks_raise_alerts(tmp_path: Path) -> None:
     sample = breast_cancer_model(tmp_path / "art", trees=5)
     home = tmp_path / "ws"
@@ -56,10 +66,16 @@ def test_serve_watches_and_the_demo_attacks_raise_alerts(tmp_path: Path) -> None
         audit, _ = create_token(ws, name="soc", scopes=["audit:read"], principal="admin")
     finally:
         ws.close()
+    secret = secrets.token_hex(16)
+    inbox = tmp_path / "received.jsonl"
+    receiver, thread = start_receiver("127.0.0.1", 0, secret=secret.encode(), out=inbox)
+    policy = home / "policy.yaml"
+    policy.write_text(policy.read_text() + "alerts:\n  sinks:\n    - {name: soc, type: webhook, url: "
+                      f"'{receiver.url}', secret_env: MLWARDEN_TEST_WEBHOOK_SECRET, format: ocsf}}\n")  # fmt: skip
     port = _free_port()
     out = tmp_path / "serve.log"
     env = {**os.environ, "MLWARDEN_RATE_LIMIT": "0", "MLWARDEN_REJECTION_SUMMARY_SECONDS": "1",
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
+           "PYTHONUNBUFFERED": "1", "MLWARDEN_TEST_WEBHOOK_SECRET": secret}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.pop("MLWARDEN_DATABASE_URL", None)
     with out.open("wb") as stdout:
@@ -79,9 +95,17 @@ def test_serve_watches_and_the_demo_attacks_raise_alerts(tmp_path: Path) -> None
                 time.sleep(0.2)
         result = demo_attacks(f"http://127.0.0.1:{port}", token=token, audit_token=audit, model="bc",
                               training_csv=sample.train_csv, timeout=60)  # fmt: skip
+        raised = {a["alert_id"] for a in (result["extraction"], result["credential_stuffing"]) if a}
+        delivered = wait_for(lambda: raised <= _received_ids(inbox), timeout=60)
     finally:
         _stop(proc)
+        receiver.shutdown()
+        receiver.server_close()
+        thread.join(timeout=10)
     log = out.read_text(errors="replace")[-3000:]
+    assert delivered, (raised, _received_ids(inbox), log)
+    findings = [json.loads(line)["alert"] for line in inbox.read_text().splitlines()]
+    assert {f["class_uid"] for f in findings} == {2004}  # OCSF Detection Finding, signed and verified on receipt
     assert result["extraction"] is not None, log
     assert result["extraction"]["principal"].startswith("token:"), result
     assert result["credential_stuffing"] is not None, log

@@ -49,6 +49,7 @@ from mlwarden.ledger.log import Log
 from mlwarden.ledger.notes import Checkpoint
 from mlwarden.ledger.writer_client import WriterClient
 from mlwarden.monitor.metrics import watch_exposition
+from mlwarden.monitor.outbox_metrics import OutboxCollector
 from mlwarden.registry.governance import approve, promote, rollback
 from mlwarden.registry.models import register_model
 from mlwarden.subjects.decisions import decision_payloads
@@ -195,6 +196,7 @@ def create_app(options: WorkspaceOptions, settings: Settings | None = None) -> F
             state.follow(interval)  # keeps the proven state fresh off the request path
         app.state.duties = start_duties(options.database_url, ws.log.checkpoint, DutySettings())  # writer lease
         register_retention(app.state.duties, ws)  # erases expired inputs (policy privacy.inputs_retention_days)
+        app.state.metrics.add_collector(OutboxCollector(ws.engine))  # alert outbox depth and age, by sink
         if settings.gc_freeze:
             # Everything loaded so far (models, libraries) lives as long as the process: keep
             # it out of the collector's way, and collect young objects less often. Without this,

@@ -14,6 +14,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -54,6 +55,8 @@ class GatewayMetrics:
             "mlwarden_ledger_entries", "Entries in the ledger", registry=self.registry, multiprocess_mode="livemax"
         )
 
+        self._collectors: list[Collector] = []  # read at scrape time from shared state (the database)
+
         # Label children, bound on first use and kept: ``.labels(...)`` costs a lock and a tuple per call.
         self._children: dict[tuple[str, ...], Any] = {}
 
@@ -80,10 +83,17 @@ class GatewayMetrics:
             child = self._children[key] = metric.labels(value)
         return child
 
+    def add_collector(self, collector: Collector) -> None:
+        """Export ``collector``'s metrics too (in multiprocess mode as well: it reads shared state itself)."""
+        self._collectors.append(collector)
+        self.registry.register(collector)
+
     def exposition(self) -> bytes:
         """The text format for ``/metrics``: this process's registry, or every worker's files added up."""
         if self.multiprocess_dir is None:
             return generate_latest(self.registry)
         combined = CollectorRegistry()
         MultiProcessCollector(combined, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        for collector in self._collectors:
+            combined.register(collector)
         return generate_latest(combined)

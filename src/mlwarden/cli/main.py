@@ -16,7 +16,22 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import alerts, audit, data, demo, gate, gateway, keys, ledger, model, privacy, redteam, watch, workspace
+from mlwarden.cli import (
+    alerts,
+    audit,
+    data,
+    demo,
+    gate,
+    gateway,
+    keys,
+    ledger,
+    model,
+    privacy,
+    redteam,
+    sinks,
+    watch,
+    workspace,
+)
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
@@ -41,6 +56,7 @@ app.add_typer(privacy.app, name="privacy")
 app.add_typer(redteam.app, name="redteam")
 app.add_typer(audit.app, name="audit")
 app.add_typer(alerts.app, name="alerts")
+app.add_typer(sinks.app, name="sinks")
 app.command("serve")(gateway.serve)
 app.command("init")(workspace.init)
 app.command("demo")(demo.demo)

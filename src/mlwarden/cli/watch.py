@@ -21,9 +21,11 @@ import typer
 from mlwarden.cli.context import print_json, state
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import MlwardenError
+from mlwarden.monitor.delivery import watcher_hooks
 from mlwarden.monitor.rules_file import load_rules
 from mlwarden.monitor.service import workspace_watcher
 from mlwarden.monitor.watcher import WATCHER_LEASE
+from mlwarden.monitor.workspace_sinks import delivery_loop
 from mlwarden.store.lease import Lease, lease_engine
 from mlwarden.workspace import Workspace, open_workspace
 
@@ -41,11 +43,13 @@ def watch(
     ws = state(ctx).open()
     try:
         if once:
-            watcher = workspace_watcher(ws, batch=batch)
+            loop = delivery_loop(ws, environ=os.environ)
+            watcher = workspace_watcher(ws, batch=batch, on_alert=loop.on_alert)
             while watcher.tick():
                 pass
+            delivered = loop.run_once()  # one bounded pass: what is not delivered waits in the outbox
             print_json({"cursor": watcher.cursor(), "processed": watcher.processed,
-                        "raised": sum(watcher.raised.values())})  # fmt: skip
+                        "raised": sum(watcher.raised.values()), "delivery": delivered.to_json()})  # fmt: skip
             return
         run_until_stopped(ws, batch=batch)
     finally:
@@ -64,11 +68,14 @@ def run_until_stopped(ws: Workspace, *, batch: int = 5000, lifeline: int | None 
         signal.signal(signum, lambda *_: stop.set())
     if lifeline is not None:
         threading.Thread(target=_await_eof, args=(lifeline, stop), daemon=True).start()
+    hooks = watcher_hooks(delivery_loop(ws, environ=os.environ))  # a bad sink config stops here, naming the line
     lease = Lease(lease_engine(ws.options.database_url, timeout=2.0), WATCHER_LEASE).start()
     try:
-        watcher = workspace_watcher(ws, lease=lease, batch=batch)
+        watcher = workspace_watcher(ws, lease=lease, batch=batch, on_alert=hooks.on_alert)
+        watcher.tick_hooks.append(hooks.tick)
         watcher.run(stop)
     finally:
+        hooks.close()
         lease.close()
         lease.engine.dispose()
 

@@ -136,11 +136,15 @@ class _Parser:
                 custom = self.customs(value)
             elif name == "sampling":
                 sampling = self.sampling(value)
+            elif name == "sinks":
+                continue  # where alerts go: checked by mlwarden.monitor.sink_config
             elif name in BUILTIN:
                 defaults, extra = BUILTIN[name]
                 builtin[name] = self.settings(value, f"alerts.{name}", defaults, extra)
             else:
-                raise self.fail(key, f"alerts: unknown rule {name!r} (known: {', '.join(BUILTIN)}, custom, sampling)")
+                raise self.fail(
+                    key, f"alerts: unknown rule {name!r} (known: {', '.join(BUILTIN)}, custom, sampling, sinks)"
+                )
         return RulesConfig(builtin, tuple(custom), sampling)
 
     def settings(self, node: yaml.Node, what: str, defaults: RuleSettings, extra: tuple[str, ...]) -> RuleSettings:

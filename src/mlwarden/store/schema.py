@@ -317,3 +317,22 @@ alerts = Table(
     Column("ack_index", BigInteger, nullable=True),
 )
 """A cache of ``alert.raised``/``alert.acknowledged`` entries: listing checks every row against its entry."""
+
+alert_outbox = Table(
+    "alert_outbox",
+    metadata,
+    Column("idempotency_key", String(160), primary_key=True),  # "<alert_id>/<sink>": recomputed, never trusted
+    Column("alert_id", String(64), nullable=False),
+    Column("sink", String(64), nullable=False),
+    Column("entry_index", BigInteger, nullable=True),  # the alert.raised entry, when known at enqueue
+    Column("after_index", BigInteger, nullable=False),  # the alert's last evidence index: its entry lies after
+    Column("created", Double, nullable=False),  # seconds since 1970
+    Column("attempts", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("delivered_at", Double, nullable=True),
+    Column("refused_at", Double, nullable=True),  # the row disagreed with the ledger: never delivered
+    Column("last_error", Text, nullable=True),
+    Index("ix_alert_outbox_due", "delivered_at", "refused_at", "next_attempt_at"),
+)
+"""One row per (alert, sink) still to deliver or delivered; what is sent is read from the ledger, not from here."""
