@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from mlwarden.cli.demo_privacy import privacy_tour
+from mlwarden.cli.demo_watch import watch_tour
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import MlwardenError
 from mlwarden.ledger.entry import PreparedEntry
@@ -54,6 +55,7 @@ def demo(
         _gates_tour(root)
         _gateway_tour(root)
         privacy_tour(root, _step)
+        watch_tour(root, _step)
         from mlwarden.web.demo_console import announce, console_token, serve_console
 
         options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "workspace")

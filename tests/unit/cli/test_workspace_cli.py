@@ -34,6 +34,14 @@ def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
     assert f"inputs: {{'erased': True, 'erasure_index': {erased_at}}}" in erasure
     assert "ok=True" in erasure.split("25.")[1]
     assert f"2 erased (2 by the erasure at index {erased_at}), 0 problem(s)" in erasure  # inputs, outputs
+    watched = result.out.split("== 26.")[1]
+    assert "extraction: [high] inference.extraction:" in watched
+    assert "credential stuffing: [high] auth.failure_burst: 40 failed authentications" in watched
+    delivered = watched.split("== 27.")[1].split("== 28.")[0]
+    assert re.search(
+        r"received '40 failed authentications .*' \(class 2004, severity High\), signature verified", delivered
+    )
+    assert "no defence failed; report: " in watched.split("== 28.")[1]
     assert re.search(
         r"http://127\.0\.0\.1:8000/ui/\n   sign in with this token \(shown once\): mlw_[0-9a-f]{16}_", result.out
     )
