@@ -13,6 +13,7 @@ Usage: python bench/redteam.py
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -26,13 +27,14 @@ import httpx
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.tokens import create_token
 from mlwarden.redteam.home import serving
+from mlwarden.redteam.suites import DEFAULT_SUITES
 from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
 
-SUITES = "access,input,poisoning,governance"
+SUITES = ",".join(DEFAULT_SUITES)  # every suite `redteam run` runs by default
 
 
 def _workspace(root: Path) -> tuple[WorkspaceOptions, list[float]]:
@@ -78,6 +80,9 @@ def _plain(options: WorkspaceOptions, row: list[float], count: int) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="extraction up to 2,000 queries, 15 s per run")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlwarden-bench-redteam-") as tmp:
         options, row = _workspace(Path(tmp))
         seconds, report, code = _red_team(options, Path(tmp) / "report")
@@ -91,7 +96,18 @@ def main() -> None:
         "findings": report["findings_by_severity"],
         "baseline_seconds_same_requests_plain": round(baseline, 2),
         "note": "access waits up to 20 s for the gateway's 10 s window summary of unauthenticated refusals",
+        "extraction_fidelity": _fidelity(quick=args.quick),
     }))  # fmt: skip
+
+
+def _fidelity(*, quick: bool) -> dict[str, Any]:
+    """bench/redteam_attacks.py's extraction figures: fidelity at 500, 2,000, 10,000 queries, per rate limit."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from redteam_attacks import measure
+
+    found = measure(2_000 if quick else 10_000, 15.0 if quick else 30.0)
+    return {"by_rate_limit": found["extraction"], "baseline_true_labels": found["baseline_true_labels"],
+            "limits": found["limits"], "ml_suites": found["suites"]}  # fmt: skip
 
 
 if __name__ == "__main__":

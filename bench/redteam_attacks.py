@@ -163,6 +163,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=COUNTS[-1], help="largest query count (default 10000)")
     parser.add_argument("--seconds", type=float, default=30.0, help="time bound of each extraction run")
     args = parser.parse_args()
+    print(json.dumps(measure(args.queries, args.seconds), indent=1))
+
+
+def measure(queries: int = COUNTS[-1], seconds: float = 30.0) -> dict[str, Any]:
+    """Extraction fidelity at each query count and rate limit, the true-label baseline, and the three suites."""
     import logging
 
     import structlog
@@ -178,20 +183,20 @@ def main() -> None:
         extraction = {}
         for label, (rate, burst) in LIMITS.items():
             with _serving(options, rate, burst) as url:
-                extraction[label] = _extraction(url, token, seeds, judge_rows, space, args.queries, args.seconds)
+                extraction[label] = _extraction(url, token, seeds, judge_rows, space, queries, seconds)
         with _serving(options, *LIMITS["default"]) as url:
             suites = _suites(url, token, train, held)
     report = {
         "model": "demo breast-cancer random forest (20 trees, depth 6), ONNX behind the gateway",
         "cpus": os.cpu_count(),
         "rows_per_request": 100,
-        "seconds_bound_per_extraction": args.seconds,
+        "seconds_bound_per_extraction": seconds,
         "limits": {k: {"rate_limit": r, "rate_burst": b} for k, (r, b) in LIMITS.items()},
         "extraction": extraction,
-        "baseline_true_labels": _baseline(train, judge_rows, judge_labels, args.queries),
+        "baseline_true_labels": _baseline(train, judge_rows, judge_labels, queries),
         "suites": suites,
     }
-    print(json.dumps(report, indent=1))
+    return report
 
 
 def _judge_labels(url: str, token: str, rows: np.ndarray) -> np.ndarray:

@@ -40,6 +40,8 @@ def read_rows(path: Path, *, label: str | None, features: tuple[FeatureRange, ..
     names = [f.name for f in features] or [c for c in frame.columns if c != label]
     missing = [n for n in names if n not in frame.columns]
     others = [c for c in frame.columns if c != label]
+    if missing and label is None and features and len(others) == len(names) + 1:
+        label, others = others[-1], others[:-1]  # unnamed label: the last column, as training files put it
     if missing and len(others) == len(names):  # a tensor model's x0, x1...: the file's columns in order
         frame = frame.rename(dict(zip(others, names, strict=True)))
         missing = []
