@@ -101,7 +101,7 @@ def _serving(options: WorkspaceOptions, rate: float, burst: float) -> Iterator[s
 
 def _at(curve: list[dict[str, Any]], count: int, stopped: str | None) -> dict[str, Any]:
     reached = [p for p in curve if p["queries"] <= count]
-    point = reached[-1] if reached else {"queries": 0, "fidelity": None}
+    point: dict[str, Any] = reached[-1] if reached else {"queries": 0, "fidelity": None}
     out: dict[str, Any] = {"fidelity": point["fidelity"], "queries": int(point["queries"])}
     if point["queries"] < count:
         out["stopped_by"] = stopped

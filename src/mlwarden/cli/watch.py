@@ -24,10 +24,13 @@ from mlwarden.errors import MlwardenError
 from mlwarden.monitor.delivery import watcher_hooks
 from mlwarden.monitor.rules_file import load_rules
 from mlwarden.monitor.service import workspace_watcher
+from mlwarden.monitor.sink_config import load_sinks
 from mlwarden.monitor.watcher import WATCHER_LEASE
 from mlwarden.monitor.workspace_sinks import delivery_loop
 from mlwarden.store.lease import Lease, lease_engine
 from mlwarden.workspace import Workspace, open_workspace
+
+log = structlog.get_logger("mlwarden.watch")
 
 NICENESS = 10
 """How much lower than ``serve``'s the watcher's CPU priority is."""
@@ -122,33 +125,84 @@ _LAUNCH = (
 
 
 class WatcherProcess:
-    """``serve``'s watcher: a child process holding a lifeline pipe (it exits when the pipe closes)."""
+    """``serve``'s watcher: a child process holding a lifeline pipe (it exits when the pipe closes).
+
+    A watcher that dies (a crash, the OOM killer, a database outage it gave up on) is started
+    again after a backoff of 0.5 s doubling to 30 s: alerts are late, never lost, since the
+    cursor is in the database and the new process resumes from it.
+    """
+
+    RESTART_FIRST = 0.5
+    RESTART_MAX = 30.0
 
     def __init__(self) -> None:
         self._process: subprocess.Popen[bytes] | None = None
         self._lifeline: int | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._guard: threading.Thread | None = None
+        self.restarts = 0
 
     def start(self, policy: Path) -> WatcherProcess:
-        """Check the rules file (a bad one stops ``serve`` here, naming the line), then start the watcher."""
+        """Check the rules and sinks (a bad one stops ``serve`` here, naming the line), then start the watcher."""
         load_rules(policy)
-        read_end, write_end = os.pipe()
-        try:
-            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
-                [sys.executable, "-c", _LAUNCH, str(read_end)], pass_fds=(read_end,)
-            )
-        finally:
-            os.close(read_end)
-        self._lifeline = write_end
+        load_sinks(policy, environ=os.environ)
+        self._spawn()
+        self._guard = threading.Thread(target=self._supervise, name="watcher-supervisor", daemon=True)
+        self._guard.start()
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The running watcher's process id."""
+        with self._lock:
+            return None if self._process is None else self._process.pid
+
+    def _spawn(self) -> None:
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            if self._lifeline is not None:
+                os.close(self._lifeline)  # the old process's lifeline: it is gone, or must go
+            read_end, write_end = os.pipe()
+            try:
+                self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module, no shell
+                    [sys.executable, "-c", _LAUNCH, str(read_end)], pass_fds=(read_end,)
+                )
+            finally:
+                os.close(read_end)
+            self._lifeline = write_end
+
+    def _supervise(self) -> None:
+        delay = self.RESTART_FIRST
+        while not self._stopping.is_set():
+            with self._lock:
+                process = self._process
+            if process is None:
+                return
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            log.warning("watcher_exited", code=code, restart_in_s=delay)
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, self.RESTART_MAX)
+            self.restarts += 1
+            self._spawn()
 
     def stop(self, timeout: float = 15.0) -> None:
         """Close the lifeline; the watcher finishes its tick and exits (killed after ``timeout``)."""
-        if self._lifeline is not None:
-            os.close(self._lifeline)
-            self._lifeline = None
-        if self._process is not None:
+        self._stopping.set()
+        with self._lock:
+            if self._lifeline is not None:
+                os.close(self._lifeline)
+                self._lifeline = None
+            process = self._process
+        if process is not None:
             try:
-                self._process.wait(timeout=timeout)
+                process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait(timeout=10)
+                process.kill()
+                process.wait(timeout=10)
+        if self._guard is not None:
+            self._guard.join(timeout=10)

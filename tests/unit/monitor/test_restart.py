@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from collections import Counter
@@ -11,8 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, select
 
+from mlwarden.cli.watch import WatcherProcess
 from mlwarden.monitor.alert import ALERT_RAISED, Alert
 from mlwarden.monitor.alerts_store import list_alerts
+from mlwarden.monitor.watcher import wait_for
 from mlwarden.store.schema import watch_cursors
 from mlwarden.workspace import Workspace
 from tests.support.processes import Child
@@ -108,3 +111,28 @@ def test_killed_watch_process_resumes_without_skipping_or_repeating(ws: Workspac
     assert Counter(ids).most_common(1)[0][1] == 1
     assert len(ids) == PRINCIPALS
     assert cursor(ws) >= size
+
+
+def test_serves_watcher_process_is_started_again_after_it_dies(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SIGKILLed watcher child comes back (a new process, after a backoff) and still raises each alert once."""
+    monkeypatch.setenv("MLWARDEN_HOME", str(ws.options.paths.home))
+    if ws.options.is_sqlite:
+        monkeypatch.delenv("MLWARDEN_DATABASE_URL", raising=False)
+    else:
+        monkeypatch.setenv("MLWARDEN_DATABASE_URL", ws.options.database_url)
+    monkeypatch.setattr(WatcherProcess, "RESTART_FIRST", 0.05)
+    probing(ws, filler=10)
+    size = ws.log.size()
+    supervised = WatcherProcess().start(ws.options.paths.policy)
+    try:
+        first = supervised.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert wait_for(lambda: supervised.pid not in (None, first), timeout=60), "no new watcher process"
+        assert supervised.restarts == 1
+        assert wait_for(lambda: cursor(ws) >= size, timeout=120), f"the new watcher did not catch up: {cursor(ws)}"
+    finally:
+        supervised.stop()
+    ids = raised_entries(ws)
+    assert Counter(ids).most_common(1)[0][1] == 1
+    assert len(ids) == PRINCIPALS
