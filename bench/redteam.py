@@ -71,7 +71,8 @@ def _plain(options: WorkspaceOptions, row: list[float], count: int) -> float:
         token, _ = create_token(ws, name="bench-plain", scopes=["inference:read"], principal="bench")
     finally:
         ws.close()
-    with serving(options, Settings(database_url=None)) as url, httpx.Client(base_url=url, timeout=10) as http:
+    unlimited = Settings(database_url=None, rate_limit=0)  # the same requests, never refused by the limit
+    with serving(options, unlimited) as url, httpx.Client(base_url=url, timeout=10) as http:
         headers = {"Authorization": f"Bearer {token}"}
         started = time.perf_counter()
         for _ in range(count):
@@ -83,6 +84,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="extraction up to 2,000 queries, 15 s per run")
     args = parser.parse_args()
+    import structlog
+
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # stdout carries the JSON only
     with tempfile.TemporaryDirectory(prefix="mlwarden-bench-redteam-") as tmp:
         options, row = _workspace(Path(tmp))
         seconds, report, code = _red_team(options, Path(tmp) / "report")

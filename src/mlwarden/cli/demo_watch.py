@@ -30,6 +30,7 @@ def watch_tour(root: Path, step: Callable[..., None]) -> None:
     """Steps 26–28: extraction and credential stuffing raise alerts, delivered; then a short red-team pass."""
     from mlwarden.identity.tokens import create_token
     from mlwarden.monitor.demo_attacks import demo_attacks
+    from mlwarden.monitor.service import watching
     from mlwarden.monitor.webhook_receiver import start_receiver
     from mlwarden.redteam.demo import demo_redteam
     from mlwarden.workspace import open_workspace
@@ -55,7 +56,7 @@ def watch_tour(root: Path, step: Callable[..., None]) -> None:
     )
     os.environ[SECRET_ENV] = secret
     try:
-        with _gateway(options, settings) as url, _watcher(options):
+        with _gateway(options, settings) as url, watching(options, environ=os.environ):
             step(
                 "26. an attacker sweeps the feature space and another guesses tokens; the watcher raises alerts",
                 "mlwarden serve (its watcher) · mlwarden alerts list",
@@ -124,27 +125,3 @@ def _gateway(options: WorkspaceOptions, settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-@contextmanager
-def _watcher(options: WorkspaceOptions) -> Iterator[None]:
-    """The watcher and its delivery loop, in a thread (``serve`` runs them in a process of their own)."""
-    from mlwarden.monitor.delivery import watcher_hooks
-    from mlwarden.monitor.service import workspace_watcher
-    from mlwarden.monitor.workspace_sinks import delivery_loop
-    from mlwarden.workspace import open_workspace
-
-    ws = open_workspace(options)
-    stop = threading.Event()
-    hooks = watcher_hooks(delivery_loop(ws, environ=os.environ, poll_seconds=0.2))
-    watcher = workspace_watcher(ws, on_alert=hooks.on_alert)
-    watcher.tick_hooks.append(hooks.tick)
-    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
-        hooks.close()
-        ws.close()

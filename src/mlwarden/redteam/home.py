@@ -9,6 +9,7 @@ ledger): ``--url`` mode has nothing but the tokens it is given.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.errors import ConfigError, NotFound
 from mlwarden.identity.tokens import create_token, revoke_token
+from mlwarden.monitor.service import watching
 from mlwarden.redteam.ledger_view import LocalLedgerView
 from mlwarden.redteam.rows import ranges_from, read_rows, stored_rows
 from mlwarden.redteam.suites import FeatureRange, LabelledRows
@@ -153,7 +155,7 @@ def home_run(
         dataset = dataset or _only_dataset(ws)
         known = _known(ws, model, version, dataset, principal)
         tokens, ids = _mint(ws, model, principal)
-        with serving(options, settings) as base_url:
+        with serving(options, settings) as base_url, watching(options, environ=os.environ):
             yield HomeRun(base_url, tokens, version, sha256, known["features"], known["reference"], known["training"],
                           known["label"],
                           dataset, _ledger_view(ws))  # fmt: skip
