@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +16,10 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from mlwarden.identity.tokens import create_token, parse_token
 from mlwarden.ledger.merkle import inclusion_proof, merkle_root
 from mlwarden.ledger.notes import Checkpoint, NoteSigner
+from mlwarden.workspace import open_workspace
 from tests.integration.test_gateway_server import Server, _free_port
 from tests.support.console import ConsoleWorkspace, build_console_workspace
 
@@ -155,6 +159,46 @@ def test_console_workflow_end_to_end(page: Page, setup: ConsoleWorkspace, base_u
     shot(page, "tokens")
 
 
+WATCH_ONCE_S = 120
+"""The bound on one ``mlwarden watch --once`` run (seconds)."""
+DENIALS = 25
+"""More policy denials than the default ``access.denied_burst`` threshold (20 in 60 s)."""
+
+
+def test_alert_raised_shown_and_acknowledged(page: Page, setup: ConsoleWorkspace, base_url: str) -> None:
+    """Scripted denials, the watcher run once over them: the burst alert is on the overview and the alerts
+    page, and acknowledging it in the browser records the signed-in principal."""
+    ws = open_workspace(setup.options)
+    try:
+        on_call, _ = create_token(ws, name="on-call", scopes=["audit:read", "alert:ack"], principal="local:setup")
+    finally:
+        ws.close()
+    with httpx.Client(base_url=base_url, timeout=15) as http:
+        for _ in range(DENIALS):  # an inference-only token probing the audit API: each one a recorded denial
+            denied = http.get("/v1/alerts", headers={"Authorization": f"Bearer {setup.scorer}"})
+            assert denied.status_code == 403, denied.text
+    home = str(setup.options.paths.home)
+    ran = subprocess.run([sys.executable, "-m", "mlwarden.cli", "--home", home, "watch", "--once"],
+                         capture_output=True, timeout=WATCH_ONCE_S, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr.decode(errors="replace")[-2000:]
+    scorer = f"token:{parse_token(setup.scorer).token_id}"
+
+    sign_in(page, on_call)
+    assert page.locator("#overview-alerts", has_text="access.denied_burst").count() == 1
+    page.click('header nav a:has-text("Alerts")')
+    page.wait_for_url("**/ui/alerts")
+    row = page.locator("#alerts tr", has_text="access.denied_burst").filter(has_text=scorer).first
+    assert "policy denials for" in row.locator(".summary").inner_text()
+    shot(page, "alerts")
+    row.locator('input[name="reason"]').fill("the scorer's probe was a scripted test")
+    row.locator("button", has_text="Acknowledge").click()
+    assert "acknowledged" in page.locator("#outcome").inner_text()
+    page.goto("/ui/alerts?show=all")
+    done = page.locator("#alerts tr", has_text="access.denied_burst").filter(has_text=scorer).first
+    assert done.locator(".ack-by").inner_text() == f"token:{parse_token(on_call).token_id}"
+    assert done.locator(".ack-reason").inner_text() == "the scorer's probe was a scripted test"
+
+
 def test_form_without_csrf_token_is_refused(page: Page, setup: ConsoleWorkspace) -> None:
     """The approve form with its CSRF field removed gets the 403 page; nothing is approved."""
     sign_in(page, setup.admin)
@@ -236,4 +280,4 @@ def test_proof_script_reads_keys_whose_base64_holds_a_plus(page: Page, plus_in_k
 def test_screenshots_were_saved() -> None:
     """Each page has a screenshot (copied into docs/console/ for the documentation)."""
     names = {p.stem for p in SHOTS.glob("*.png")}
-    assert {"signin", "overview", "model", "decision", "ledger", "entry", "data", "batch", "tokens"} <= names
+    assert {"signin", "overview", "model", "decision", "ledger", "entry", "data", "batch", "tokens", "alerts"} <= names

@@ -43,11 +43,18 @@ def proof_bundle(ws: Workspace, index: int) -> dict[str, Any]:
 
 
 def _filter(
-    kind: str, subject: str, principal: str, decision_id: str, since: str, until: str, before: int | None
+    kind: str,
+    subject: str,
+    principal: str,
+    decision_id: str,
+    since: str,
+    until: str,
+    status: str,
+    before: int | None,
 ) -> LedgerFilter:
     return LedgerFilter(
         kind=kind.strip(), subject=subject.strip(), principal=principal.strip(), decision_id=decision_id.strip(),
-        since=since.strip(), until=until.strip(), before=before,
+        since=since.strip(), until=until.strip(), status=status.strip(), before=before,
     )  # fmt: skip
 
 
@@ -60,11 +67,12 @@ def ledger(
     decision_id: Text = "",
     since: Text = "",
     until: Text = "",
+    status: Text = "",
     before: Annotated[int | None, Query(ge=0)] = None,
 ) -> Response:
     who = viewer(request)
     authorize(request, who, Scope.AUDIT_READ, "ledger")
-    f = _filter(kind, subject, principal, decision_id, since, until, before)
+    f = _filter(kind, subject, principal, decision_id, since, until, status, before)
     result = search_entries(gateway_of(request).ws, f)
     models = who.principal.models
     if models is not None:  # a model-restricted auditor sees no entry of another model (as the proof route)

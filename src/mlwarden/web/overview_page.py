@@ -14,6 +14,7 @@ from mlwarden.ledger.notes import Checkpoint
 from mlwarden.registry.models import list_models
 from mlwarden.trust.follower import follower
 from mlwarden.web.activity import recent_activity
+from mlwarden.web.alert_pages import visible_alerts
 from mlwarden.web.auth import Viewer, gateway_of, viewer
 from mlwarden.web.render import page
 from mlwarden.web.routing import ConsoleRoute
@@ -42,7 +43,7 @@ def model_summaries(request: Request, who: Viewer) -> list[dict[str, Any]]:
 def overview(request: Request) -> Response:
     who = viewer(request)
     gateway = gateway_of(request)
-    context: dict[str, Any] = {"models": None, "activity": None, "batches": None, "ledger": None}
+    context: dict[str, Any] = {"models": None, "activity": None, "batches": None, "ledger": None, "alerts": None}
     if who.can(Scope.AUDIT_READ):
         context["models"] = model_summaries(request, who)
         context["activity"] = recent_activity(gateway.ws).to_json()
@@ -50,6 +51,7 @@ def overview(request: Request) -> Response:
         head = Checkpoint.open(note, gateway.ws.log.verifier)
         context["ledger"] = {"size": gateway.ws.log.size(), "checkpoint_size": head.size,
                              "root": head.root.hex(), "note": note}  # fmt: skip
+        context["alerts"] = [a.alert.to_dict() for a in visible_alerts(gateway.ws, who, open_only=True)]
     if who.can(Scope.DATA_READ):
         context["batches"] = [b.to_json() for b in list_batches(gateway.ws, quarantined=True)]
     return page(request, "overview.html", viewer=who, **context)
