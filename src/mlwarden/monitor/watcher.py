@@ -135,27 +135,8 @@ class Watcher:
         With ``wanted``, an entry whose kind (read from its own text) no rule watches is not parsed.
         """
         with self.ws.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT idx, entry FROM ledger_entries WHERE idx >= :a AND idx < :b ORDER BY idx"),
-                {"a": start, "b": stop},
-            ).all()
-        out: list[WatchedEntry] = []
-        expected = start
-        for idx, entry_text in rows:
-            while expected < idx:
-                out.append(_finding(expected, "the entry is missing from the ledger"))
-                expected += 1
-            peeked = peek_kind(entry_text) if wanted is not None else None
-            if peeked is not None and peeked[0] == idx and wanted is not None and not wanted(peeked[1]):
-                expected = idx + 1
-                continue
-            try:
-                out.append(read_entry(idx, entry_text))
-            except UnreadableEntry as exc:
-                out.append(_finding(idx, str(exc)))
-            expected = idx + 1
-        out += [_finding(i, "the entry is missing from the ledger") for i in range(expected, stop)]
-        return out
+            rows = read_rows(conn, start, stop)
+        return parse_rows(rows, start, stop, wanted)
 
     @staticmethod
     def _feed(rules: RuleSet, entry: WatchedEntry) -> list[Alert]:
@@ -204,9 +185,11 @@ class Watcher:
             )
             if moved.rowcount != 1:
                 raise StoreError(f"the watcher's cursor moved away from {start}: another watcher is running")
+            known = _recorded(tx.conn, [a.alert_id for a in found])
             for alert in found:
-                if tx.conn.execute(select(alerts.c.alert_id).where(alerts.c.alert_id == alert.alert_id)).first():
+                if alert.alert_id in known:
                     continue  # already recorded (idempotent by id)
+                known.add(alert.alert_id)
                 receipt = tx.append(
                     kind=ALERT_RAISED, subject=f"alert:{alert.alert_id}", body=alert.to_dict(), principal=PRINCIPAL
                 )
@@ -265,6 +248,56 @@ def row_of(alert: Alert) -> dict[str, Any]:
         "last_index": alert.last_index, "summary": alert.summary, "time": alert.time,
         "entry_index": alert.entry_index,
     }  # fmt: skip
+
+
+def _recorded(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of these alert ids are already cached (one query per 500 ids, not one per alert)."""
+    known: set[str] = set()
+    for at in range(0, len(ids), 500):
+        chunk = ids[at : at + 500]
+        known.update(r[0] for r in conn.execute(select(alerts.c.alert_id).where(alerts.c.alert_id.in_(chunk))))
+    return known
+
+
+_ROWS = "SELECT idx, entry FROM ledger_entries WHERE idx >= {a} AND idx < {b} ORDER BY idx"
+
+
+def read_rows(conn: Connection, start: int, stop: int) -> list[tuple[int, str]]:
+    """``(idx, entry text)`` of ledger entries ``start..stop-1`` in one query (plain driver tuples, no ORM rows)."""
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = _ROWS.format(a=marker, b=marker)
+    return [
+        (int(i), e if isinstance(e, str) else bytes(e).decode())
+        for i, e in conn.exec_driver_sql(sql, (start, stop)).fetchall()
+    ]
+
+
+def parse_rows(
+    rows: list[tuple[int, str]], start: int, stop: int, wanted: Callable[[str], bool] | None = None
+) -> list[WatchedEntry]:
+    """The watched entries of ``rows`` (indices ``start..stop-1``): gaps and unreadable text become findings.
+
+    With ``wanted``, an entry whose kind (read from its own text by :func:`peek_kind`, never
+    from the ``kind`` column) no rule watches is skipped before any parse.
+    """
+    out: list[WatchedEntry] = []
+    append = out.append
+    expected = start
+    for idx, entry_text in rows:
+        while expected < idx:
+            append(_finding(expected, "the entry is missing from the ledger"))
+            expected += 1
+        expected = idx + 1
+        if wanted is not None:
+            peeked = peek_kind(entry_text)
+            if peeked is not None and peeked[0] == idx and not wanted(peeked[1]):
+                continue
+        try:
+            append(read_entry(idx, entry_text))
+        except UnreadableEntry as exc:
+            append(_finding(idx, str(exc)))
+    out += [_finding(i, "the entry is missing from the ledger") for i in range(expected, stop)]
+    return out
 
 
 def _finding(index: int, problem: str) -> WatchedEntry:
