@@ -77,6 +77,8 @@ class Watcher:
         self.processed = 0
         self.raised: dict[tuple[str, str], int] = {}
         """Alerts recorded by this process, by (rule, severity)."""
+        self.found: dict[tuple[str, str], int] = {}
+        """Alerts the rules raised in committed ticks (new or already recorded), by (rule, severity)."""
 
     # ------------------------------------------------------------------ cursor
     def cursor(self) -> int:
@@ -163,14 +165,23 @@ class Watcher:
         try:
             entries = self._entries(start, stop, rules.watches)
             rules.prepare(entries)
+            observe = rules.observe
             for entry in entries:
-                found += self._feed(rules, entry)
+                if entry.kind == ALERT_RAISED:
+                    self._feed(rules, entry)
+                    continue
+                got = observe(entry)
+                if got:
+                    found += got
             self._commit(start, stop, found)
         except BaseException:
             self._rules = None  # the rules saw entries that were not committed: rebuild before the next tick
             raise
         self._next = stop
         self.processed += stop - start
+        for alert in found:
+            key = (alert.rule, alert.severity.value)
+            self.found[key] = self.found.get(key, 0) + 1
         self._hooks()
         return stop - start
 
