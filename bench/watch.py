@@ -29,7 +29,7 @@ import structlog
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mlwarden.workspace import open_workspace
-from watch_detect import baseline_scan, cached_workspace, detect, watcher_opened
+from watch_detect import baseline_scan, cached_workspace, detect, settle, watcher_opened
 
 HERE = Path(__file__).resolve().parent
 DETECT_TARGET = 100_000
@@ -56,6 +56,7 @@ def detection(cache: Path, entries: int) -> dict[str, Any]:
     ws = open_workspace(cached_workspace(cache, entries))
     try:
         n = min(entries, ws.log.size())
+        settle()
         before = baseline_scan(ws, n)
         rate, watcher = detect(ws, n)
         after = baseline_scan(ws, n)

@@ -28,6 +28,7 @@ class RuleSet:
     sampler: PayloadSampler | None = None
     _kind_cache: dict[str, list[Rule]] = field(default_factory=dict)
     _observers: dict[str, list[Callable[[WatchedEntry], list[Alert]]]] = field(default_factory=dict)
+    _watched: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.rules:
@@ -51,7 +52,10 @@ class RuleSet:
 
     def watches(self, kind: str) -> bool:
         """Whether any rule observes ``kind`` (``alert.raised`` always: it tells rules what is covered)."""
-        return kind == ALERT_RAISED or bool(self.for_kind(kind))
+        found = self._watched.get(kind)
+        if found is None:
+            found = self._watched[kind] = kind == ALERT_RAISED or bool(self.for_kind(kind))
+        return found
 
     def prepare(self, entries: list[WatchedEntry]) -> None:
         """Open the sampled payloads of a batch of entries at once (before they are observed)."""
