@@ -16,21 +16,7 @@ from typing import Annotated
 import typer
 
 from mlwarden import __version__
-from mlwarden.cli import (
-    alerts,
-    audit,
-    data,
-    demo,
-    gate,
-    gateway,
-    keys,
-    ledger,
-    model,
-    privacy,
-    redteam,
-    watch,
-    workspace,
-)
+from mlwarden.cli import alerts, audit, data, demo, gate, gateway, keys, ledger, model, privacy, redteam, watch, workspace
 from mlwarden.cli.context import CliState
 from mlwarden.config import Settings
 from mlwarden.errors import MlwardenError
