@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import structlog
-from sqlalchemy import text
 
 import mlwarden.ledger.log as ledger_log
 from mlwarden.config import Settings, WorkspaceOptions
@@ -41,7 +40,7 @@ from mlwarden.monitor.rules import RuleSet, build_rules
 from mlwarden.monitor.rules_file import RulesConfig
 from mlwarden.monitor.sampling import workspace_opener
 from mlwarden.monitor.stream import read_entry
-from mlwarden.monitor.watcher import Watcher
+from mlwarden.monitor.watcher import Watcher, read_rows
 from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
@@ -178,16 +177,13 @@ def settle() -> None:
 
 
 def baseline_scan(ws: Workspace, entries: int) -> float:
-    """Read and parse every entry (the watcher's query and chunks), no rules; entries/s."""
+    """Read and parse every entry (the watcher's query, chunks and parser), no rules; entries/s."""
     started = time.perf_counter()
     parsed = 0
     for start in range(0, entries, CHUNK):
         with ws.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT idx, entry FROM ledger_entries WHERE idx >= :a AND idx < :b ORDER BY idx"),
-                {"a": start, "b": min(entries, start + CHUNK)},
-            ).all()
-        for idx, entry_text in rows:
+            rows = read_rows(conn, start, min(entries, start + CHUNK))
+        for idx, _kind, entry_text in rows:
             read_entry(idx, entry_text)
             parsed += 1
     return parsed / (time.perf_counter() - started)

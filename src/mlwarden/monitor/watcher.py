@@ -270,36 +270,39 @@ def _recorded(conn: Connection, ids: list[str]) -> set[str]:
     return known
 
 
-_ROWS = "SELECT idx, entry FROM ledger_entries WHERE idx >= {a} AND idx < {b} ORDER BY idx"
+_ROWS = "SELECT idx, kind, entry FROM ledger_entries WHERE idx >= {a} AND idx < {b} ORDER BY idx"
 
 
-def read_rows(conn: Connection, start: int, stop: int) -> list[tuple[int, str]]:
-    """``(idx, entry text)`` of ledger entries ``start..stop-1`` in one query (plain driver tuples, no ORM rows)."""
+def read_rows(conn: Connection, start: int, stop: int) -> list[tuple[int, str, str]]:
+    """``(idx, kind column, entry text)`` of entries ``start..stop-1`` in one query (driver tuples, no ORM rows).
+
+    The ``kind`` column is only a hint (anyone with the database can edit it): the text decides.
+    """
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = _ROWS.format(a=marker, b=marker)
-    return [
-        (int(i), e if isinstance(e, str) else bytes(e).decode())
-        for i, e in conn.exec_driver_sql(sql, (start, stop)).fetchall()
-    ]
+    rows = conn.exec_driver_sql(sql, (start, stop)).fetchall()
+    return [(int(i), str(k), e if isinstance(e, str) else bytes(e).decode()) for i, k, e in rows]
 
 
 def parse_rows(
-    rows: list[tuple[int, str]], start: int, stop: int, wanted: Callable[[str], bool] | None = None
+    rows: list[tuple[int, str, str]], start: int, stop: int, wanted: Callable[[str], bool] | None = None
 ) -> list[WatchedEntry]:
     """The watched entries of ``rows`` (indices ``start..stop-1``): gaps and unreadable text become findings.
 
-    With ``wanted``, an entry whose kind (read from its own text by :func:`peek_kind`, never
-    from the ``kind`` column) no rule watches is skipped before any parse.
+    With ``wanted``, an entry whose kind no rule watches is skipped before any parse. The
+    ``kind`` column is a hint only: a row whose column names a watched kind is parsed (its
+    text then gives the kind the rules see); any other row is skipped only when its own text
+    (:func:`peek_kind`) names an unwatched kind, so relabelling the column hides nothing.
     """
     out: list[WatchedEntry] = []
     append = out.append
     expected = start
-    for idx, entry_text in rows:
+    for idx, hint, entry_text in rows:
         while expected < idx:
             append(_finding(expected, "the entry is missing from the ledger"))
             expected += 1
         expected = idx + 1
-        if wanted is not None:
+        if wanted is not None and not wanted(hint):
             peeked = peek_kind(entry_text)
             if peeked is not None and peeked[0] == idx and not wanted(peeked[1]):
                 continue

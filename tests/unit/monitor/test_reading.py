@@ -12,7 +12,7 @@ from mlwarden.workspace import Workspace
 from tests.unit.monitor.conftest import MakeWatcher, drain
 
 
-def _rows(ws: Workspace) -> list[tuple[int, str]]:
+def _rows(ws: Workspace) -> list[tuple[int, str, str]]:
     with ws.engine.connect() as conn:
         return read_rows(conn, 0, ws.log.size())
 
@@ -21,10 +21,10 @@ def test_read_rows_returns_every_entry_text_in_index_order(ws: Workspace) -> Non
     for i in range(7):
         ws.log.append(kind="access.denied", subject=f"model:m{i}", principal="token:a", body={"n": i})
     rows = _rows(ws)
-    assert [i for i, _ in rows] == list(range(7))
-    assert all(isinstance(t, str) and f'"index":{i},' in t for i, t in rows)
+    assert [(i, k) for i, k, _ in rows] == [(i, "access.denied") for i in range(7)]
+    assert all(isinstance(t, str) and f'"index":{i},' in t for i, _, t in rows)
     with ws.engine.connect() as conn:
-        assert [i for i, _ in read_rows(conn, 2, 5)] == [2, 3, 4]
+        assert [i for i, _, _ in read_rows(conn, 2, 5)] == [2, 3, 4]
 
 
 def test_unwatched_kinds_are_skipped_but_the_text_decides_not_the_column(ws: Workspace) -> None:
@@ -36,10 +36,18 @@ def test_unwatched_kinds_are_skipped_but_the_text_decides_not_the_column(ws: Wor
     assert [(e.index, e.kind) for e in got] == [(1, "access.denied")]
 
 
+def test_a_watched_kind_in_the_column_does_not_change_the_kind_rules_see(ws: Workspace) -> None:
+    ws.log.append(kind="access.allowed", subject="model:m", principal="token:a", body={})
+    with ws.engine.begin() as conn:
+        conn.execute(text("UPDATE ledger_entries SET kind = 'access.denied' WHERE idx = 0"))
+    got = parse_rows(_rows(ws), 0, 1, lambda kind: kind != "access.allowed")
+    assert [(e.index, e.kind) for e in got] == [(0, "access.allowed")]
+
+
 def test_gaps_and_entries_that_lie_about_their_index_become_findings() -> None:
     honest = '{"body":{},"index":0,"kind":"access.denied","principal":"p","subject":"s","time":"2026-01-01T00:00:00Z"}'
     liar = honest.replace('"index":0', '"index":9')  # stored at 2, claims 9
-    got = parse_rows([(0, honest), (2, liar)], 0, 4, lambda kind: True)
+    got = parse_rows([(0, "access.denied", honest), (2, "access.denied", liar)], 0, 4, lambda kind: True)
     assert [(e.index, e.kind) for e in got] == [(0, "access.denied"), (1, UNREADABLE), (2, UNREADABLE),
                                                  (3, UNREADABLE)]  # fmt: skip
     assert "missing" in got[1].body["problem"]
