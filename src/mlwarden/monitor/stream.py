@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+
+import orjson
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,8 +27,9 @@ class UnreadableEntry(ValueError):
     """A stored entry that is not an entry, or not the one its index says (a finding, not a crash)."""
 
 
+@lru_cache(maxsize=4096)
 def parse_time(text: str) -> float:
-    """Seconds since 1970 of an entry time (RFC 3339 UTC with a ``Z``)."""
+    """Seconds since 1970 of an entry time (RFC 3339 UTC with a ``Z``; a batch's entries share theirs)."""
     return datetime.fromisoformat(text).timestamp()
 
 
@@ -59,7 +62,7 @@ def peek_kind(text: str) -> tuple[int, str] | None:
 def read_entry(index: int, text: str | bytes) -> WatchedEntry:
     """Parse stored entry text at ``index``; raise :class:`UnreadableEntry` when it is not that entry."""
     try:
-        obj = json.loads(text)
+        obj = orjson.loads(text)
         entry = WatchedEntry(
             index=int(obj["index"]),
             kind=str(obj["kind"]),
@@ -69,7 +72,7 @@ def read_entry(index: int, text: str | bytes) -> WatchedEntry:
             subject=str(obj["subject"]),
             body=obj["body"] if isinstance(obj["body"], dict) else {},
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # orjson.JSONDecodeError is a ValueError
         raise UnreadableEntry(f"ledger entry {index} cannot be read: {str(exc)[:200]}") from exc
     if entry.index != index:
         raise UnreadableEntry(f"ledger entry {index} says it is entry {entry.index}")

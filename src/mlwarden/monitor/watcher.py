@@ -77,6 +77,8 @@ class Watcher:
         self.processed = 0
         self.raised: dict[tuple[str, str], int] = {}
         """Alerts recorded by this process, by (rule, severity)."""
+        self.found: dict[tuple[str, str], int] = {}
+        """Alerts the rules raised in committed ticks (new or already recorded), by (rule, severity)."""
 
     # ------------------------------------------------------------------ cursor
     def cursor(self) -> int:
@@ -135,27 +137,8 @@ class Watcher:
         With ``wanted``, an entry whose kind (read from its own text) no rule watches is not parsed.
         """
         with self.ws.engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT idx, entry FROM ledger_entries WHERE idx >= :a AND idx < :b ORDER BY idx"),
-                {"a": start, "b": stop},
-            ).all()
-        out: list[WatchedEntry] = []
-        expected = start
-        for idx, entry_text in rows:
-            while expected < idx:
-                out.append(_finding(expected, "the entry is missing from the ledger"))
-                expected += 1
-            peeked = peek_kind(entry_text) if wanted is not None else None
-            if peeked is not None and peeked[0] == idx and wanted is not None and not wanted(peeked[1]):
-                expected = idx + 1
-                continue
-            try:
-                out.append(read_entry(idx, entry_text))
-            except UnreadableEntry as exc:
-                out.append(_finding(idx, str(exc)))
-            expected = idx + 1
-        out += [_finding(i, "the entry is missing from the ledger") for i in range(expected, stop)]
-        return out
+            rows = read_rows(conn, start, stop)
+        return parse_rows(rows, start, stop, wanted)
 
     @staticmethod
     def _feed(rules: RuleSet, entry: WatchedEntry) -> list[Alert]:
@@ -182,14 +165,23 @@ class Watcher:
         try:
             entries = self._entries(start, stop, rules.watches)
             rules.prepare(entries)
+            observe = rules.observe
             for entry in entries:
-                found += self._feed(rules, entry)
+                if entry.kind == ALERT_RAISED:
+                    self._feed(rules, entry)
+                    continue
+                got = observe(entry)
+                if got:
+                    found += got
             self._commit(start, stop, found)
         except BaseException:
             self._rules = None  # the rules saw entries that were not committed: rebuild before the next tick
             raise
         self._next = stop
         self.processed += stop - start
+        for alert in found:
+            key = (alert.rule, alert.severity.value)
+            self.found[key] = self.found.get(key, 0) + 1
         self._hooks()
         return stop - start
 
@@ -204,9 +196,11 @@ class Watcher:
             )
             if moved.rowcount != 1:
                 raise StoreError(f"the watcher's cursor moved away from {start}: another watcher is running")
+            known = _recorded(tx.conn, [a.alert_id for a in found])
             for alert in found:
-                if tx.conn.execute(select(alerts.c.alert_id).where(alerts.c.alert_id == alert.alert_id)).first():
+                if alert.alert_id in known:
                     continue  # already recorded (idempotent by id)
+                known.add(alert.alert_id)
                 receipt = tx.append(
                     kind=ALERT_RAISED, subject=f"alert:{alert.alert_id}", body=alert.to_dict(), principal=PRINCIPAL
                 )
@@ -265,6 +259,59 @@ def row_of(alert: Alert) -> dict[str, Any]:
         "last_index": alert.last_index, "summary": alert.summary, "time": alert.time,
         "entry_index": alert.entry_index,
     }  # fmt: skip
+
+
+def _recorded(conn: Connection, ids: list[str]) -> set[str]:
+    """Which of these alert ids are already cached (one query per 500 ids, not one per alert)."""
+    known: set[str] = set()
+    for at in range(0, len(ids), 500):
+        chunk = ids[at : at + 500]
+        known.update(r[0] for r in conn.execute(select(alerts.c.alert_id).where(alerts.c.alert_id.in_(chunk))))
+    return known
+
+
+_ROWS = "SELECT idx, kind, entry FROM ledger_entries WHERE idx >= {a} AND idx < {b} ORDER BY idx"
+
+
+def read_rows(conn: Connection, start: int, stop: int) -> list[tuple[int, str, str]]:
+    """``(idx, kind column, entry text)`` of entries ``start..stop-1`` in one query (driver tuples, no ORM rows).
+
+    The ``kind`` column is only a hint (anyone with the database can edit it): the text decides.
+    """
+    marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = _ROWS.format(a=marker, b=marker)
+    rows = conn.exec_driver_sql(sql, (start, stop)).fetchall()
+    return [(int(i), str(k), e if isinstance(e, str) else bytes(e).decode()) for i, k, e in rows]
+
+
+def parse_rows(
+    rows: list[tuple[int, str, str]], start: int, stop: int, wanted: Callable[[str], bool] | None = None
+) -> list[WatchedEntry]:
+    """The watched entries of ``rows`` (indices ``start..stop-1``): gaps and unreadable text become findings.
+
+    With ``wanted``, an entry whose kind no rule watches is skipped before any parse. The
+    ``kind`` column is a hint only: a row whose column names a watched kind is parsed (its
+    text then gives the kind the rules see); any other row is skipped only when its own text
+    (:func:`peek_kind`) names an unwatched kind, so relabelling the column hides nothing.
+    """
+    out: list[WatchedEntry] = []
+    append = out.append
+    expected = start
+    for idx, hint, entry_text in rows:
+        while expected < idx:
+            append(_finding(expected, "the entry is missing from the ledger"))
+            expected += 1
+        expected = idx + 1
+        if wanted is not None and not wanted(hint):
+            peeked = peek_kind(entry_text)
+            if peeked is not None and peeked[0] == idx and not wanted(peeked[1]):
+                continue
+        try:
+            append(read_entry(idx, entry_text))
+        except UnreadableEntry as exc:
+            append(_finding(idx, str(exc)))
+    out += [_finding(i, "the entry is missing from the ledger") for i in range(expected, stop)]
+    return out
 
 
 def _finding(index: int, problem: str) -> WatchedEntry:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlwarden.monitor.alert import ALERT_RAISED, Alert
@@ -26,6 +27,8 @@ class RuleSet:
     by_id: dict[str, Rule] = field(default_factory=dict)
     sampler: PayloadSampler | None = None
     _kind_cache: dict[str, list[Rule]] = field(default_factory=dict)
+    _observers: dict[str, list[Callable[[WatchedEntry], list[Alert]]]] = field(default_factory=dict)
+    _watched: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for rule in self.rules:
@@ -49,7 +52,10 @@ class RuleSet:
 
     def watches(self, kind: str) -> bool:
         """Whether any rule observes ``kind`` (``alert.raised`` always: it tells rules what is covered)."""
-        return kind == ALERT_RAISED or bool(self.for_kind(kind))
+        found = self._watched.get(kind)
+        if found is None:
+            found = self._watched[kind] = kind == ALERT_RAISED or bool(self.for_kind(kind))
+        return found
 
     def prepare(self, entries: list[WatchedEntry]) -> None:
         """Open the sampled payloads of a batch of entries at once (before they are observed)."""
@@ -58,11 +64,14 @@ class RuleSet:
 
     def observe(self, entry: WatchedEntry) -> list[Alert]:
         """Every rule that watches this entry's kind takes it; the alerts they raise."""
+        observers = self._observers.get(entry.kind)
+        if observers is None:  # once per kind: the bound methods, so an entry costs one call per rule
+            observers = self._observers[entry.kind] = [rule.observe for rule in self.for_kind(entry.kind)]
         out: list[Alert] = []
-        for rule in self.for_kind(entry.kind):
-            found = rule.observe(entry)
+        for observe in observers:
+            found = observe(entry)
             if found:
-                out.extend(found)
+                out += found
         return out
 
     def raised(self, alert: Alert) -> None:
