@@ -206,21 +206,36 @@ class _Plan:
                 return "subject", [col == subject for subject in subjects]
         return "", []
 
-    def query(self, low: int, high: int | None) -> Select[tuple[Any, Any]]:
-        """The page's SELECT: streams merged by index (or one index-ordered scan), ``limit`` rows."""
+    def query(self, low: int, high: int | None, *, newest_first: bool = False) -> Select[tuple[Any, Any]]:
+        """The page's SELECT: streams merged by index (or one index-ordered scan), ``limit`` rows.
+
+        Oldest first from ``low`` (the API, exports); ``newest_first`` reads the same streams
+        backwards from just below ``high`` (the console's pages).
+        """
         skip, streams = self._streams()
         bounds = [_E.idx >= low, *([_E.idx < high] if high is not None else [])]
         rest = self._conditions(skip)
         if skip and not streams:
             streams = [_E.idx < 0]  # the filter's subjects do not exist: nothing matches
+        order = _E.idx.desc() if newest_first else _E.idx
         if len(streams) <= 1:
-            return select(_E.idx, _E.entry).where(*bounds, *streams, *rest).order_by(_E.idx).limit(self.flt.limit)
+            return select(_E.idx, _E.entry).where(*bounds, *streams, *rest).order_by(order).limit(self.flt.limit)
         # Several streams: merge their indices first (index-only reads), then read the page's entries once.
-        parts = [select(_E.idx).where(*bounds, driving, *rest).order_by(_E.idx).limit(self.flt.limit)
+        parts = [select(_E.idx).where(*bounds, driving, *rest).order_by(order).limit(self.flt.limit)
                  for driving in streams]  # fmt: skip
         merged = union_all(*(part.subquery().select() for part in parts)).subquery()
-        page = select(merged.c.idx).order_by(merged.c.idx).limit(self.flt.limit)
-        return select(_E.idx, _E.entry).where(_E.idx.in_(page.scalar_subquery())).order_by(_E.idx)
+        by = merged.c.idx.desc() if newest_first else merged.c.idx
+        page = select(merged.c.idx).order_by(by).limit(self.flt.limit)
+        return select(_E.idx, _E.entry).where(_E.idx.in_(page.scalar_subquery())).order_by(order)
+
+
+def newest_first(conn: Connection, flt: AuditFilter, low: int, before: int | None) -> list[tuple[int, str]]:
+    """Up to ``flt.limit`` candidate rows in ``[low, before)``, newest first, by the same plan as :func:`query_page`.
+
+    Candidates only: the caller keeps those whose own text matches (:func:`parse_row`, :func:`matches`).
+    """
+    rows = conn.execute(_Plan(conn, flt).query(low, before, newest_first=True)).all()
+    return [(int(index), str(text)) for index, text in rows]
 
 
 def matches(flt: AuditFilter, row: AuditRow) -> bool:

@@ -18,21 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, true
-
 from mlwarden.audit import AuditFilter, parse_filter, query_page
-from mlwarden.audit.query import SUMMARY_KIND, SUMMARY_PRINCIPAL, matches, parse_row
+from mlwarden.audit.query import matches, newest_first, parse_row
 from mlwarden.errors import InvalidInput
-from mlwarden.ledger.columns import STATUS_KIND
-from mlwarden.store.schema import ledger_entries, ledger_refs
 from mlwarden.workspace import Workspace
 
 PAGE_SIZE = 50
 MAX_FILTER = 512
-MAX_SUBJECTS = 64
-"""A subject prefix covering more distinct subjects than this is matched along the primary key, within a budget."""
-SCAN_BUDGET = 5_000
-_E = ledger_entries.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,98 +95,6 @@ def _first_at_or_after(ws: Workspace, flt: AuditFilter, moment_of: str) -> int |
     return page.cursor - 1 if page.next_since_index is not None else None
 
 
-class _Reader:
-    """One newest-first page: driving streams on indexed columns, the rest riding along unindexed."""
-
-    def __init__(self, conn: Connection, flt: AuditFilter) -> None:
-        self.conn, self.flt = conn, flt
-        self.postgres = conn.dialect.name == "postgresql"
-
-    def _subject_col(self, plain: bool) -> ColumnElement[str]:
-        if self.postgres:
-            return _E.subject.collate("C")
-        return _E.subject.op("||")("") if plain else _E.subject
-
-    def _plain(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
-        if self.postgres:
-            return column
-        return column + 0 if column.key == "status" else column.op("||")("")
-
-    def _prefix(self, plain: bool) -> ColumnElement[bool]:
-        prefix = self.flt.subject_prefix or ""
-        col = self._subject_col(plain)
-        last = ord(prefix[-1])
-        if last >= 0x10FFFF or 0xD7FF <= last <= 0xDFFF:
-            return col >= prefix  # the text check keeps only the prefixed rows
-        return and_(col >= prefix, col < prefix[:-1] + chr(last + 1))
-
-    def _rest(self, skip: str) -> list[ColumnElement[bool]]:
-        flt, p = self.flt, self._plain
-        where: list[ColumnElement[bool]] = []
-        if flt.kinds and skip != "kinds":
-            where.append(p(_E.kind).in_(flt.kinds))
-        if flt.principal is not None and skip != "principal":
-            where.append(p(_E.principal) == flt.principal)
-        if flt.subject_prefix is not None and skip != "subject":
-            where.append(self._prefix(plain=True))
-        if flt.status is not None and skip != "status":
-            where.append(or_(p(_E.status) == flt.status, p(_E.kind) == SUMMARY_KIND))
-        return where
-
-    def _subjects(self) -> list[str] | None:
-        """The distinct subjects the prefix covers, if few (one index seek each)."""
-        prefix = self.flt.subject_prefix or ""
-        col = self._subject_col(plain=False)
-        found: list[str] = []
-        current, inclusive = prefix, True
-        while len(found) <= MAX_SUBJECTS:
-            bound = col >= current if inclusive else col > current
-            row = self.conn.execute(select(func.min(col)).where(bound)).first()
-            if row is None or row[0] is None or not str(row[0]).startswith(prefix):
-                return found
-            current, inclusive = str(row[0]), False
-            found.append(current)
-        return None
-
-    def streams(self) -> tuple[str, list[ColumnElement[bool]]]:
-        flt = self.flt
-        if flt.decision is not None:
-            refs = select(ledger_refs.c.idx).where(ledger_refs.c.ref == flt.decision).scalar_subquery()
-            return "decision", [_E.idx == refs, _E.decision == flt.decision,
-                                _E.subject == f"decision:{flt.decision}"]  # fmt: skip
-        if flt.status is not None:
-            streams: list[ColumnElement[bool]] = []
-            if not flt.kinds or STATUS_KIND in flt.kinds:
-                by = [_E.principal == flt.principal] if flt.principal is not None else []
-                streams.append(and_(_E.status == flt.status, *by))
-            if (not flt.kinds or SUMMARY_KIND in flt.kinds) and flt.principal in (None, SUMMARY_PRINCIPAL):
-                streams.append(_E.kind == SUMMARY_KIND)
-            return "status", streams
-        if flt.principal is not None:
-            return "principal", [_E.principal == flt.principal]
-        if flt.kinds:
-            return "kinds", [_E.kind == kind for kind in flt.kinds]
-        if flt.subject_prefix is not None:
-            subjects = self._subjects()
-            if subjects is not None:
-                col = self._subject_col(plain=False)
-                return "subject", [col == s for s in subjects]
-        return "", [true()]
-
-    def page(self, low: int, before: int | None) -> list[tuple[int, str]]:
-        """Up to ``limit`` candidate rows below ``before`` (and at or above ``low``), newest first."""
-        skip, streams = self.streams()
-        rest = self._rest(skip)
-        bounds = [_E.idx >= low, *([_E.idx < before] if before is not None else [])]
-        limit = self.flt.limit if skip else min(self.flt.limit, SCAN_BUDGET)
-        candidates: list[tuple[int, str]] = []
-        for driving in streams:
-            query = select(_E.idx, _E.entry).where(*bounds, driving, *rest).order_by(_E.idx.desc()).limit(limit)
-            candidates += [(int(i), str(t)) for i, t in self.conn.execute(query).all()]
-        candidates.sort(key=lambda c: -c[0])
-        return candidates[:limit]
-
-
 def search_entries(ws: Workspace, f: LedgerFilter) -> LedgerPage:
     """One page of entries matching ``f``, newest first, from the cursor ``f.before`` down."""
     flt = f.audit_filter()
@@ -211,7 +111,7 @@ def search_entries(ws: Workspace, f: LedgerFilter) -> LedgerPage:
     if before is not None and before <= low:
         return LedgerPage([], None, None)
     with ws.engine.connect() as conn:
-        candidates = _Reader(conn, flt).page(low, before)
+        candidates = newest_first(conn, flt, low, before)
     rows: list[LedgerRow] = []
     for index, text in candidates:
         row = parse_row(index, text)
