@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import ssl
 import time
 from collections.abc import Iterator
@@ -138,3 +139,30 @@ def test_udp_refuses_a_message_over_its_limit(tmp_path: Path) -> None:
     alert = Alert("alrt_x", "ledger.integrity", Severity.CRITICAL, "s", 0, 0, "2026-01-01T00:00:00Z")
     with pytest.raises(SinkUnavailable, match="over the UDP limit"):
         sink.deliver(alert, "alrt_x/siem")
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_connection_on_a_high_file_descriptor_keeps_delivering(rsyslog: Rsyslog, workspace: Workspace) -> None:
+    """A long-running watcher holds many descriptors: a socket numbered past 1023 still sends every alert."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the hard limit on open files ({hard}) is too low to reach descriptor 1024")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    spare = os.open(os.devnull, os.O_RDONLY)
+    held = [os.dup(spare) for _ in range(1100)]
+    try:
+        sink = SyslogSink(name="siem", host="127.0.0.1", port=rsyslog.tcp, transport=Transport.TCP)
+        alerts = [raise_alert(workspace, [sink], principal=f"tok_high_fd_{n}") for n in range(3)]
+        try:
+            report = deliver_due(workspace.engine, [sink], time.time() + 1,
+                                 alerts=LedgerAlerts(workspace.log, workspace.engine))  # fmt: skip
+            assert sink._sock is not None
+            assert sink._sock.fileno() > 1023  # the case select.select refused
+        finally:
+            sink.close()
+    finally:
+        for fd in [*held, spare]:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert report.failed == {}
+    assert sorted(report.delivered) == sorted(f"{a.alert_id}/siem" for a in alerts)

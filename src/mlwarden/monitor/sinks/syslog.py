@@ -153,8 +153,9 @@ def _family(host: str) -> socket.AddressFamily:
 def _peer_closed(sock: socket.socket) -> bool:
     """Whether the collector closed (or reset) the connection: readable with nothing to read."""
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
+        poller = select.poll()  # not select.select: it refuses file descriptors above 1023 (a busy process has them)
+        poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        if not poller.poll(0):
             return False
         if isinstance(sock, ssl.SSLSocket):  # TLS cannot peek: a collector sends nothing, so read it
             timeout = sock.gettimeout()
