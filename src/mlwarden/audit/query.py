@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mlwarden.audit.filters import AuditFilter, entry_time
 from mlwarden.errors import LedgerUnavailable
 from mlwarden.ledger.columns import STATUS_KIND, derived
+from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.kinds import recorded_refs
 from mlwarden.store.engine import describe_db_error
 from mlwarden.store.schema import ledger_entries, ledger_refs
@@ -30,27 +31,9 @@ SUMMARY_PRINCIPAL = "system:gateway"
 _E = ledger_entries.c
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    """One entry as an audit query returns it (its body carries commitments, never sealed payloads)."""
-
-    index: int
-    kind: str
-    time: str
-    principal: str
-    subject: str
-    body: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        """``{"index", "kind", "time", "principal", "subject", "body"}``."""
-        return {
-            "index": self.index,
-            "kind": self.kind,
-            "time": self.time,
-            "principal": self.principal,
-            "subject": self.subject,
-            "body": self.body,
-        }
+AuditRow = Entry
+"""One entry as an audit query returns it: the ledger's own parsed entry (its body carries commitments,
+never sealed payloads)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,26 +21,11 @@ comments and expected values) are left out.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from mlwarden import __version__
+from mlwarden.ledger.entry import Entry
 from mlwarden.monitor.alert import Alert, Severity
-
-
-class EntryLike(Protocol):
-    """A recorded entry: :class:`mlwarden.ledger.entry.Entry` or :class:`mlwarden.audit.query.AuditRow`."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def time(self) -> str: ...
-    @property
-    def principal(self) -> str: ...
-    @property
-    def subject(self) -> str: ...
-    @property
-    def body(self) -> dict[str, Any]: ...
-
 
 OCSF_VERSION = "1.5.0"
 ECS_VERSION = "8.17.0"
@@ -115,14 +100,14 @@ def _metadata(uid: str, *, sequence: int | None = None, correlation: str | None 
     return meta
 
 
-def _decision_ids(row: EntryLike) -> list[str]:
+def _decision_ids(row: Entry) -> list[str]:
     ids = row.body.get("decision_ids")
     found = [i for i in ids if isinstance(i, str)] if isinstance(ids, list) else []
     single = row.body.get("decision_id")
     return found + ([single] if isinstance(single, str) else [])
 
 
-def entry_to_ocsf(index: int, entry: EntryLike) -> dict[str, Any]:
+def entry_to_ocsf(index: int, entry: Entry) -> dict[str, Any]:
     """An OCSF 1.5 API Activity event (class 6003) for the ledger entry at ``index``."""
     activity = _ACTIVITY_NAMES[ocsf_activity(entry.kind)]
     activity_id = ocsf_activity(entry.kind)
@@ -220,7 +205,7 @@ def _ecs_classes(kind: str) -> tuple[list[str], list[str]]:
     return ["api"], ["access" if activity == READ else change]
 
 
-def entry_to_ecs(index: int, entry: EntryLike) -> dict[str, Any]:
+def entry_to_ecs(index: int, entry: Entry) -> dict[str, Any]:
     """An ECS document for the ledger entry at ``index``."""
     category, types = _ecs_classes(entry.kind)
     return {
