@@ -47,18 +47,24 @@ def _offered(document: dict[str, Any]) -> NoteVerifier | None:
         return None
 
 
-def _check_decision(row: Any, checkpoint: Checkpoint, position: int) -> None:
+def _proven_entry(row: Any, checkpoint: Checkpoint, what: str, position: int) -> tuple[dict[str, Any], Entry]:
+    """An exported row's entry, proven included under ``checkpoint`` (the row, then the parsed entry)."""
     if not isinstance(row, dict):
-        raise VerificationError(f"decision {position} is not an object")
+        raise VerificationError(f"{what} {position} is not an object")
     index, text, path = row.get("ledger_index"), row.get("entry"), row.get("inclusion_proof")
     if not isinstance(index, int) or not isinstance(text, str) or not isinstance(path, list):
-        raise VerificationError(f"decision {position} lacks its ledger index, entry or inclusion proof")
+        raise VerificationError(f"{what} {position} lacks its ledger index, entry or inclusion proof")
     try:
         proof = [bytes.fromhex(str(h)) for h in path]
     except ValueError as exc:
         raise VerificationError(f"entry {index}: inclusion proof is not hex") from exc
     merkle.verify_inclusion(merkle.leaf_hash(text.encode()), index, checkpoint.size, proof, checkpoint.root)
-    entry = Entry.parse(text)
+    return row, Entry.parse(text)
+
+
+def _check_decision(found: Any, checkpoint: Checkpoint, position: int) -> None:
+    row, entry = _proven_entry(found, checkpoint, "decision", position)
+    index = row["ledger_index"]
     ids = entry.body.get("decision_ids")
     decision = row.get("decision_id")
     if entry.index != index or not isinstance(ids, list) or decision not in ids:
@@ -76,18 +82,9 @@ def _check_decision(row: Any, checkpoint: Checkpoint, position: int) -> None:
             raise VerificationError(f"entry {index}: the {field} of decision {decision} does not match its commitment")
 
 
-def _check_feedback(row: Any, checkpoint: Checkpoint, position: int) -> None:
-    if not isinstance(row, dict):
-        raise VerificationError(f"feedback {position} is not an object")
-    index, text, path = row.get("ledger_index"), row.get("entry"), row.get("inclusion_proof")
-    if not isinstance(index, int) or not isinstance(text, str) or not isinstance(path, list):
-        raise VerificationError(f"feedback {position} lacks its ledger index, entry or inclusion proof")
-    try:
-        proof = [bytes.fromhex(str(h)) for h in path]
-    except ValueError as exc:
-        raise VerificationError(f"entry {index}: inclusion proof is not hex") from exc
-    merkle.verify_inclusion(merkle.leaf_hash(text.encode()), index, checkpoint.size, proof, checkpoint.root)
-    entry = Entry.parse(text)
+def _check_feedback(found: Any, checkpoint: Checkpoint, position: int) -> None:
+    row, entry = _proven_entry(found, checkpoint, "feedback", position)
+    index = row["ledger_index"]
     feedback_id = row.get("feedback_id")
     if entry.index != index or entry.kind != "feedback" or entry.body.get("feedback_id") != feedback_id:
         raise VerificationError(f"entry {index} does not record feedback {feedback_id}")
