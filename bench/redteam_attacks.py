@@ -20,21 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import uvicorn
 
-from mlwarden.api.app import create_app
 from mlwarden.config import Settings, WorkspaceOptions
-from mlwarden.identity.tokens import create_token
 from mlwarden.redteam.extraction import (
     JUDGE_ROWS_PER_REQUEST,
     ExtractionOptions,
@@ -43,14 +37,11 @@ from mlwarden.redteam.extraction import (
     train_surrogate,
 )
 from mlwarden.redteam.feature_space import FeatureSpace
+from mlwarden.redteam.home import serving
 from mlwarden.redteam.oracle import QueryBudget, TargetOracle
 from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, load_suites
 from mlwarden.redteam.target import Target, Tokens
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
-from mlwarden.samples import breast_cancer_model
-from mlwarden.workspace import init_workspace, open_workspace
+from served_model import served_workspace
 
 COUNTS = (500, 2000, 10_000)
 LIMITS = {"off": (0.0, 200.0), "default": (100.0, 200.0), "tight": (2.0, 5.0)}
@@ -64,39 +55,12 @@ def _csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _workspace(root: Path) -> tuple[WorkspaceOptions, str, Path, Path]:
-    sample = breast_cancer_model(root / "art")  # the demo's model: 20 trees of depth 6
-    options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "ws")
-    init_workspace(options)
-    ws = open_workspace(options)
-    try:
-        register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench")
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench")
-        approve_and_promote(ws, "bc", 1, approver="reviewer")
-        token, _ = create_token(ws, name="bench", scopes=["inference:read"], principal="bench")
-    finally:
-        ws.close()
-    return options, token, sample.train_csv, sample.eval_csv
+    served = served_workspace(root, None, trees=20)  # the demo's model: 20 trees of depth 6
+    return served.options, served.token, served.sample.train_csv, served.sample.eval_csv
 
 
-@contextmanager
-def _serving(options: WorkspaceOptions, rate: float, burst: float) -> Iterator[str]:
-    settings = Settings(database_url=None, rate_limit=rate, rate_burst=burst, gc_freeze=False)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(options, settings), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit("the gateway did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+def _serving(options: WorkspaceOptions, rate: float, burst: float) -> AbstractContextManager[str]:
+    return serving(options, Settings(database_url=None, rate_limit=rate, rate_burst=burst, gc_freeze=False))
 
 
 def _at(curve: list[dict[str, Any]], count: int, stopped: str | None) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from mlwarden.identity.tokens import create_token
 from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
-from mlwarden.samples import breast_cancer_model
+from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
 
 
@@ -23,11 +23,12 @@ class Served:
     token: str
     body: dict[str, Any]
     onnx: Path
+    sample: SampleModel
 
 
-def served_workspace(root: Path, database_url: str | None) -> Served:
-    """Create ``root/ws`` with model ``bc`` v1 in production (the sample random forest, 50 trees)."""
-    sample = breast_cancer_model(root / "art", trees=50)
+def served_workspace(root: Path, database_url: str | None, *, trees: int = 50) -> Served:
+    """Create ``root/ws`` with model ``bc`` v1 in production (the sample random forest, 50 trees by default)."""
+    sample = breast_cancer_model(root / "art", trees=trees)
     options = WorkspaceOptions.from_settings(Settings(database_url=database_url), root / "ws")
     init_workspace(options)
     ws = open_workspace(options)
@@ -39,4 +40,4 @@ def served_workspace(root: Path, database_url: str | None) -> Served:
     finally:
         ws.close()
     row = [float(v) for v in sample.eval_csv.read_text().splitlines()[1].split(",")[:-1]]
-    return Served(options, token, {"inputs": [row]}, sample.onnx)
+    return Served(options, token, {"inputs": [row]}, sample.onnx, sample)

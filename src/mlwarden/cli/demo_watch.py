@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -33,6 +30,7 @@ def watch_tour(root: Path, step: Callable[..., None]) -> None:
     from mlwarden.monitor.service import watching
     from mlwarden.monitor.webhook_receiver import start_receiver
     from mlwarden.redteam.demo import demo_redteam
+    from mlwarden.redteam.home import serving
     from mlwarden.workspace import open_workspace
 
     settings = Settings(database_url=None, rejection_summary_seconds=1.0, gc_freeze=False)
@@ -56,7 +54,7 @@ def watch_tour(root: Path, step: Callable[..., None]) -> None:
     )
     os.environ[SECRET_ENV] = secret
     try:
-        with _gateway(options, settings) as url, watching(options, environ=os.environ):
+        with serving(options, settings) as url, watching(options, environ=os.environ):
             step(
                 "26. an attacker sweeps the feature space and another guesses tokens; the watcher raises alerts",
                 "mlwarden serve (its watcher) · mlwarden alerts list",
@@ -105,23 +103,3 @@ def _wait(done: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.1)
     return True
-
-
-@contextmanager
-def _gateway(options: WorkspaceOptions, settings: Settings) -> Iterator[str]:
-    import uvicorn
-
-    from mlwarden.api.app import create_app
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(create_app(options, settings), port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    _wait(lambda: server.started or not thread.is_alive(), timeout=60)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
