@@ -110,6 +110,7 @@ class VulnerabilitiesGate:
                 )
         limit = SEVERITY.get(fail_on, 3)
         blocking, waived, expired = [], [], []
+        used: list[dict[str, str]] = []
         for f in findings:
             sev = unknown_as if f.severity == "unknown" else f.severity
             if SEVERITY.get(sev, 3) < limit:
@@ -117,6 +118,7 @@ class VulnerabilitiesGate:
             waiver = next((w for w in ctx.waivers if w.finding_id in (f.id, *f.aliases)), None)
             if waiver is not None and waiver.expires > ctx.now:
                 waived.append(f"{f.id} (waived by {waiver.approver} until {waiver.expires:%Y-%m-%d}: {waiver.reason})")
+                used.append({"finding": f.id, "expires": waiver.expires.isoformat(), "approver": waiver.approver})
             elif waiver is not None:
                 expired.append(f.id)
                 blocking.append(f)
@@ -128,7 +130,11 @@ class VulnerabilitiesGate:
             "waived": len(waived),
             "expired_waivers": expired,
         }
-        details = {"blocking": [f"{f.id} {f.severity} in {f.package}" for f in blocking], "waived": waived}
+        details = {
+            "blocking": [f"{f.id} {f.severity} in {f.package}" for f in blocking],
+            "waived": waived,
+            "waivers_used": used,  # structured, for the watcher's governance.event (a waiver used or about to expire)
+        }
         if blocking:
             first = ", ".join(f"{f.id} ({f.severity}, {f.package})" for f in blocking[:5])
             note = f"; expired waivers: {', '.join(expired)}" if expired else ""
