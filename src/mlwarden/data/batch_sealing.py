@@ -27,6 +27,7 @@ from mlwarden.data.personal_columns import PersonalSplit
 from mlwarden.errors import IntegrityError
 from mlwarden.ledger.merkle import merkle_root
 from mlwarden.privacy import Commitment, Field, PayloadClaim, PayloadRequest, SealedPayload, seal, store_payloads
+from mlwarden.privacy.commitments import commitment_leaf
 from mlwarden.store.engine import write_transaction
 from mlwarden.store.schema import batch_sealed_rows
 from mlwarden.subjects.sealing import privacy_ring
@@ -56,11 +57,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     return str(value)
-
-
-def commitment_leaf(row: int, commitment: str) -> bytes:
-    """The Merkle leaf of one sealed row: ``"<row> <commitment hex>"`` in ASCII."""
-    return f"{row} {commitment}".encode("ascii")
 
 
 def commitments_root(rows: Sequence[tuple[int, str]]) -> str:

@@ -59,8 +59,12 @@ def _range_root(leaf_hashes: Sequence[bytes], lo: int, hi: int) -> bytes:
 
 def inclusion_proof(entries: Sequence[bytes], index: int) -> list[bytes]:
     """PATH(index, D[n]): the audit path of entry ``index``, bottom-up."""
-    hashes = [leaf_hash(e) for e in entries]
-    return [_range_root(hashes, lo, hi) for lo, hi in inclusion_ranges(index, len(hashes))]
+    return audit_path([leaf_hash(e) for e in entries], index)
+
+
+def audit_path(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """:func:`inclusion_proof` from the leaves' hashes (hash them once for many proofs over one tree)."""
+    return [_range_root(leaf_hashes, lo, hi) for lo, hi in inclusion_ranges(index, len(leaf_hashes))]
 
 
 def consistency_proof(entries: Sequence[bytes], old_size: int) -> list[bytes]:

@@ -86,3 +86,12 @@ def verify_commitment(expected: Commitment, salt: bytes, canonical: bytes) -> No
     actual = commitment_of(salt, canonical)
     if not hmac.compare_digest(actual.digest, expected.digest):
         raise CommitmentMismatch(f"payload does not match its commitment: expected {expected.hex}, got {actual.hex}")
+
+
+def commitment_leaf(row: int, commitment: str) -> bytes:
+    """The Merkle leaf of a batch's sealed row ``row``: ``"<row> <commitment hex>"`` in ASCII.
+
+    A batch entry's ``commitments_root`` is the RFC 9162 root over these leaves in row order, so
+    one row is proven by an audit path (subject exports), without the other rows.
+    """
+    return f"{row} {commitment}".encode("ascii")

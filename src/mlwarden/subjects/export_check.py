@@ -2,7 +2,8 @@
 
 Imports no storage (an auditor or the data subject runs it anywhere): the signed checkpoint is
 opened with the pinned key, each entry's leaf is placed under its root by its inclusion proof,
-and each payload (value and salt) is checked against the commitment its entry holds.
+and each payload (value and salt) is checked against the commitment its entry holds; a batch
+row's commitment is placed under its batch entry's ``commitments_root`` by the row's audit path.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import Entry, parse_json_object
 from mlwarden.ledger.notes import Checkpoint, NoteVerifier
 from mlwarden.ledger.pins import KeyPin
-from mlwarden.privacy.commitments import Commitment, commitment_of
+from mlwarden.privacy.commitments import Commitment, commitment_leaf, commitment_of
 
 FORMAT = "mlwarden-subject-export-v1"
 FIELDS = ("inputs", "outputs")
@@ -29,12 +30,16 @@ class ExportReport:
     decisions: int
     checkpoint_size: int
     key_fingerprint: str
+    feedback: int = 0
+    batch_rows: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON."""
         return {
             "ok": True,
             "decisions": self.decisions,
+            "feedback": self.feedback,
+            "batch_rows": self.batch_rows,
             "checkpoint_size": self.checkpoint_size,
             "key_fingerprint": self.key_fingerprint,
         }
@@ -99,6 +104,35 @@ def _check_feedback(found: Any, checkpoint: Checkpoint, position: int) -> None:
         raise VerificationError(f"entry {index}: the expected value of feedback {feedback_id} does not match")
 
 
+def _check_batch_row(found: Any, checkpoint: Checkpoint, position: int) -> None:
+    row, entry = _proven_entry(found, checkpoint, "batch row", position)
+    index, batch, number, value = row["ledger_index"], row.get("batch"), row.get("row"), row.get("value")
+    sealed = entry.body.get("sealed")
+    if (
+        entry.index != index
+        or not entry.kind.startswith("data.batch_")
+        or entry.body.get("batch") != batch
+        or not isinstance(sealed, dict)
+    ):
+        raise VerificationError(f"entry {index} does not record the sealed rows of batch {batch}")
+    if not isinstance(number, int) or not isinstance(value, dict) or value.get("row") != number:
+        raise VerificationError(f"entry {index}: batch row {number} does not hold its own row number")
+    try:
+        salt = bytes.fromhex(str(row["salt"]))
+        root = bytes.fromhex(str(sealed["commitments_root"]))
+        proof = [bytes.fromhex(str(h)) for h in row["row_proof"]]
+        size, at = int(sealed["sealed_rows"]), row["row_position"]
+        if not isinstance(at, int):
+            raise TypeError("row_position")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise VerificationError(f"entry {index}: batch row {number} lacks its salt, position or audit path") from exc
+    leaf = commitment_leaf(number, commitment_of(salt, canonical_json(value)).hex)
+    try:
+        merkle.verify_inclusion(merkle.leaf_hash(leaf), at, size, proof, root)
+    except VerificationError as exc:
+        raise VerificationError(f"entry {index}: batch row {number} does not match the batch's commitments") from exc
+
+
 def check_export(text: str, pin: KeyPin) -> ExportReport:
     """Verify an export document; raise :class:`VerificationError` naming the first thing that fails."""
     document = parse_json_object(text, what="subject export")
@@ -116,4 +150,9 @@ def check_export(text: str, pin: KeyPin) -> ExportReport:
         raise VerificationError("the export's feedback is not a list")
     for position, row in enumerate(feedback):
         _check_feedback(row, checkpoint, position)
-    return ExportReport(len(decisions), checkpoint.size, key.fingerprint)
+    batch_rows = document.get("batch_rows", [])
+    if not isinstance(batch_rows, list):
+        raise VerificationError("the export's batch rows are not a list")
+    for position, row in enumerate(batch_rows):
+        _check_batch_row(row, checkpoint, position)
+    return ExportReport(len(decisions), checkpoint.size, key.fingerprint, len(feedback), len(batch_rows))

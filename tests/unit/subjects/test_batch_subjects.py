@@ -175,3 +175,49 @@ def test_subject_column_must_exist_and_nothing_is_recorded(cli: Cli, tmp_path: P
     assert result.code == 2
     assert "subject column 'nobody' is not in the batch" in result.err
     assert json.loads(cli("ledger", "verify", "--json").out)["size"] == size
+
+
+def test_subject_export_carries_their_batch_rows_and_verifies_offline(
+    cli: Cli, home: Path, tmp_path: Path, ingested: dict[str, Any]
+) -> None:
+    """Subject access includes the subject's ingested rows (cells opened, each proven under the batch's root);
+    a changed cell, a moved row or a foreign row fail the offline check; after erasure none is exported."""
+    out = tmp_path / "customer-3.json"
+    assert cli("privacy", "export", "--subject", "customer-3", "--out", str(out)).code == 0
+    document = json.loads(out.read_text())
+    rows = document["batch_rows"]
+    mine = [i for i, s in enumerate(SUBJECTS) if s == "customer-3"]
+    assert [r["row"] for r in rows] == mine
+    assert [r["value"]["cells"]["email"] for r in rows] == [EMAILS[i] for i in mine]
+    assert {r["value"]["cells"]["customer"] for r in rows} == {"customer-3"}
+    assert {r["batch"] for r in rows} == {ingested["batch"]}
+    pub = str(home / "keys" / "ledger.pub")
+    checked = cli("privacy", "verify-export", str(out), "--public-key", pub, use_home=False)
+    assert checked.code == 0, checked.err
+    assert json.loads(checked.out)["batch_rows"] == len(mine)
+
+    def forged(change: Any) -> str:
+        copy = json.loads(out.read_text())
+        change(copy["batch_rows"])
+        path = tmp_path / "forged.json"
+        path.write_text(json.dumps(copy))
+        result = cli("privacy", "verify-export", str(path), "--public-key", pub, use_home=False)
+        assert result.code != 0
+        return result.err
+
+    def changed_cell(rows: list[dict[str, Any]]) -> None:
+        rows[0]["value"]["cells"]["email"] = "someone.else@mail.example"
+
+    def moved_row(rows: list[dict[str, Any]]) -> None:  # the same payload claimed at another position
+        rows[0]["row_position"] = rows[1]["row_position"]
+
+    def renumbered(rows: list[dict[str, Any]]) -> None:  # claim the row is another row of the batch
+        rows[0]["row"] = rows[0]["value"]["row"] = rows[1]["row"]
+
+    for change in (changed_cell, moved_row, renumbered):
+        assert f"batch row {rows[0]['row'] if change is not renumbered else rows[1]['row']}" in forged(change)
+    assert cli("privacy", "erase", "--subject", "customer-3", "--reason", "request").code == 0
+    after = json.loads(cli("privacy", "export", "--subject", "customer-3").out)
+    assert after["batch_rows"] == []
+    others = json.loads(cli("privacy", "export", "--subject", "customer-4").out)["batch_rows"]
+    assert [r["row"] for r in others] == [i for i, s in enumerate(SUBJECTS) if s == "customer-4"]
