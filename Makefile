@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements-dev.lock
 
-.PHONY: run test lint typecheck bench lock clean
+.PHONY: run test test-fast lint typecheck bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,15 @@ $(STAMP): pyproject.toml $(LOCK) | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/mlwarden demo
 
+# The whole suite in two passes: the default one (`pytest` alone: everything not marked slow, under
+# ten minutes on two cores), then the suites marked slow (servers, crash loops, fresh installs).
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m slow
+
+test-fast: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

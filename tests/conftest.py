@@ -27,7 +27,7 @@ def postgres_server() -> Iterator[str]:
         yield given
         return
     try:
-        cluster = Cluster.start()
+        cluster = Cluster.start(durable=False)
     except (FileNotFoundError, OSError) as exc:
         message = f"PostgreSQL server not available ({exc}); install the distribution's postgresql package"
         if IN_CI:
@@ -39,13 +39,26 @@ def postgres_server() -> Iterator[str]:
         cluster.stop()
 
 
-def _fresh_database(server_url: str) -> str:
+def _fresh_database(server_url: str, request: pytest.FixtureRequest | None = None) -> str:
+    """A new empty database on the server; with ``request``, dropped when the test ends (so the cluster
+    does not grow by a database per test, and its removal at the end of the session stays quick)."""
     name = f"mlw_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+    if request is not None:
+        request.addfinalizer(lambda: _drop_database(server_url, name))
     return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:  # FORCE: a process the test left connected must not keep it
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -59,7 +72,7 @@ def workspace_options(backend: str, tmp_path: Path, request: pytest.FixtureReque
     """Options for a fresh workspace on the chosen backend."""
     url = None
     if backend == "postgres":
-        url = _fresh_database(request.getfixturevalue("postgres_server"))
+        url = _fresh_database(request.getfixturevalue("postgres_server"), request)
     return WorkspaceOptions.from_settings(Settings(database_url=url), tmp_path / "ws")
 
 

@@ -58,6 +58,7 @@ def _distributions(module: str) -> set[str]:
     return {canonicalize_name(d) for d in found}
 
 
+@pytest.mark.slow  # about a minute on two cores
 def test_every_import_in_src_is_a_declared_dependency_or_a_lazy_extra() -> None:
     """Module-level imports come from [project.dependencies]; an extra's modules are imported only inside functions."""
     runtime = _names(PROJECT["dependencies"])

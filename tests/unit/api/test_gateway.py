@@ -295,7 +295,7 @@ def test_gateway_on_postgresql(request: pytest.FixtureRequest, tmp_path: Path, a
     from mlwarden.api.app import create_app
     from tests.conftest import _fresh_database
 
-    url = _fresh_database(request.getfixturevalue("postgres_server"))
+    url = _fresh_database(request.getfixturevalue("postgres_server"), request)
     settings = Settings(database_url=url, auth_cache_seconds=0, rate_limit=0, gc_freeze=False)
     env_iter = make_env(tmp_path / "ws", api_sample, settings)
     env = next(env_iter)
