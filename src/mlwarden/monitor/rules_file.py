@@ -6,7 +6,7 @@ value is a :class:`ConfigError` naming the line, at ``serve``/``watch`` start an
 
     alerts:
       auth.failure_burst: {threshold: 20, window: 60, severity: high}
-      inference.extraction: {threshold: 500, window: 300, distance: 0.5, out_of_range: 0.1, off_shape: 0.25}
+      inference.extraction: {threshold: 500, window: 300, distance: 0.5, out_of_range: 0.1, off_shape: 0.3}
       feedback.spike: {enabled: false}
       sampling: {budget: 50, window: 300, rows_per_entry: 16}
       custom:

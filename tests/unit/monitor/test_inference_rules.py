@@ -55,9 +55,11 @@ def raised(ws: Workspace) -> set[tuple[str, str | None]]:
     return {(a.alert.rule, a.alert.principal) for a in list_alerts(ws)}
 
 
-def held_out(sample: SampleModel) -> np.ndarray:
+def held_out(sample: SampleModel, label: int | None = None) -> np.ndarray:
+    """Rows the model never saw (only those of class ``label`` when given)."""
     lines = sample.eval_csv.read_text().splitlines()[1:]
-    return np.array([[float(v) for v in line.split(",")[:-1]] for line in lines])
+    table = np.array([[float(v) for v in line.split(",")] for line in lines])
+    return table[:, :-1] if label is None else table[table[:, -1] == label, :-1]
 
 
 def send_calls(ws: Workspace, principal: str, calls: list[np.ndarray]) -> None:
@@ -106,7 +108,7 @@ def test_the_red_teams_extraction_at_its_default_budget_raises_extraction(
     for alert in found.values():
         details = alert.details or {}
         assert details["signals"] == ["off_shape"]  # the profile's own signals stay quiet: the old blind spot
-        assert details["off_shape"] >= 0.25
+        assert details["off_shape"] >= 0.3
         assert details["psi_mean"] < 0.5
         assert "off_shape" in alert.summary
 
@@ -139,6 +141,17 @@ def test_honest_traffic_at_the_red_teams_volume_is_not_extraction(
     drain(make_watcher())
     assert extraction_alerts(served) == {}
     assert raised(served) == set()
+
+
+def test_one_class_of_unseen_rows_at_volume_stays_on_the_training_shape(
+    served: Workspace, sample: SampleModel, make_watcher: MakeWatcher
+) -> None:
+    """An oncology ward's malignant cases only: real rows, so not off the shape (PSI, a separate signal, is muted)."""
+    malignant = held_out(sample, label=0)  # the hardest honest case measured: 5-12% off, limit 30%
+    rows = malignant[np.random.default_rng(15).integers(0, len(malignant), REDTEAM_HOLDOUT + REDTEAM_QUERIES)]
+    send_calls(served, "oncology", [rows[:200], *np.split(rows[200:], 6)])
+    drain(make_watcher("alerts:\n  inference.extraction: {distance: 100}\n"))  # one class alone moves PSI past 0.5
+    assert extraction_alerts(served) == {}
 
 
 def test_volume_alone_is_not_extraction(served: Workspace, sample: SampleModel, make_watcher: MakeWatcher) -> None:

@@ -1,6 +1,8 @@
-"""The off-shape signal: PCA residual against the training rows, its window, and its place among extraction's signals."""
+"""The off-shape signal: PCA residual against the training rows, its window, its place among extraction's signals."""
 
 from __future__ import annotations
+
+import random
 
 import numpy as np
 import pytest
@@ -129,11 +131,11 @@ def test_residuals_do_not_depend_on_each_features_unit_or_origin(scales: np.ndar
 
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 2**16), order=st.randoms(use_true_random=False))
-def test_the_shape_does_not_depend_on_the_order_of_training_rows(seed: int, order: object) -> None:
+def test_the_shape_does_not_depend_on_the_order_of_training_rows(seed: int, order: random.Random) -> None:
     """A permutation of the training rows gives the same limit and residuals."""
     train = correlated(200, seed)
     index = list(range(len(train)))
-    order.shuffle(index)  # type: ignore[attr-defined]
+    order.shuffle(index)
     queries = correlated(20, seed + 1) * 1.3
     plain, shuffled = shape_of(train), shape_of(train[index])
     assert np.isclose(shuffled.limit, plain.limit, rtol=1e-9)
@@ -177,9 +179,10 @@ def _distance(psi: float, out: float) -> Distance:
         (0.5, 0.0, 0.0, {}, ["distance"]),
     ],
 )  # fmt: skip
-def test_fired_signals_names_each_signal_past_its_limit(psi: float, out: float, off: float | None,
-                                                        limits: dict[str, float], signals: list[str]) -> None:  # fmt: skip
-    """Each of the three limits on its own; the defaults are distance 0.5, out_of_range 0.1, off_shape 0.25."""
+def test_fired_signals_names_each_signal_past_its_limit(
+    psi: float, out: float, off: float | None, limits: dict[str, float], signals: list[str]
+) -> None:
+    """Each of the three limits on its own; the defaults are distance 0.5, out_of_range 0.1, off_shape 0.3."""
     thresholds = Thresholds.of(RuleSettings(extra=limits))
     assert fired_signals(thresholds, _distance(psi, out), off) == signals
 
@@ -198,12 +201,13 @@ def test_off_shape_rows_counts_a_sample_once_and_is_unknown_without_a_shape() ->
     assert off_shape_rows(_reference(None), sample) is None
     count = off_shape_rows(_reference(shape), sample)
     assert count == shape.off(rows)
-    assert count is not None and count >= 4
+    assert count is not None
+    assert count >= 4
     assert sample.derived["m:1#off_shape"] == count
 
 
 def test_the_rules_file_takes_off_shape_and_refuses_a_bad_value_naming_the_line() -> None:
-    """``off_shape`` is a known setting (default 0.25); a negative one is a ConfigError with its line."""
+    """``off_shape`` is a known setting (default 0.3); a negative one is a ConfigError with its line."""
     config = parse_rules("alerts:\n  inference.extraction: {off_shape: 0.4}\n")
     assert Thresholds.of(config.builtin["inference.extraction"]).off_shape == 0.4
     assert Thresholds.of(parse_rules("").builtin["inference.extraction"]).off_shape == OFF_SHAPE

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from mlwarden.monitor.references import ModelReference
     from mlwarden.monitor.sampling import Sample
 
-OFF_SHAPE = 0.25
+OFF_SHAPE = 0.3
 """Default ``off_shape``: the share of sampled rows off the training shape that marks extraction."""
 
 
