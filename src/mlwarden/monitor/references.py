@@ -175,19 +175,24 @@ class ReferenceBook:
 
 
 MAX_SHAPE_ROWS = 20_000
-"""Training rows read to fit a reference's shape (every n-th row of a larger dataset)."""
+"""Training rows a reference's shape is fitted on: every n-th of the first ``MAX_SCAN_ROWS``."""
+MAX_SCAN_ROWS = 500_000
+"""Rows read at most from the training file (bounds the watcher's memory: only the profiled numeric columns)."""
 
 
 def _training_shape(ws: Workspace, dataset: dict[str, Any], reference: ModelReference) -> TrainingShape | None:
-    """The shape of the training rows' profiled features, read from the dataset's verified file (None: unreadable)."""
+    """The shape of the training rows' profiled features, read from the dataset's verified file (None: unreadable).
+
+    Only the exception's type is logged: a cast error's message may quote a cell of the training data.
+    """
     import polars as pl
 
     try:
-        step = max(1, int(dataset.get("rows") or 0) // MAX_SHAPE_ROWS + 1)
+        step = max(1, min(int(dataset.get("rows") or 0), MAX_SCAN_ROWS) // MAX_SHAPE_ROWS + 1)
         names = [f.name for f in reference.features]
-        frame = scan(dataset_file(ws, dataset), str(dataset["format"])).select(
+        frame = scan(dataset_file(ws, dataset), str(dataset["format"])).head(MAX_SCAN_ROWS).select(
             [pl.col(n).cast(pl.Float64) for n in names]).gather_every(step).collect()  # fmt: skip
         return fit_shape(frame.to_numpy())
     except (MlwardenError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError, OSError) as exc:
-        log.warning("watch_training_shape_unavailable", dataset=reference.dataset, error=str(exc)[:200])
+        log.warning("watch_training_shape_unavailable", dataset=reference.dataset, error=type(exc).__name__)
         return None

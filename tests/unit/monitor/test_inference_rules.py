@@ -10,9 +10,11 @@ import pytest
 
 from mlwarden.monitor.alert import Alert
 from mlwarden.monitor.alerts_store import list_alerts
+from mlwarden.monitor.references import ReferenceBook
 from mlwarden.redteam.extraction import ExtractionOptions, synthetic_queries
 from mlwarden.redteam.feature_space import FeatureSpace
-from mlwarden.registry.dataset_versions import register_dataset
+from mlwarden.registry.artifacts import ArtifactStore
+from mlwarden.registry.dataset_versions import get_dataset, register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.runtime.predict import predict
@@ -152,6 +154,25 @@ def test_one_class_of_unseen_rows_at_volume_stays_on_the_training_shape(
     send_calls(served, "oncology", [rows[:200], *np.split(rows[200:], 6)])
     drain(make_watcher("alerts:\n  inference.extraction: {distance: 100}\n"))  # one class alone moves PSI past 0.5
     assert extraction_alerts(served) == {}
+
+
+def test_a_training_file_changed_on_disk_leaves_the_shape_unknown_and_the_profile_in_use(
+    served: Workspace, sample: SampleModel, make_watcher: MakeWatcher
+) -> None:
+    """Tampered training blob: no shape is fitted from it (off_shape unknown), the profile's signals still work."""
+    assert (ReferenceBook.of_workspace(served).get("bc", 1) or pytest.fail("no reference")).shape is not None
+    blob = ArtifactStore(served.options.paths.artifacts).path_for(get_dataset(served, "breast-cancer-train")["sha256"])
+    blob.write_bytes(blob.read_bytes().replace(b"\n", b"\n9,", 1))
+    reference = ReferenceBook.of_workspace(served).get("bc", 1)
+    assert reference is not None
+    assert reference.shape is None
+    x, _y = training(sample)
+    send(served, "thief", np.random.default_rng(1).uniform(x.min(axis=0), x.max(axis=0), size=(600, x.shape[1])))
+    drain(make_watcher())
+    alert = extraction_alerts(served)["thief"]
+    assert (alert.details or {})["signals"] == ["distance"]  # the even sweep, seen through the profile alone
+    assert (alert.details or {})["off_shape"] is None
+    assert "off its feature correlations" not in alert.summary
 
 
 def test_volume_alone_is_not_extraction(served: Workspace, sample: SampleModel, make_watcher: MakeWatcher) -> None:
