@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import structlog
 
 from mlwarden.errors import MlwardenError
-from mlwarden.registry.dataset_versions import get_dataset
+from mlwarden.monitor.training_shape import TrainingShape, fit_shape
+from mlwarden.registry.dataset_versions import dataset_file, get_dataset
+from mlwarden.registry.datasets import scan
 from mlwarden.registry.models import check_row, get_version
 from mlwarden.workspace import Workspace
 
@@ -51,6 +53,8 @@ class ModelReference:
     """Every input column name, in order (to read rows given as objects)."""
     class_rates: dict[str, float]
     """Label value (as text) → share of training rows; empty when the label is unknown."""
+    shape: TrainingShape | None = None
+    """The training rows' correlation structure (None: unknown; the extraction rule's off-shape signal stays quiet)."""
 
     def matrix(self, rows: list[Any]) -> np.ndarray:
         """The rows' profiled features as floats (rows as lists or objects; unreadable cells are NaN)."""
@@ -161,9 +165,34 @@ class ReferenceBook:
                 if not refs:
                     return None
                 dataset = get_dataset(ws, str(refs[0]["name"]), int(refs[0]["version"]))
-                return build_reference(row, dataset)
+                reference = build_reference(row, dataset)
             except (MlwardenError, KeyError, ValueError, TypeError) as exc:
                 log.warning("watch_reference_unavailable", model=f"{name}:{version}", error=str(exc)[:200])
                 return None
+            return None if reference is None else replace(reference, shape=_training_shape(ws, dataset, reference))
 
         return cls(load)
+
+
+MAX_SHAPE_ROWS = 20_000
+"""Training rows a reference's shape is fitted on: every n-th of the first ``MAX_SCAN_ROWS``."""
+MAX_SCAN_ROWS = 500_000
+"""Rows read at most from the training file (bounds the watcher's memory: only the profiled numeric columns)."""
+
+
+def _training_shape(ws: Workspace, dataset: dict[str, Any], reference: ModelReference) -> TrainingShape | None:
+    """The shape of the training rows' profiled features, read from the dataset's verified file (None: unreadable).
+
+    Only the exception's type is logged: a cast error's message may quote a cell of the training data.
+    """
+    import polars as pl
+
+    try:
+        step = max(1, min(int(dataset.get("rows") or 0), MAX_SCAN_ROWS) // MAX_SHAPE_ROWS + 1)
+        names = [f.name for f in reference.features]
+        frame = scan(dataset_file(ws, dataset), str(dataset["format"])).head(MAX_SCAN_ROWS).select(
+            [pl.col(n).cast(pl.Float64) for n in names]).gather_every(step).collect()  # fmt: skip
+        return fit_shape(frame.to_numpy())
+    except (MlwardenError, KeyError, ValueError, TypeError, pl.exceptions.PolarsError, OSError) as exc:
+        log.warning("watch_training_shape_unavailable", dataset=reference.dataset, error=type(exc).__name__)
+        return None

@@ -6,7 +6,7 @@ value is a :class:`ConfigError` naming the line, at ``serve``/``watch`` start an
 
     alerts:
       auth.failure_burst: {threshold: 20, window: 60, severity: high}
-      inference.extraction: {threshold: 500, window: 300, distance: 0.5, out_of_range: 0.1}
+      inference.extraction: {threshold: 500, window: 300, distance: 0.5, out_of_range: 0.1, off_shape: 0.3}
       feedback.spike: {enabled: false}
       sampling: {budget: 50, window: 300, rows_per_entry: 16}
       custom:
@@ -42,7 +42,7 @@ BUILTIN: dict[str, tuple[RuleSettings, tuple[str, ...]]] = {
     ACCESS_DENIED: (RuleSettings(threshold=20, window=60, severity=Severity.MEDIUM), ()),
     EXTRACTION: (
         RuleSettings(threshold=500, window=300, severity=Severity.HIGH),
-        ("distance", "out_of_range", "min_samples"),
+        ("distance", "out_of_range", "min_samples", "off_shape"),
     ),
     INPUT_DRIFT: (RuleSettings(threshold=0.25, window=600, severity=Severity.MEDIUM), ("min_samples", "min_features")),
     OUTPUT_SHIFT: (RuleSettings(threshold=0.3, window=600, severity=Severity.MEDIUM), ("min_samples",)),

@@ -12,6 +12,7 @@ from mlwarden.monitor.alert import Alert
 from mlwarden.monitor.binning import BinnedWindow, Distance
 from mlwarden.monitor.references import ModelReference, ReferenceBook
 from mlwarden.monitor.rules.interface import RuleSettings, alert_key, make_alert
+from mlwarden.monitor.rules.query_pattern import OffShapeTracker, Thresholds, far_from_training, fired_signals
 from mlwarden.monitor.sampling import PayloadSampler, Sample
 from mlwarden.monitor.stream import WatchedEntry, parse_time
 from mlwarden.monitor.windows import BurstCounter
@@ -67,7 +68,7 @@ def binned(reference: ModelReference, sample: Sample) -> tuple[np.ndarray, float
     """The sample's bins and out-of-range total under ``reference`` (computed once, shared by the rules)."""
     found = sample.derived.get(reference.model)
     if found is None:
-        matrix = reference.matrix(sample.inputs)
+        matrix = sample.derived[f"{reference.model}#matrix"] = reference.matrix(sample.inputs)  # off_shape reuses it
         found = sample.derived[reference.model] = (
             reference.bins(matrix),
             float(reference.out_of_range(matrix).sum()),
@@ -85,8 +86,10 @@ class Extraction(_Predictions):
     """One principal's high volume on a model together with inputs far from the training profile.
 
     Volume alone never fires: the sampled inputs must also be far from the training data
-    (mean PSI over the features at least ``distance``) or spread over the feature ranges'
-    edges and beyond (at least ``out_of_range`` of the values outside the training range).
+    (mean PSI over the features at least ``distance``), spread over the feature ranges'
+    edges and beyond (at least ``out_of_range`` of the values outside the training range),
+    or off the training rows' correlation structure (at least ``off_shape`` of the rows: see
+    :mod:`mlwarden.monitor.rules.query_pattern`).
     """
 
     rule_id = EXTRACTION
@@ -96,8 +99,8 @@ class Extraction(_Predictions):
         self.volume = BurstCounter(math.inf, settings.window)
         self.windows: dict[str, BinnedWindow] = {}
         self.min_samples = int(settings.get("min_samples", 50))
-        self.distance = settings.get("distance", 0.5)
-        self.out_of_range = settings.get("out_of_range", 0.1)
+        self.limits = Thresholds.of(settings)
+        self.shapes = OffShapeTracker(settings.window)
 
     def raised(self, alert: Alert) -> None:
         self._clear(alert_key(alert), alert.last_index)
@@ -107,6 +110,7 @@ class Extraction(_Predictions):
         self.volume.clear_upto(key, last_index)
         if key in self.windows:
             self.windows[key].clear_upto(last_index)
+        self.shapes.clear_upto(key, last_index)
 
     def observe(self, entry: WatchedEntry) -> list[Alert]:
         key = f"{entry.subject}|{entry.principal}"
@@ -119,26 +123,31 @@ class Extraction(_Predictions):
         if window is None:
             window = self.windows[key] = BinnedWindow(reference, self.settings.window)
         window.add(entry.index, entry.at, *binned(reference, sample))
+        self.shapes.add(key, entry.index, entry.at, reference, sample)
         volume = self.volume.total(key)
         if volume < self.settings.threshold or window.rows < self.min_samples or self._quiet(key, entry.at):
             return []
-        d = window.distance(self.distance, KS_FACTOR / math.sqrt(window.rows))
-        if d.psi_mean < self.distance and d.out_of_range < self.out_of_range:
+        d = window.distance(self.limits.distance, KS_FACTOR / math.sqrt(window.rows))
+        off = self.shapes.share(key)
+        signals = fired_signals(self.limits, d, off)
+        if not signals:
             return []
         first = min(self.volume.first_index(key) or entry.index, window.first_index() or entry.index)
         self._clear(key, entry.index)
         summary = (
             f"{entry.principal} sent {volume:g} rows to {entry.subject} within {self.settings.window:g}s, "
-            f"far from the training data (mean PSI {d.psi_mean:.2f}, {d.out_of_range:.0%} out of range)"
+            f"far from the training data ({far_from_training(d, off, signals)})"
         )
-        return [self._alert(entry, key, first, summary, volume, d)]
+        return [self._alert(entry, key, first, summary, volume, d, off, signals)]
 
-    def _alert(self, entry: WatchedEntry, key: str, first: int, summary: str, volume: float, d: Distance) -> Alert:
+    def _alert(self, entry: WatchedEntry, key: str, first: int, summary: str, volume: float, d: Distance,
+               off: float | None, signals: list[str]) -> Alert:  # fmt: skip
         return make_alert(
             self.rule_id, self.settings, first=first, last=entry.index, key=key, time=entry.time, summary=summary,
             principal=entry.principal, subject=entry.subject,
             details={"rows": volume, "sampled_rows": d.rows, "psi_mean": round(d.psi_mean, 4),
-                     "out_of_range": round(d.out_of_range, 4)},
+                     "out_of_range": round(d.out_of_range, 4), "signals": signals,
+                     "off_shape": None if off is None else round(off, 4)},
         )  # fmt: skip
 
 
