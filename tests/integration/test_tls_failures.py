@@ -1,11 +1,15 @@
 """Refused client certificates under ``serve --client-ca`` reach the ledger and raise ``auth.failure_burst``.
 
-A real ``serve`` subprocess with certificates made by ``mlwarden certs init`` / ``certs issue``,
+In process, on asyncio's loop and on uvloop: :class:`RecordingTLSProtocol` counts each kind of
+refusal (and nothing else) into a real rejection summary, and a good certificate still gets an
+``https`` scope tagged with its SPIFFE ID; this pins the private asyncio hook it relies on.
+Then a real ``serve`` subprocess with certificates made by ``mlwarden certs init`` / ``certs issue``,
 a second (foreign) CA, and an expired certificate signed by the right CA.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -17,26 +21,40 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fastapi import FastAPI, Request
+from uvicorn.server import ServerState
 
+from mlwarden.api.rejections import Rejections, RejectionSummary
+from mlwarden.api.tls import (
+    HANDSHAKE_PATH,
+    UNVERIFIED,
+    MutualTLS,
+    RecordingTLSProtocol,
+    check_supported,
+    recording_protocol,
+    refusal,
+)
 from mlwarden.config import Settings, WorkspaceOptions
+from mlwarden.identity.certs import init_ca, issue
+from mlwarden.identity.ratelimit import TokenBuckets
 from mlwarden.registry.dataset_versions import register_dataset
 from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
-
-pytestmark = pytest.mark.slow
 
 START_TIMEOUT = 90.0
 """Seconds the server may take to listen: imports are slow on a busy two-core machine."""
@@ -95,6 +113,120 @@ class Served:
     ca: Path
     certs: dict[str, tuple[str, str]]
     stderr: Path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The workspace-style CA with server, good and expired client certificates, and a foreign CA's certificate."""
+    root = tmp_path_factory.mktemp("pki")
+    keys, other, out = root / "keys", root / "other", root / "certs"
+    init_ca(keys)
+    init_ca(other, name="someone else's CA")
+    good = issue(keys, "good", out=out, spiffe_id=SCORER)
+    foreign = issue(other, "foreign", out=out, spiffe_id=SCORER)
+    return {
+        "tls": MutualTLS(str(keys / "server.pem"), str(keys / "server.key"), str(keys / "ca.pem")),
+        "ca": keys / "ca.pem",
+        "good": (str(good.cert), str(good.key)),
+        "foreign": (str(foreign.cert), str(foreign.key)),
+        "expired": _expired_certificate(keys, out),
+    }
+
+
+def _inprocess_app(seen: list[dict[str, Any]]) -> tuple[FastAPI, Rejections]:
+    app = FastAPI()
+    rejections = Rejections(summary=RejectionSummary(seconds=60, events=10_000, top=20), sources=TokenBuckets(0, 0))
+    app.state.rejections = rejections
+
+    @app.get("/whoami")
+    async def whoami(request: Request) -> dict[str, Any]:
+        seen.append({"scheme": request.url.scheme, "spiffe": request.scope["extensions"].get("mlwarden.spiffe_id")})
+        return {"ok": True}
+
+    return app, rejections
+
+
+def _client_request(port: int, ca: Path, cert: tuple[str, str] | None, payload: bytes) -> bytes:
+    """Send ``payload`` over TLS with ``cert``: what the server answered (b"" when it refused)."""
+    context = ssl.create_default_context(cafile=str(ca))
+    if cert is not None:
+        context.load_cert_chain(*cert)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(payload)
+                answer = tls.recv(65536)
+                return answer
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            return b""
+
+
+def _plain(port: int, payload: bytes) -> None:
+    """No TLS at all: a bare connect-and-close (a port probe), or plain HTTP to the TLS port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        if payload:
+            raw.sendall(payload)
+            with contextlib.suppress(OSError):
+                raw.recv(4096)
+
+
+@pytest.mark.parametrize("loop_factory", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"])
+def test_recording_protocol_counts_each_refusal_in_process(
+    pki: dict[str, Any], loop_factory: Callable[[], asyncio.AbstractEventLoop]
+) -> None:
+    seen: list[dict[str, Any]] = []
+    app, rejections = _inprocess_app(seen)
+    config = uvicorn.Config(app, http=recording_protocol(pki["tls"]), log_level="warning")  # type: ignore[arg-type]
+    config.load()
+    server_state = ServerState()
+    get = b"GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    async def scenario() -> bytes:
+        server = await asyncio.get_running_loop().create_server(
+            lambda: config.http_protocol_class(config=config, server_state=server_state, app_state={}),  # type: ignore[call-arg]
+            "127.0.0.1", 0,
+        )  # fmt: skip
+        port = server.sockets[0].getsockname()[1]
+        try:
+            for cert in (pki["foreign"], pki["foreign"], pki["expired"], None):
+                assert await asyncio.to_thread(_client_request, port, pki["ca"], cert, get) == b""
+            await asyncio.to_thread(_plain, port, b"")  # a port probe: not a failed authentication
+            await asyncio.to_thread(_plain, port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            return await asyncio.to_thread(_client_request, port, pki["ca"], pki["good"], get)
+        finally:
+            server.close()
+
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        answer = runner.run(asyncio.wait_for(scenario(), timeout=60))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert seen == [{"scheme": "https", "spiffe": SCORER}]
+    body = rejections.summary.peek()
+    assert body["reasons"] == {
+        "client certificate refused: CERTIFICATE_VERIFY_FAILED (unable to get local issuer certificate)": 2,
+        "client certificate refused: CERTIFICATE_VERIFY_FAILED (certificate has expired)": 1,
+        "no client certificate": 1,
+        "tls handshake failed: HTTP_REQUEST": 1,
+    }
+    assert body["statuses"] == {"400": 1, "401": 4}
+    assert body["sources"] == {"127.0.0.1": 5}
+    assert body["paths"] == {HANDSHAKE_PATH: 5}
+    assert body["claimed_principals"] == {UNVERIFIED: 5}
+
+
+def test_refusal_classifies_what_is_an_authentication_failure() -> None:
+    verify = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    verify.verify_message = "certificate has expired"
+    missing = ssl.SSLError(1, "peer did not return a certificate")
+    missing.reason = "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+    assert refusal(verify) == ("client certificate refused: CERTIFICATE_VERIFY_FAILED (certificate has expired)", 401)
+    assert refusal(missing) == ("no client certificate", 401)
+    assert refusal(ConnectionResetError()) is None  # the peer went away mid-handshake
+    assert refusal(ConnectionAbortedError("handshake timed out")) is None
+
+
+def test_this_python_has_the_hook_refusals_are_counted_through() -> None:
+    check_supported()  # raises ConfigError on a Python whose asyncio lacks it
+    assert "_on_handshake_complete" in vars(RecordingTLSProtocol)
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +341,7 @@ def _source_bursts(served: Served) -> list[dict[str, Any]]:
     return [a for a in alerts if a["rule"] == "auth.failure_burst" and a["subject"] == "source:127.0.0.1"]
 
 
+@pytest.mark.slow
 def test_foreign_and_missing_certificates_are_counted_and_raise_a_burst(served: Served) -> None:
     for _ in range(FOREIGN_HANDSHAKES):
         _refused_handshake(served, served.certs["foreign"])
@@ -244,6 +377,7 @@ def test_foreign_and_missing_certificates_are_counted_and_raise_a_burst(served: 
         assert Path(key).read_text().splitlines()[1] not in logs
 
 
+@pytest.mark.slow
 def test_an_expired_certificate_is_counted(served: Served) -> None:
     for _ in range(4):
         _refused_handshake(served, served.certs["expired"])
