@@ -179,10 +179,12 @@ class Rejections:
 
     def anonymous(self, scope: asgi.Scope, reason: str, status: int, claimed: str = "anonymous") -> None:
         """Count an unauthenticated rejection and spend from its source address's budget (no I/O)."""
-        source = source_of(scope)
+        self.at_door(source_of(scope), reason, status, str(scope.get("path", "")), claimed)
+
+    def at_door(self, source: str, reason: str, status: int, path: str, claimed: str) -> None:
+        """Count a refusal that has no ASGI scope (a failed TLS handshake) and spend from its source's budget."""
         self.sources.spend(source)
-        self.summary.add(reason=reason, status=status, source=source, path=str(scope.get("path", "")),
-                         claimed=claimed)  # fmt: skip
+        self.summary.add(reason=reason, status=status, source=source, path=path, claimed=claimed)
 
     async def of_request(self, request: Request, reason: str, status: int) -> None:
         """Record a refusal of ``request`` once: individually if its caller authenticated, else summed.

@@ -150,7 +150,7 @@ def serve(
     from mlwarden.api.factory import log_format_from_env
     from mlwarden.api.health import HealthListener, port_accepts
     from mlwarden.api.logs import LOG_FORMAT_ENV, configure_logging
-    from mlwarden.api.tls import SpiffeH11Protocol
+    from mlwarden.api.tls import MutualTLS, check_supported, recording_protocol
     from mlwarden.cli.ledger_writer import WriterSupervisor
     from mlwarden.cli.watch import WatcherProcess
 
@@ -172,10 +172,11 @@ def serve(
     os.environ[LOG_FORMAT_ENV] = chosen.value  # the workers configure themselves from it
     configure_logging(chosen)
     kwargs: dict[str, object] = {}
-    if tls_cert is not None:
+    if client_ca is not None and tls_cert is not None and tls_key is not None:
+        check_supported()  # TLS is served by our protocol, which counts refused client certificates
+        kwargs |= {"http": recording_protocol(MutualTLS(str(tls_cert), str(tls_key), str(client_ca)))}
+    elif tls_cert is not None:
         kwargs |= {"ssl_certfile": str(tls_cert), "ssl_keyfile": str(tls_key)}
-    if client_ca is not None:
-        kwargs |= {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED, "http": SpiffeH11Protocol}
     health = None
     if health_port is not None:
         try:
