@@ -45,7 +45,9 @@ from mlwarden.cli.ledger_writer import WriterSupervisor
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.ledger.writer_client import WriterClient
+from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.runtime.predict import prediction_record
+from mlwarden.subjects.leader_sealing import pending_prediction
 from mlwarden.subjects.sealing import seal_rows
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
@@ -99,10 +101,11 @@ def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) 
     def worker(t: int) -> None:
         barrier.wait()
         for i in range(per_thread):
-            decision = f"{'s' if subjects else 'o'}-{t}-{i}"
+            decision = decision_ids(1)[0]  # time-ordered, as the gateway's
             who = [f"s-{(t * per_thread + i) % 1000}"] if subjects else None
-            sealed = seal_rows(ws, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]], who)
-            ws.log.append_many([prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")])
+            entry = pending_prediction(ws, MODEL_ROW, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]],
+                                       who, principal="token:svc")  # fmt: skip
+            ws.log.append_many([entry])
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker, t) for t in range(threads)]
@@ -123,7 +126,7 @@ def _v1_prediction_rate(ws: Workspace, threads: int, total: int) -> float:
     def worker(t: int) -> None:
         barrier.wait()
         for i in range(per_thread):
-            decision = f"v1-{t}-{i}"
+            decision = decision_ids(1)[0]
             body = {**MODEL_ROW, "decision_ids": [decision], "inputs": [{**BODY["inputs"], "n": i}],
                     "outputs": [BODY["outputs"]]}  # fmt: skip
             ws.log.append_many([PreparedEntry.build(kind="prediction", subject="model:credit-risk:3",
