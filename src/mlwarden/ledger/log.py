@@ -350,6 +350,11 @@ class Log:
         prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body, refs=refs)
         return self._committer.submit([prepared])[0]
 
+    @property
+    def queued_appends(self) -> int:
+        """Append requests of this process waiting for the next group commit."""
+        return self._committer.queued
+
     def find_ref(self, ref: str) -> int | None:
         """The index of the entry recorded with reference ``ref``."""
         try:
