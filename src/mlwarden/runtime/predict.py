@@ -10,7 +10,6 @@ from mlwarden.registry.models import load_model
 from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.subjects.free_text import screen_rows
 from mlwarden.subjects.leader_sealing import pending_prediction
-from mlwarden.subjects.prediction_body import PredictionBody
 from mlwarden.subjects.privacy_policy import load_privacy_policy
 from mlwarden.subjects.sealing import SealedRows, check_subjects
 from mlwarden.workspace import Workspace
@@ -26,9 +25,18 @@ def prediction_record(
     in-process caller records with :func:`~mlwarden.subjects.leader_sealing.pending_prediction`
     instead: the group commit seals its batch at once.)
     """
-    rows = sealed.sealed
-    body = PredictionBody.of(row, decision_ids, principal=principal, extra=extra)
-    return body.entry(rows.inputs_digests, rows.outputs_digests, rows.rows)
+    body = {
+        "model": row["name"],
+        "version": row["version"],
+        "sha256": row["sha256"],
+        "decision_ids": decision_ids,
+        **sealed.body,
+        **extra,
+    }
+    return PreparedEntry.build(
+        kind="prediction", subject=f"model:{row['name']}:{row['version']}", principal=principal, body=body,
+        refs=tuple(decision_ids), attachments=sealed.attachments,
+    )  # fmt: skip
 
 
 def predict(

@@ -18,9 +18,8 @@ then every caller of the batch gets the error and nothing of the batch is writte
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import PendingEntry, PreparedEntry
@@ -33,8 +32,7 @@ from mlwarden.workspace import Workspace
 _SEALER = "prediction_sealer"
 
 
-@dataclass(frozen=True, slots=True)
-class UnsealedPrediction:
+class UnsealedPrediction(NamedTuple):
     """A prediction to record whose rows are not sealed yet (made by :func:`pending_prediction`, checked)."""
 
     body: PredictionBody
@@ -111,14 +109,15 @@ def pending_prediction(
     entry past the ledger's limits. ``now``: seal under the keys of that day, not today's.
     """
     check_rows(decision_ids, inputs, outputs, subjects)
-    named = None if subjects is None else tuple(check_subjects(list(subjects), len(decision_ids)) or ())
+    if subjects is not None:
+        check_subjects(list(subjects), len(decision_ids))
     for decision_id in decision_ids:
         check_decision_id(decision_id)
     item = UnsealedPrediction(
         PredictionBody.of(model, decision_ids, principal=principal, extra=extra),
         tuple(map(canonical_json, inputs)),
         tuple(map(canonical_json, outputs)),
-        named,
+        None if subjects is None else tuple(subjects),
         None if now is None else utc_day(now),
     )
     return PendingEntry(prediction_sealer(ws), item)
