@@ -2,16 +2,19 @@
 
 Appends: ``appends_per_s_c1`` / ``appends_per_s_c64`` are threads calling ``Log.append``
 (the in-process group commit) with the inputs and outputs in the entry (version 1);
-``appends_per_s_c64_encrypted`` is the same, but each entry is a version-2 prediction: its
-inputs and outputs sealed (salted commitments in the entry, AES-256-GCM payload rows written
-in the entry's transaction), under keys of their own (rows without subject: derived from the day
-key and a random share per row, the costlier
-case) or, for ``appends_per_s_c64_encrypted_subjects``, under the keys of 1,000 subjects;
-``appends_per_s_c64_predictions_v1`` appends the same predictions as recorded before issue 12
-(inputs and outputs in the body, the decision id as reference): the like-for-like baseline;
-``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
+``appends_per_s_c64_encrypted`` is the same, but each entry is a version-2 prediction recorded
+as the product records one in process (``runtime.predict``): a ``pending_prediction`` handed to
+``Log.append_many``, its inputs and outputs sealed by the group commit's leader with the rest of
+its batch (salted commitments in the entry, AES-256-GCM payload rows written in the entry's
+transaction), under keys of their own (rows without subject: derived from the day key and a
+random share per row, the costlier case) or, for ``appends_per_s_c64_encrypted_subjects``, under
+the keys of 1,000 subjects; ``appends_per_s_c64_predictions_v1`` appends the same predictions as
+recorded before issue 12 (inputs and outputs in the body, the decision id as reference): the
+like-for-like baseline. Decision ids are the product's own (time-ordered UUIDv7, as the gateway
+makes them). ``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
 callers over ``--connections`` sockets to the ledger writer process that ``serve`` runs
-(one process for the callers, one for the writer, as gateway workers and their writer).
+(one process for the callers, one for the writer, as gateway workers and their writer);
+``appends_per_s_sequencer_c64_encrypted`` seals in the callers' process, as a gateway worker does.
 
 Prints one JSON object. Baselines, measured in the same run on the same disk:
 * ``baseline_commit_per_insert_per_s``: plain sqlite3 (WAL, synchronous=FULL), one commit per
@@ -45,7 +48,9 @@ from mlwarden.cli.ledger_writer import WriterSupervisor
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.ledger.writer_client import WriterClient
+from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.runtime.predict import prediction_record
+from mlwarden.subjects.leader_sealing import pending_prediction
 from mlwarden.subjects.sealing import seal_rows
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
@@ -99,10 +104,11 @@ def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) 
     def worker(t: int) -> None:
         barrier.wait()
         for i in range(per_thread):
-            decision = f"{'s' if subjects else 'o'}-{t}-{i}"
+            decision = decision_ids(1)[0]  # time-ordered, as the gateway's
             who = [f"s-{(t * per_thread + i) % 1000}"] if subjects else None
-            sealed = seal_rows(ws, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]], who)
-            ws.log.append_many([prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")])
+            entry = pending_prediction(ws, MODEL_ROW, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]],
+                                       who, principal="token:svc")  # fmt: skip
+            ws.log.append_many([entry])
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker, t) for t in range(threads)]
@@ -123,7 +129,7 @@ def _v1_prediction_rate(ws: Workspace, threads: int, total: int) -> float:
     def worker(t: int) -> None:
         barrier.wait()
         for i in range(per_thread):
-            decision = f"v1-{t}-{i}"
+            decision = decision_ids(1)[0]
             body = {**MODEL_ROW, "decision_ids": [decision], "inputs": [{**BODY["inputs"], "n": i}],
                     "outputs": [BODY["outputs"]]}  # fmt: skip
             ws.log.append_many([PreparedEntry.build(kind="prediction", subject="model:credit-risk:3",
@@ -157,11 +163,11 @@ def _sequencer_rate(
     async def run() -> float:
         clients = [WriterClient(writer.socket_path) for _ in range(connections)]
 
-        async def caller(t: int, tag: str = "run") -> None:
+        async def caller(t: int) -> None:
             client = clients[t % connections]
             for i in range(per_caller):
                 if encrypted:
-                    decision = f"{tag}-{t}-{i}"
+                    decision = decision_ids(1)[0]
                     sealed = seal_rows(sealer, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]])
                     entry = prediction_record(MODEL_ROW, [decision], sealed, principal="token:svc")
                 else:
@@ -171,7 +177,7 @@ def _sequencer_rate(
                     )  # fmt: skip
                 await client.append(entry)
 
-        await caller(0, "warm")  # connect every client before the clock starts
+        await caller(0)  # connect every client before the clock starts
         for client in clients[1:]:
             await client.ready()
         start = time.perf_counter()

@@ -8,7 +8,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 
@@ -87,6 +87,14 @@ def _tail(kind: str, principal: str, subject: str) -> bytes:
     )
 
 
+def check_entry_fields(*, kind: str, subject: str, principal: str) -> None:
+    """Raise :class:`InvalidInput` unless ``kind``, ``subject`` and ``principal`` are fit for an entry."""
+    try:
+        _tail(kind, principal, subject)
+    except TypeError:  # an unhashable field is no string: the uncached check says which
+        _tail.__wrapped__(kind, principal, subject)
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedEntry:
     """An entry checked and canonicalised by its caller, waiting for its index and time.
@@ -149,6 +157,53 @@ class PreparedEntry:
     def render(self, index: int, time: str) -> bytes:
         """The canonical entry bytes at ``index`` and ``time`` (keys in RFC 8785 order)."""
         return self._head + str(index).encode() + self._tail + b'"' + time.encode() + b'"}'
+
+
+D = TypeVar("D")
+D_contra = TypeVar("D_contra", contravariant=True)
+
+
+class EntryFinisher(Protocol[D_contra]):
+    """Finishes entries handed over unfinished (see :class:`PendingEntry`), a whole batch at once."""
+
+    def finish(self, items: Sequence[D_contra]) -> list[PreparedEntry]:
+        """One prepared entry per item, in order. Raising fails every caller of the batch; nothing is written."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry(Generic[D]):
+    """An entry whose last step (sealing its payloads) the group-commit leader does for its whole batch.
+
+    Done by the caller, that step would be GIL-held work of many threads while the leader commits,
+    so fewer callers would be queued when it takes its next batch; done by the leader, it runs in
+    one tight loop while the next callers queue up. ``item`` must already be checked: whatever can
+    be wrong with one caller's data is refused in its own thread, before it is handed over.
+    """
+
+    finisher: EntryFinisher[D]
+    item: D
+
+
+Appendable = PreparedEntry | PendingEntry[Any]
+"""What :meth:`mlwarden.ledger.log.Log.append_many` takes."""
+
+
+def finish_entries(batch: Sequence[Appendable]) -> list[PreparedEntry]:
+    """``batch`` with every pending entry finished: one :meth:`EntryFinisher.finish` call per finisher, order kept."""
+    groups: dict[int, tuple[EntryFinisher[Any], list[int], list[Any]]] = {}
+    for position, entry in enumerate(batch):
+        if isinstance(entry, PendingEntry):
+            group = groups.setdefault(id(entry.finisher), (entry.finisher, [], []))
+            group[1].append(position)
+            group[2].append(entry.item)
+    finished: dict[int, PreparedEntry] = {}
+    for finisher, positions, items in groups.values():
+        entries = finisher.finish(items)
+        if len(entries) != len(items):
+            raise RuntimeError(f"an entry finisher returned {len(entries)} entries for {len(items)} items")
+        finished.update(zip(positions, entries, strict=True))
+    return [entry if isinstance(entry, PreparedEntry) else finished[i] for i, entry in enumerate(batch)]
 
 
 _INDEX_MARK = b',"index":'

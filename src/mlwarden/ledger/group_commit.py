@@ -50,6 +50,12 @@ class GroupCommit(Generic[T, R]):
         self._queue: deque[_Request[T, R]] = deque()
         self._busy = False
 
+    @property
+    def queued(self) -> int:
+        """Requests waiting behind the batch being written (a gauge of how far appends back up)."""
+        with self._lock:
+            return len(self._queue)
+
     def submit(self, items: Sequence[T]) -> list[R]:
         """Write ``items`` atomically (all or none) and return their results once durable."""
         request: _Request[T, R] = _Request(items)

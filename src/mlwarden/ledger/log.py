@@ -38,7 +38,7 @@ from mlwarden.errors import (
     NotFound,
     VerificationError,
 )
-from mlwarden.ledger.entry import Entry, PreparedEntry, utc_now
+from mlwarden.ledger.entry import Appendable, Entry, PreparedEntry, finish_entries, utc_now
 from mlwarden.ledger.group_commit import GroupCommit
 from mlwarden.ledger.merkle import verify_consistency, verify_inclusion
 from mlwarden.ledger.notes import Checkpoint, NoteSigner, NoteVerifier
@@ -330,7 +330,7 @@ class Log:
         self._node_rows: list[tuple[int, int, bytes]] = []
         self._ref_rows: list[tuple[str, int]] = []
         self._payload_rows: list[tuple[Any, ...]] = []
-        self._committer: GroupCommit[PreparedEntry, Receipt] = GroupCommit(self._write_batch)
+        self._committer: GroupCommit[Appendable, Receipt] = GroupCommit(self._write_batch)
 
     @property
     def origin(self) -> str:
@@ -350,6 +350,11 @@ class Log:
         prepared = PreparedEntry.build(kind=kind, subject=subject, principal=principal, body=body, refs=refs)
         return self._committer.submit([prepared])[0]
 
+    @property
+    def queued_appends(self) -> int:
+        """Append requests of this process waiting for the next group commit."""
+        return self._committer.queued
+
     def find_ref(self, ref: str) -> int | None:
         """The index of the entry recorded with reference ``ref``."""
         try:
@@ -359,8 +364,12 @@ class Log:
             raise _db_error("look up the reference", exc) from exc
         return None if row is None else int(row[0])
 
-    def append_many(self, entries: Sequence[PreparedEntry]) -> list[Receipt]:
-        """Record several entries atomically: all are durable, or none is written."""
+    def append_many(self, entries: Sequence[Appendable]) -> list[Receipt]:
+        """Record several entries atomically: all are durable, or none is written.
+
+        A :class:`~mlwarden.ledger.entry.PendingEntry` is finished by the group commit's leader,
+        together with the other pending entries of its batch, before the batch's transaction.
+        """
         if not entries:
             return []
         return self._committer.submit(list(entries))
@@ -406,7 +415,10 @@ class Log:
             with contextlib.suppress(Exception):  # the connection is being thrown away; its errors do not matter
                 writer.invalidate()
 
-    def _write_batch(self, batch: list[PreparedEntry]) -> list[Receipt]:
+    def _write_batch(self, appended: list[Appendable]) -> list[Receipt]:
+        # Pending entries are finished first (a finisher may need its own short transaction,
+        # e.g. to create the keys of the day): a failure there writes nothing.
+        batch = finish_entries(appended)
         # The hot path talks to the driver directly: no pool checkout, no statement
         # compiling, one BEGIN ... COMMIT. Everything else goes through SQLAlchemy.
         dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error

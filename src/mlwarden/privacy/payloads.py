@@ -117,11 +117,21 @@ def check_decision_id(decision_id: object) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SealedBatch:
-    """Rows sealed for one ledger entry: each row's commitments (hex) and the rows to insert (one per decision)."""
+    """Rows sealed for ledger entries: each row's commitment digests and the rows to insert (one per decision)."""
 
-    inputs_commitments: list[str]
-    outputs_commitments: list[str]
+    inputs_digests: list[bytes]
+    outputs_digests: list[bytes]
     rows: list[PayloadRow]
+
+    @property
+    def inputs_commitments(self) -> list[str]:
+        """Each row's inputs commitment as the entry writes it (64 hex digits)."""
+        return [d.hex() for d in self.inputs_digests]
+
+    @property
+    def outputs_commitments(self) -> list[str]:
+        """Each row's outputs commitment as the entry writes it (64 hex digits)."""
+        return [d.hex() for d in self.outputs_digests]
 
 
 ROW_AAD_LABEL = b"mlwarden-payload-v2"
@@ -141,45 +151,68 @@ def seal_prediction_rows(
     inputs: Sequence[Any],
     outputs: Sequence[Any],
     keys: Sequence[tuple[DataKey, DataKey]],
-    day: str,
     *,
     shares: bool,
 ) -> SealedBatch:
-    """Seal row ``i``'s inputs and outputs under ``keys[i]`` (the inputs and outputs keys of ``day``), one row each.
+    """Seal row ``i``'s inputs and outputs under ``keys[i]`` (the inputs and outputs keys of a day), one row each.
 
     ``shares``: the keys are the ``unnamed`` scope's day keys, and each row is sealed under keys of
     its own, derived from them and 32 random bytes stored in the row (:meth:`DataKey.row_key`);
-    otherwise (subjects) the day keys seal the row directly. One ``os.urandom`` call gives every
-    share, salt and nonce of the batch. Each field is ``nonce || AES-256-GCM(salt || canonical)``
-    with :func:`row_aad`; the commitments are those of :func:`commitment_of`.
+    otherwise (subjects) the day keys seal the row directly. See :func:`seal_canonical_rows`.
     """
-    share_bytes = SHARE_BYTES if shares else 0
-    step = share_bytes + 2 * _FIELD_STEP
+    return seal_canonical_rows(
+        [check_decision_id(d) for d in decision_ids],
+        [canonical_json(value) for value in inputs],
+        [canonical_json(value) for value in outputs],
+        keys,
+        [shares] * len(decision_ids),
+    )
+
+
+def seal_canonical_rows(
+    decision_ids: Sequence[str],
+    inputs: Sequence[bytes],
+    outputs: Sequence[bytes],
+    keys: Sequence[tuple[DataKey, DataKey]],
+    shares: Sequence[bool],
+) -> SealedBatch:
+    """:func:`seal_prediction_rows` for checked decision ids and payloads already in canonical JSON.
+
+    Row ``i`` is sealed under ``keys[i]`` (its day is theirs) or, where ``shares[i]``, under keys
+    of its own derived from them and a share. One ``os.urandom`` call gives every share, salt and
+    nonce (a share's bytes are drawn for every row, used where ``shares[i]``). Each field is
+    ``nonce || AES-256-GCM(salt || canonical)`` with :func:`row_aad`; the digests are those of
+    :func:`commitment_of`.
+    """
+    step = SHARE_BYTES + 2 * _FIELD_STEP
     randomness = os.urandom(step * len(decision_ids))
     sha256 = hashlib.sha256
-    inputs_commitments: list[str] = []
-    outputs_commitments: list[str] = []
+    inputs_digests: list[bytes] = []
+    outputs_digests: list[bytes] = []
     rows: list[PayloadRow] = []
     for i, decision_id in enumerate(decision_ids):
-        head = _ROW_AAD_PREFIX + frame_part(check_decision_id(decision_id))
+        head = _ROW_AAD_PREFIX + frame_part(decision_id)
         inputs_key, outputs_key = keys[i]
         at = i * step
-        share = randomness[at : at + share_bytes] if shares else None
-        at += share_bytes
-        salted_inputs = randomness[at : at + SALT_BYTES] + canonical_json(inputs[i])
-        salted_outputs = randomness[at + _FIELD_STEP : at + _FIELD_STEP + SALT_BYTES] + canonical_json(outputs[i])
-        inputs_nonce = randomness[at + SALT_BYTES : at + _FIELD_STEP]
-        outputs_nonce = randomness[at + _FIELD_STEP + SALT_BYTES : at + 2 * _FIELD_STEP]
-        inputs_aead = inputs_key.aead if share is None else inputs_key.row_key(share)
-        outputs_aead = outputs_key.aead if share is None else outputs_key.row_key(share)
+        salt_at = at + SHARE_BYTES  # share, then inputs' salt and nonce, then outputs' salt and nonce
+        out_at = salt_at + _FIELD_STEP
+        salted_inputs = randomness[salt_at : salt_at + SALT_BYTES] + inputs[i]
+        salted_outputs = randomness[out_at : out_at + SALT_BYTES] + outputs[i]
+        inputs_nonce = randomness[salt_at + SALT_BYTES : out_at]
+        outputs_nonce = randomness[out_at + SALT_BYTES : out_at + _FIELD_STEP]
+        share = randomness[at:salt_at] if shares[i] else None
+        if share is None:
+            inputs_aead, outputs_aead = inputs_key.aead, outputs_key.aead
+        else:
+            inputs_aead, outputs_aead = inputs_key.row_key(share), outputs_key.row_key(share)
         rows.append((
-            decision_id, day, inputs_key.key_id, outputs_key.key_id, share,
+            decision_id, inputs_key.slot.day, inputs_key.key_id, outputs_key.key_id, share,
             inputs_nonce + inputs_aead.encrypt(inputs_nonce, salted_inputs, head + inputs_key.aad_tail),
             outputs_nonce + outputs_aead.encrypt(outputs_nonce, salted_outputs, head + outputs_key.aad_tail),
         ))  # fmt: skip
-        inputs_commitments.append(sha256(DOMAIN + salted_inputs).hexdigest())
-        outputs_commitments.append(sha256(DOMAIN + salted_outputs).hexdigest())
-    return SealedBatch(inputs_commitments, outputs_commitments, rows)
+        inputs_digests.append(sha256(DOMAIN + salted_inputs).digest())
+        outputs_digests.append(sha256(DOMAIN + salted_outputs).digest())
+    return SealedBatch(inputs_digests, outputs_digests, rows)
 
 
 def seal_with_keys(

@@ -9,8 +9,9 @@ from mlwarden.ledger.entry import PreparedEntry
 from mlwarden.registry.models import load_model
 from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.subjects.free_text import screen_rows
+from mlwarden.subjects.leader_sealing import pending_prediction
 from mlwarden.subjects.privacy_policy import load_privacy_policy
-from mlwarden.subjects.sealing import SealedRows, check_subjects, seal_rows
+from mlwarden.subjects.sealing import SealedRows, check_subjects
 from mlwarden.workspace import Workspace
 
 
@@ -20,7 +21,9 @@ def prediction_record(
     """The ledger entry that records one answered prediction (version 2), carrying its sealed payloads.
 
     The body holds the facts and one salted commitment per row for its inputs and its outputs;
-    the payloads themselves travel as the entry's attachments, written in its transaction.
+    the payloads themselves travel as the entry's attachments, written in its transaction. (An
+    in-process caller records with :func:`~mlwarden.subjects.leader_sealing.pending_prediction`
+    instead: the group commit seals its batch at once.)
     """
     body = {
         "model": row["name"],
@@ -50,8 +53,9 @@ def predict(
     decisions = decision_ids(len(outputs))
     checked = check_subjects(subjects, len(outputs))
     recorded_inputs = list(rows)  # validate() accepts only a list of rows
-    sealed = seal_rows(ws, decisions, recorded_inputs, outputs, checked)
-    entry = prediction_record(row, decisions, sealed, principal=principal, latency_ms=round(elapsed_ms, 3))
+    entry = pending_prediction(
+        ws, row, decisions, recorded_inputs, outputs, checked, principal=principal, latency_ms=round(elapsed_ms, 3)
+    )
     receipt = ws.log.append_many([entry])[0]
     return prediction_response(row, outputs, decisions, receipt.index)
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.errors import InvalidInput, StoreError
 from mlwarden.ledger.entry import PayloadRow, PreparedEntry
-from mlwarden.privacy import KeyRing, LocalKek, utc_day
+from mlwarden.privacy import DataKey, KeyRing, LocalKek, utc_day
 from mlwarden.privacy.payloads import SealedBatch, seal_prediction_rows
 from mlwarden.privacy.scopes import MAX_ID
 from mlwarden.store.engine import describe_db_error, write_transaction
@@ -44,31 +44,60 @@ def check_subjects(subjects: Any, rows: int) -> list[str] | None:
 
 @dataclass(frozen=True, slots=True)
 class SealedRows:
-    """What the entry body gains (version, commitments) and the payload rows it carries."""
+    """A prediction's sealed rows: the commitments its entry carries and the payload rows attached to it."""
 
-    body: dict[str, Any]
-    attachments: tuple[PayloadRow, ...]
+    sealed: SealedBatch
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """What the entry body gains: its version and one commitment per row for inputs and for outputs."""
+        return {
+            "v": ENTRY_VERSION,
+            "inputs_commitments": self.sealed.inputs_commitments,
+            "outputs_commitments": self.sealed.outputs_commitments,
+        }
+
+    @property
+    def attachments(self) -> tuple[PayloadRow, ...]:
+        """The ``privacy_rows`` rows, inserted in the entry's own transaction."""
+        return tuple(self.sealed.rows)
 
     def attach(self, entry: PreparedEntry) -> PreparedEntry:
         """The entry carrying the sealed payloads (inserted in the entry's own transaction)."""
-        return entry.with_attachments(self.attachments)
+        return entry.with_attachments(self.sealed.rows)
 
 
-def _rows(batch: SealedBatch) -> SealedRows:
-    body = {
-        "v": ENTRY_VERSION,
-        "inputs_commitments": batch.inputs_commitments,
-        "outputs_commitments": batch.outputs_commitments,
-    }
-    return SealedRows(body, tuple(batch.rows))
-
-
-def _checked(decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any],
-             subjects: Sequence[str] | None) -> None:  # fmt: skip
+def check_rows(decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequence[Any],
+               subjects: Sequence[str] | None) -> None:  # fmt: skip
+    """An input error unless there is one input, one output (and one subject, if any) per decision."""
     if not len(decision_ids) == len(inputs) == len(outputs):
         raise InvalidInput(f"inputs ({len(inputs)}) and outputs ({len(outputs)}) must have one row per decision")
     if subjects is not None and len(subjects) != len(decision_ids):
         raise InvalidInput(f"subjects ({len(subjects)}) must have one subject per decision ({len(decision_ids)})")
+
+
+def day_keys(
+    ws: Workspace, ring: KeyRing, wanted: Sequence[tuple[Sequence[str] | None, int, str]]
+) -> list[list[tuple[DataKey, DataKey]]]:
+    """Each request's per-row (inputs, outputs) keys: ``(subjects or None, rows, day)`` each.
+
+    From the ring's cache (a minute) without the database; when a key is not cached, every
+    missing one is found or created in one short transaction of its own (a key without payloads
+    is harmless), so a ledger transaction only inserts the rows. :class:`StoreError` if that fails.
+    """
+    found = [ring.cached_pairs(subjects, rows, day) for subjects, rows, day in wanted]
+    missing = [i for i, pairs in enumerate(found) if pairs is None]
+    if not missing:
+        return [pairs for pairs in found if pairs is not None]
+    try:
+        with write_transaction(ws.engine) as conn:
+            now = datetime.now(UTC)
+            for i in missing:
+                subjects, rows, day = wanted[i]
+                found[i] = ring.pairs(conn, subjects, rows, day, now=now)
+    except SQLAlchemyError as exc:  # the record cannot be made: a store outage, not a bad request
+        raise StoreError(f"data keys of the day could not be read or created: {describe_db_error(exc)}") from exc
+    return [pairs for pairs in found if pairs is not None]
 
 
 def seal_rows_cached(
@@ -81,13 +110,13 @@ def seal_rows_cached(
     now: datetime | None = None,
 ) -> SealedRows | None:
     """:func:`seal_rows` if every key it needs is cached (no database: fit for an event loop), else None."""
-    _checked(decision_ids, inputs, outputs, subjects)
+    check_rows(decision_ids, inputs, outputs, subjects)
     ring = privacy_ring(ws)
     day = ring.today() if now is None else utc_day(now)
     keys = ring.cached_pairs(subjects, len(decision_ids), day)
     if keys is None:
         return None
-    return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))
+    return SealedRows(seal_prediction_rows(decision_ids, inputs, outputs, keys, shares=subjects is None))
 
 
 def seal_rows(
@@ -102,18 +131,10 @@ def seal_rows(
     """Seal each row's inputs and outputs, under its subject's keys of the day or keys of its own.
 
     A row without subject gets keys of its own, derived from the day's ``unnamed`` keys and a
-    random share stored in its row. The keys of the day are cached by the ring (a minute); when
-    one is not, they are found or created in a short transaction of their own (a key without
-    payloads is harmless), so the ledger's transaction only inserts the rows.
+    random share stored in its row. The keys of the day come from :func:`day_keys`.
     """
-    _checked(decision_ids, inputs, outputs, subjects)
+    check_rows(decision_ids, inputs, outputs, subjects)
     ring = privacy_ring(ws)
     day = ring.today() if now is None else utc_day(now)
-    keys = ring.cached_pairs(subjects, len(decision_ids), day)
-    if keys is None:  # not all unwrapped within the last minute: find or create them (a short transaction)
-        try:
-            with write_transaction(ws.engine) as conn:
-                keys = ring.pairs(conn, subjects, len(decision_ids), day, now=now or datetime.now(UTC))
-        except SQLAlchemyError as exc:  # the record cannot be made: a store outage, not a bad request
-            raise StoreError(f"data keys of the day could not be read or created: {describe_db_error(exc)}") from exc
-    return _rows(seal_prediction_rows(decision_ids, inputs, outputs, keys, day, shares=subjects is None))
+    keys = day_keys(ws, ring, [(subjects, len(decision_ids), day)])[0]
+    return SealedRows(seal_prediction_rows(decision_ids, inputs, outputs, keys, shares=subjects is None))
