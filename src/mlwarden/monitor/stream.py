@@ -42,7 +42,7 @@ _HEADER = re.compile(
     r',"index":(0|[1-9][0-9]{0,17}),"kind":"([^"\\]*)","principal":"([^"\\]*)","subject":"([^"\\]*)",'
     r'"time":"([^"\\]*)"\}\Z'
 )
-_DECISIONS = re.compile(r'\{"body":\{"decision_ids":\[((?:"[^",\\\]]*"(?:,"[^",\\\]]*")*)?)\]')
+_DECISIONS = '{"body":{"decision_ids":['
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,14 +75,22 @@ def read_header(text: str) -> Header | None:
 def count_decisions(text: str) -> int | None:
     """How many ``decision_ids`` a prediction's canonical text lists (its body's first member), without parsing it.
 
-    Only a list of plain strings (no quote, comma, backslash or bracket inside) is counted;
-    anything else gives None and the caller parses the entry in full.
+    Only a list of plain strings is counted: between ``[`` and the first ``]``, no backslash
+    or ``[``, and every comma inside a ``","`` with only the first and last quotes besides,
+    so the text can only be ``"id","id",…,"id"``. Anything else gives None (parse it in full).
     """
-    found = _DECISIONS.match(text)
-    if found is None:
+    if not text.startswith(_DECISIONS):
         return None
-    listed = found[1]
-    return listed.count(",") + 1 if listed else 0
+    end = text.find("]", len(_DECISIONS))
+    listed = text[len(_DECISIONS) : end]
+    if end < 0 or "\\" in listed or "[" in listed:
+        return None
+    if not listed:
+        return 0
+    commas = listed.count(",")
+    if listed[0] != '"' or listed[-1] != '"' or listed.count('","') != commas or listed.count('"') != 2 * commas + 2:
+        return None
+    return commas + 1
 
 
 def read_entry(index: int, text: str | bytes) -> WatchedEntry:
