@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import text
 
 from mlwarden.ledger.entry import PreparedEntry
@@ -11,8 +14,8 @@ from mlwarden.workspace import Workspace
 from tests.unit.monitor.conftest import MakeWatcher, drain
 
 
-def rendered(kind: str, principal: str, body: dict[str, object], index: int = 42) -> str:
-    entry = PreparedEntry.build(kind=kind, subject="model:bc:1", principal=principal, body=body)
+def rendered(kind: str, principal: str, body: Mapping[str, Any], index: int = 42) -> str:
+    entry = PreparedEntry.build(kind=kind, subject="model:bc:1", principal=principal, body=dict(body))
     return entry.render(index, "2026-01-01T00:00:00.000000Z").decode()
 
 
