@@ -81,14 +81,19 @@ def count_decisions(text: str) -> int | None:
     """
     if not text.startswith(_DECISIONS):
         return None
-    end = text.find("]", len(_DECISIONS))
-    listed = text[len(_DECISIONS) : end]
-    if end < 0 or "\\" in listed or "[" in listed:
+    begin = len(_DECISIONS)
+    end = text.find("]", begin)
+    if end < 0 or text.find("\\", begin, end) >= 0 or text.find("[", begin, end) >= 0:
         return None
-    if not listed:
+    if end == begin:
         return 0
-    commas = listed.count(",")
-    if listed[0] != '"' or listed[-1] != '"' or listed.count('","') != commas or listed.count('"') != 2 * commas + 2:
+    commas = text.count(",", begin, end)
+    if (
+        text[begin] != '"'
+        or text[end - 1] != '"'
+        or text.count('","', begin, end) != commas
+        or text.count('"', begin, end) != 2 * commas + 2
+    ):
         return None
     return commas + 1
 
@@ -164,7 +169,8 @@ def read_batch(rows: list[tuple[int, str, str]], start: int, stop: int, plan: Re
     admit = plan.admit if predictions else None
     light_ok = predictions and plan.light_predictions
     batch = EntryBatch([], {}, set())
-    entries, light = batch.entries, batch.light
+    entries = batch.entries
+    light: dict[tuple[str, str], list[tuple[int, float, float]]] = {}
     times: dict[str, float] = {}
     expected = start
     for idx, _hint, text in rows:
@@ -172,38 +178,39 @@ def read_batch(rows: list[tuple[int, str, str]], start: int, stop: int, plan: Re
             entries += [finding(i, "the entry is missing from the ledger") for i in range(expected, idx)]
         expected = idx + 1
         found = header(text, text.rfind(_INDEX))
-        if found is None or int(found[1]) != idx:
+        if found is None:
             _parse_in_full(batch, idx, text, wanted, admit)
             continue
-        _index, kind, principal, subject, time_text = found.groups()
-        if kind != PREDICTION:
+        index_text, kind, principal, subject, time_text = found.groups()
+        if int(index_text) != idx:
+            _parse_in_full(batch, idx, text, wanted, admit)
+        elif kind != PREDICTION:
             if wanted(kind):
                 _parse_in_full(batch, idx, text, wanted, None)
-            continue
-        if not predictions:
-            continue
-        at = times.get(time_text)
-        if at is None:
-            try:
-                at = times[time_text] = parse_time(time_text)
-            except ValueError:  # not a time: the full parse makes it a finding
-                _parse_in_full(batch, idx, text, wanted, admit)
+        elif predictions:
+            at = times.get(time_text)
+            if at is None:
+                try:
+                    at = times[time_text] = parse_time(time_text)
+                except ValueError:  # not a time: the full parse makes it a finding
+                    _parse_in_full(batch, idx, text, wanted, admit)
+                    continue
+            if admit is not None and admit(at, subject, principal):
+                batch.admitted.add(idx)
+                _parse_in_full(batch, idx, text, wanted, None)
                 continue
-        if admit is not None and admit(at, subject, principal):
-            batch.admitted.add(idx)
-            _parse_in_full(batch, idx, text, wanted, None)
-            continue
-        counted = count_decisions(text) if light_ok else None
-        if counted is None:
-            _parse_in_full(batch, idx, text, wanted, None)
-            continue
-        group = light.get((subject, principal))
-        if group is None:
-            group = light[(subject, principal)] = Light()
-        group.index.append(idx)
-        group.at.append(at)
-        group.rows.append(float(counted))
+            counted = count_decisions(text) if light_ok else None
+            if counted is None:
+                _parse_in_full(batch, idx, text, wanted, None)
+                continue
+            group = light.get((subject, principal))
+            if group is None:
+                group = light[(subject, principal)] = []
+            group.append((idx, at, float(counted)))
     entries += [finding(i, "the entry is missing from the ledger") for i in range(expected, stop)]
+    for pair, group in light.items():
+        indices, ats, counts = zip(*group, strict=True)
+        batch.light[pair] = Light(list(indices), list(ats), list(counts))
     return batch
 
 
