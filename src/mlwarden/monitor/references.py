@@ -9,8 +9,9 @@ Rows are read through the registry, which checks them against their signed attes
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,8 @@ from mlwarden.workspace import Workspace
 
 log = structlog.get_logger("mlwarden.watch")
 
+_PLAIN_NUMBERS = frozenset({int, float})
+"""Cell types read as they are (``bool`` is an ``int`` subclass, but its type is not ``int``)."""
 _INTERIOR = ("0.01", "0.05", "0.25", "0.5", "0.75", "0.95", "0.99")
 
 
@@ -56,25 +59,43 @@ class ModelReference:
     shape: TrainingShape | None = None
     """The training rows' correlation structure (None: unknown; the extraction rule's off-shape signal stays quiet)."""
 
+    edge_table: np.ndarray = field(init=False, repr=False, compare=False)
+    """Every feature's edges side by side, padded with +inf (to bin all features in one step)."""
+    edge_counts: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        width = max(len(f.edges) for f in self.features)
+        table = np.full((len(self.features), width), np.inf)
+        for j, feature in enumerate(self.features):
+            table[j, : len(feature.edges)] = feature.edges
+        object.__setattr__(self, "edge_table", table)
+        object.__setattr__(self, "edge_counts", np.array([len(f.edges) for f in self.features]))
+
     def matrix(self, rows: list[Any]) -> np.ndarray:
         """The rows' profiled features as floats (rows as lists or objects; unreadable cells are NaN)."""
-        out = np.full((len(rows), len(self.features)), np.nan)
-        for i, row in enumerate(rows):
+        positions = self.positions
+        cells: list[list[float]] = []
+        for row in rows:
             values = [row.get(n) for n in self.names] if isinstance(row, dict) else row
             if not isinstance(values, list):
+                cells.append([math.nan] * len(positions))
                 continue
-            for j, pos in enumerate(self.positions):
-                value = values[pos] if pos < len(values) else None
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    out[i, j] = float(value)
-        return out
+            if set(map(type, values)) <= _PLAIN_NUMBERS and len(values) > positions[-1]:
+                cells.append([values[p] for p in positions])  # the common case: every cell a JSON number
+                continue
+            picked = [values[p] if p < len(values) else None for p in positions]
+            cells.append([float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+                          for v in picked])  # fmt: skip
+        return np.array(cells, dtype=np.float64).reshape(len(rows), len(positions))
 
     def bins(self, matrix: np.ndarray) -> np.ndarray:
-        """Bin index per cell (``len(edges) + 1`` bins per feature; NaN goes to the last bin)."""
-        out = np.empty(matrix.shape, dtype=np.int16)
-        for j, feature in enumerate(self.features):
-            out[:, j] = np.searchsorted(feature.edges, matrix[:, j], side="left")
-        return out
+        """Bin index per cell (``len(edges) + 1`` bins per feature; NaN goes to the last bin).
+
+        The same as ``np.searchsorted(edges, x, side="left")`` feature by feature (the number
+        of edges below ``x``), for every feature at once: edges padded with +inf never count.
+        """
+        below = (matrix[:, :, None] > self.edge_table[None, :, :]).sum(axis=2)
+        return np.where(np.isnan(matrix), self.edge_counts[None, :], below).astype(np.int16)
 
     def out_of_range(self, matrix: np.ndarray) -> np.ndarray:
         """Per row: the share of its features outside the training minimum..maximum."""

@@ -52,13 +52,18 @@ class PayloadSampler:
         ``entries`` are :class:`~mlwarden.monitor.stream.WatchedEntry` in index order; the
         decisions are the ones :meth:`sample` would take entry by entry.
         """
+        admitted = {e.index for e in entries if e.kind == "prediction" and self.admit(e.at, e.subject, e.principal)}
+        self.open(entries, admitted)
+
+    def open(self, entries: Sequence[Any], admitted: set[int]) -> None:
+        """Open the payloads of the prediction ``entries`` whose index :meth:`admit` let in (the others: no sample)."""
         chosen: list[tuple[int, int, list[PayloadClaim]]] = []
         claims: list[PayloadClaim] = []
         self._ready = {}
         for entry in entries:
             if entry.kind != "prediction":
                 continue
-            if not self._admit(entry.at, entry.subject, entry.principal):
+            if entry.index not in admitted:
                 self._ready[entry.index] = None
                 continue
             body = entry.body
@@ -91,6 +96,17 @@ class PayloadSampler:
                 result = _sample_of(self.opener(mine)) if mine else None
         self._last = (index, result)
         return result
+
+    def admit(self, at: float, subject: str, principal: str) -> bool:
+        """Whether the next prediction of (``subject``, ``principal``) at time ``at`` is opened (counted if so).
+
+        Called once per prediction in index order. Most calls find the budget spent and its
+        oldest opening still inside the window: they answer at once and change nothing.
+        """
+        times = self._opened.get((subject, principal))
+        if times is not None and len(times) >= self.budget and not times[0] < at - self.window:
+            return False
+        return self._admit(at, subject, principal)
 
     def _admit(self, at: float, subject: str, principal: str) -> bool:
         times = self._opened.setdefault((subject, principal), deque())

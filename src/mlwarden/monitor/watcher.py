@@ -1,6 +1,8 @@
 """The watcher: reads the ledger in index order from a durable cursor and records what the rules raise.
 
-Each tick reads the entries after the cursor, runs the rules, and in ONE transaction appends
+Each tick reads the entries after the cursor as one chunk (:func:`~mlwarden.monitor.stream.read_batch`:
+kinds from the entry text, predictions no rule opens left unparsed), runs the rules over it
+(:meth:`~mlwarden.monitor.rules.RuleSet.observe_batch`), and in ONE transaction appends
 an ``alert.raised`` entry per new alert, caches it in ``alerts``, hands it to ``on_alert``
 (the outbox) and moves the cursor (compare-and-set, fenced by the ``monitor.watcher`` lease
 when one is given). A crash before the commit leaves the cursor where it was, so the next
@@ -15,7 +17,6 @@ previous watcher had.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -30,8 +31,7 @@ from mlwarden.errors import MlwardenError, StoreError
 from mlwarden.ledger.entry import utc_now
 from mlwarden.monitor.alert import ALERT_RAISED, Alert
 from mlwarden.monitor.rules import RuleSet
-from mlwarden.monitor.rules.events import UNREADABLE
-from mlwarden.monitor.stream import UnreadableEntry, WatchedEntry, parse_time, peek_kind, read_entry
+from mlwarden.monitor.stream import FINDER, EntryBatch, UnreadableEntry, read_batch, read_entry
 from mlwarden.store.lease import Lease
 from mlwarden.store.schema import alerts, watch_cursors
 from mlwarden.workspace import Workspace
@@ -41,7 +41,7 @@ log = structlog.get_logger("mlwarden.watch")
 WATCHER_LEASE = "monitor.watcher"
 """The lease whose holder (one per workspace, across workers and replicas) runs the watcher."""
 CURSOR = "default"
-PRINCIPAL = "system:watcher"
+PRINCIPAL = FINDER
 BATCH = 5000
 
 OnAlert = Callable[[Connection, Alert], None]
@@ -103,10 +103,7 @@ class Watcher:
         if start_at > 0 and rules.horizon > 0:
             begin = self._first_after(start_at, rules.horizon)
             for chunk in range(begin, start_at, self.batch):
-                entries = self._entries(chunk, min(start_at, chunk + self.batch), rules.watches)
-                rules.prepare(entries)
-                for entry in entries:
-                    self._feed(rules, entry)
+                rules.observe_batch(self._batch(chunk, min(start_at, chunk + self.batch), rules))
         self._rules, self._next = rules, start_at
         log.info("watch_rules_ready", cursor=start_at, rules=len(rules.rules))
 
@@ -131,22 +128,11 @@ class Watcher:
             return 0.0
 
     # ------------------------------------------------------------------ reading
-    def _entries(self, start: int, stop: int, wanted: Callable[[str], bool] | None = None) -> list[WatchedEntry]:
-        """Entries ``start..stop-1``; a missing or unreadable one becomes a finding for ``ledger.integrity``.
-
-        With ``wanted``, an entry whose kind (read from its own text) no rule watches is not parsed.
-        """
+    def _batch(self, start: int, stop: int, rules: RuleSet) -> EntryBatch:
+        """Entries ``start..stop-1`` as the rules take them; a missing or unreadable one is a finding."""
         with self.ws.engine.connect() as conn:
             rows = read_rows(conn, start, stop)
-        return parse_rows(rows, start, stop, wanted)
-
-    @staticmethod
-    def _feed(rules: RuleSet, entry: WatchedEntry) -> list[Alert]:
-        if entry.kind == ALERT_RAISED:
-            with contextlib.suppress(KeyError, ValueError, TypeError):
-                rules.raised(Alert.from_dict(entry.body))
-            return []
-        return rules.observe(entry)
+        return read_batch(rows, start, stop, rules.plan)
 
     # ------------------------------------------------------------------ one step
     def tick(self) -> int:
@@ -161,18 +147,8 @@ class Watcher:
         if stop <= start:
             self._hooks()
             return 0
-        found: list[Alert] = []
         try:
-            entries = self._entries(start, stop, rules.watches)
-            rules.prepare(entries)
-            observe = rules.observe
-            for entry in entries:
-                if entry.kind == ALERT_RAISED:
-                    self._feed(rules, entry)
-                    continue
-                got = observe(entry)
-                if got:
-                    found += got
+            found = rules.observe_batch(self._batch(start, stop, rules))
             self._commit(start, stop, found)
         except BaseException:
             self._rules = None  # the rules saw entries that were not committed: rebuild before the next tick
@@ -274,49 +250,20 @@ _ROWS = "SELECT idx, kind, entry FROM ledger_entries WHERE idx >= {a} AND idx < 
 
 
 def read_rows(conn: Connection, start: int, stop: int) -> list[tuple[int, str, str]]:
-    """``(idx, kind column, entry text)`` of entries ``start..stop-1`` in one query (driver tuples, no ORM rows).
+    """``(idx, kind column, entry text)`` of entries ``start..stop-1`` in one query (the driver's own tuples).
 
     The ``kind`` column is only a hint (anyone with the database can edit it): the text decides.
     """
     marker = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = _ROWS.format(a=marker, b=marker)
-    rows = conn.exec_driver_sql(sql, (start, stop)).fetchall()
-    return [(int(i), str(k), e if isinstance(e, str) else bytes(e).decode()) for i, k, e in rows]
-
-
-def parse_rows(
-    rows: list[tuple[int, str, str]], start: int, stop: int, wanted: Callable[[str], bool] | None = None
-) -> list[WatchedEntry]:
-    """The watched entries of ``rows`` (indices ``start..stop-1``): gaps and unreadable text become findings.
-
-    With ``wanted``, an entry whose kind no rule watches is skipped before any parse. The
-    ``kind`` column is a hint only: a row whose column names a watched kind is parsed (its
-    text then gives the kind the rules see); any other row is skipped only when its own text
-    (:func:`peek_kind`) names an unwatched kind, so relabelling the column hides nothing.
-    """
-    out: list[WatchedEntry] = []
-    append = out.append
-    expected = start
-    for idx, hint, entry_text in rows:
-        while expected < idx:
-            append(_finding(expected, "the entry is missing from the ledger"))
-            expected += 1
-        expected = idx + 1
-        if wanted is not None and not wanted(hint):
-            peeked = peek_kind(entry_text)
-            if peeked is not None and peeked[0] == idx and not wanted(peeked[1]):
-                continue
-        try:
-            append(read_entry(idx, entry_text))
-        except UnreadableEntry as exc:
-            append(_finding(idx, str(exc)))
-    out += [_finding(i, "the entry is missing from the ledger") for i in range(expected, stop)]
-    return out
-
-
-def _finding(index: int, problem: str) -> WatchedEntry:
-    now = utc_now()
-    return WatchedEntry(index, UNREADABLE, now, parse_time(now), PRINCIPAL, f"ledger:{index}", {"problem": problem})
+    cursor = conn.connection.cursor()  # the driver's cursor: plain tuples, no result rows to wrap
+    try:
+        cursor.execute(_ROWS.format(a=marker, b=marker), (start, stop))
+        rows: list[Any] = list(cursor.fetchall())
+    finally:
+        cursor.close()
+    if rows and not isinstance(rows[0][2], str):  # a driver that hands text over as bytes
+        rows = [(int(i), str(k), bytes(e).decode()) for i, k, e in rows]
+    return rows
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:

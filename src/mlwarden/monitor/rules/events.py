@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from mlwarden.monitor.alert import Alert
-from mlwarden.monitor.rules.interface import RuleSettings, alert_key, make_alert
-from mlwarden.monitor.stream import WatchedEntry
+from mlwarden.monitor.rules.interface import Item, LightPredictions, Raised, RuleSettings, alert_key, make_alert
+from mlwarden.monitor.rules.volume import PendingLight, RowVolume
+from mlwarden.monitor.stream import UNREADABLE, WatchedEntry
 from mlwarden.monitor.windows import BurstCounter
 
 GOVERNANCE = "governance.event"
@@ -27,8 +28,6 @@ _INTEGRITY_KINDS = {
     "model.integrity_failed": "a model row disagrees with its ledger entry",
     "dataset.integrity_failed": "a dataset row disagrees with its ledger entry",
 }
-UNREADABLE = "ledger.unreadable_entry"
-"""Not a recorded kind: the watcher's own finding for an entry it cannot read (or one missing)."""
 
 
 class _Single:
@@ -95,10 +94,23 @@ class FeedbackSpike:
         self.horizon = settings.window
         self.min_rate = settings.get("min_rate", 0.05)
         self.flags = BurstCounter(float("inf"), settings.window)
-        self.decisions = BurstCounter(float("inf"), settings.window)
+        self.decisions = RowVolume(settings.window)
 
     def raised(self, alert: Alert) -> None:
         self.flags.clear_upto(alert_key(alert), alert.last_index)
+
+    def observe_batch(self, items: list[Item], light: LightPredictions) -> list[Alert]:
+        """A chunk: light predictions only add to their model's decisions, counted before a flag reads them."""
+        pending = PendingLight(light, _model, self.decisions)
+        out: list[Alert] = []
+        for item in items:
+            if isinstance(item, Raised):
+                self.raised(item.alert)
+            else:
+                pending.upto(item.subject, item.index)
+                out += self.observe(item)
+        pending.rest()
+        return out
 
     def observe(self, entry: WatchedEntry) -> list[Alert]:
         model = entry.subject
@@ -121,6 +133,11 @@ class FeedbackSpike:
                 subject=model, details={"flags": flags, "decisions": decisions, "rate": round(rate, 4)},
             )
         ]  # fmt: skip
+
+
+def _model(subject: str, _principal: str) -> str:
+    """Feedback spikes are per model (the subject of its predictions and flags)."""
+    return subject
 
 
 def _strings(value: Any) -> list[str]:

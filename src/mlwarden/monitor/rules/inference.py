@@ -11,11 +11,19 @@ import numpy as np
 from mlwarden.monitor.alert import Alert
 from mlwarden.monitor.binning import BinnedWindow, Distance
 from mlwarden.monitor.references import ModelReference, ReferenceBook
-from mlwarden.monitor.rules.interface import RuleSettings, alert_key, make_alert
+from mlwarden.monitor.rules.interface import (
+    Item,
+    LightPredictions,
+    Raised,
+    RuleSettings,
+    alert_key,
+    make_alert,
+    observe_each,
+)
 from mlwarden.monitor.rules.query_pattern import OffShapeTracker, Thresholds, far_from_training, fired_signals
+from mlwarden.monitor.rules.volume import PendingLight, RowVolume
 from mlwarden.monitor.sampling import PayloadSampler, Sample
 from mlwarden.monitor.stream import WatchedEntry, parse_time
-from mlwarden.monitor.windows import BurstCounter
 
 EXTRACTION = "inference.extraction"
 INPUT_DRIFT = "inference.input_drift"
@@ -49,6 +57,10 @@ class _Predictions:
     def _hush_alert(self, alert: Alert) -> None:
         self._hush(alert_key(alert), parse_time(alert.time))
 
+    def observe_batch(self, items: list[Item], light: LightPredictions) -> list[Alert]:
+        """A chunk: only opened predictions matter here, so the light ones (never opened) are passed over."""
+        return observe_each(self, items)  # type: ignore[arg-type]
+
     def _reference(self, entry: WatchedEntry) -> ModelReference | None:
         name, version = entry.body.get("model"), entry.body.get("version")
         if not isinstance(name, str) or not isinstance(version, int):
@@ -77,6 +89,11 @@ def binned(reference: ModelReference, sample: Sample) -> tuple[np.ndarray, float
     return found
 
 
+def _volume_key(subject: str, principal: str) -> str:
+    """Extraction counts and alerts per (model, principal)."""
+    return f"{subject}|{principal}"
+
+
 def _rows(entry: WatchedEntry) -> float:
     ids = entry.body.get("decision_ids")
     return float(len(ids)) if isinstance(ids, list) else 1.0
@@ -96,7 +113,7 @@ class Extraction(_Predictions):
 
     def __init__(self, settings: RuleSettings, references: ReferenceBook, sampler: PayloadSampler) -> None:
         super().__init__(settings, references, sampler)
-        self.volume = BurstCounter(math.inf, settings.window)
+        self.volume = RowVolume(settings.window)
         self.windows: dict[str, BinnedWindow] = {}
         self.min_samples = int(settings.get("min_samples", 50))
         self.limits = Thresholds.of(settings)
@@ -112,8 +129,22 @@ class Extraction(_Predictions):
             self.windows[key].clear_upto(last_index)
         self.shapes.clear_upto(key, last_index)
 
+    def observe_batch(self, items: list[Item], light: LightPredictions) -> list[Alert]:
+        """A chunk: light predictions only add to their key's volume, counted before the key is next read."""
+        pending = PendingLight(light, _volume_key, self.volume)
+        out: list[Alert] = []
+        for item in items:
+            if isinstance(item, Raised):
+                pending.upto(alert_key(item.alert), item.index)
+                self.raised(item.alert)
+            else:
+                pending.upto(_volume_key(item.subject, item.principal), item.index)
+                out += self.observe(item)
+        pending.rest()
+        return out
+
     def observe(self, entry: WatchedEntry) -> list[Alert]:
-        key = f"{entry.subject}|{entry.principal}"
+        key = _volume_key(entry.subject, entry.principal)
         self.volume.add(key, entry.index, entry.at, _rows(entry))
         sampled = self._sampled(entry)
         if sampled is None:

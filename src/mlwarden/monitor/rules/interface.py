@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mlwarden.monitor.alert import Alert, Severity, alert_id
-from mlwarden.monitor.stream import WatchedEntry
+from mlwarden.monitor.stream import Light, WatchedEntry
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,11 @@ class RuleSettings:
 
 
 class Rule(Protocol):
-    """A detection over the entry stream. Deterministic: the same entries give the same alerts."""
+    """A detection over the entry stream. Deterministic: the same entries give the same alerts.
+
+    Every alert's ``last_index`` is the entry that completed it (alerts of one chunk are
+    recorded in that order). A rule may also take a whole chunk at once (:class:`BatchRule`).
+    """
 
     rule_id: str
     kinds: frozenset[str]
@@ -42,6 +46,44 @@ class Rule(Protocol):
     def raised(self, alert: Alert) -> None:
         """An ``alert.raised`` entry of this rule was read: forget the evidence it covers."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Raised:
+    """An ``alert.raised`` entry of this rule, read at ``index``."""
+
+    index: int
+    alert: Alert
+
+
+Item = WatchedEntry | Raised
+"""What a rule takes from a chunk, in index order: its parsed entries and its own raised alerts."""
+LightPredictions = dict[tuple[str, str], Light]
+
+
+class BatchRule(Rule, Protocol):
+    """A rule that takes a chunk at once, including predictions read only from their header (``light``).
+
+    Only a rule that watches ``prediction`` needs this: when every such rule has it, the
+    watcher leaves the predictions no rule opens unparsed and hands them over as columns.
+    It must arrive at what :meth:`Rule.observe` and :meth:`Rule.raised` give item by item
+    (with each light prediction taken as an entry in its index order).
+    """
+
+    def observe_batch(self, items: list[Item], light: LightPredictions) -> list[Alert]:
+        """Take a chunk: ``items`` in index order, and the chunk's light predictions; the alerts raised."""
+        ...
+
+
+def observe_each(rule: Rule, items: list[Item]) -> list[Alert]:
+    """Items one by one, in index order: a chunk taken the way a rule without a batch method takes it."""
+    out: list[Alert] = []
+    for item in items:
+        if isinstance(item, Raised):
+            rule.raised(item.alert)
+        else:
+            out += rule.observe(item)
+    return out
 
 
 PayloadReader = Callable[[WatchedEntry], Any]
