@@ -1,15 +1,18 @@
-"""Alert latency: from the commit of an alert to a local webhook receiver holding it, under steady predictions.
+"""Alert latency: from the commit of a triggering entry to a local webhook receiver holding its alert, under load.
 
-A real `mlwarden serve` answers a paced `wrk` load (about --rate predictions/s); a real
-receiver process (`mlwarden sinks receive`) verifies and writes each delivery with its
-arrival time. This process stands in for the watcher (branch wip-watch, not merged here):
-it commits scripted alerts (evidence, `alert.raised` and the outbox rows in one
-transaction, as the watcher does) and ticks the delivery loop as the watcher's loop would.
-So `alert_latency_p99_ms` covers enqueue → proven → signed → POSTed → written; the
-watcher's own detection delay comes on top once it is merged.
+A real `mlwarden serve` answers a paced `wrk` load (about --rate predictions/s) and runs its
+own watcher process (every built-in rule, the durable outbox, the webhook sink); a real
+receiver process (`mlwarden sinks receive`) verifies each delivery's signature and writes it
+with its arrival time. This process commits, now and then, one triggering entry (a
+``model.stage_tampered`` entry: a stage changed outside the gates, which ``governance.event``
+answers with one alert) straight into the workspace's ledger, and notes when the commit
+returned. So `alert_latency_p99_ms` covers the whole path: committed → read by the watcher
+(it polls every 0.2 s when caught up) → rules → ``alert.raised`` + outbox row → proven →
+signed → POSTed → written by the receiver. The alert's id is derived from the rule and its
+evidence, so each arrival is matched to its trigger exactly.
 
-Baseline, same run, interleaved with the alerts: a bare signed HTTP POST of the same
-payload from this process to the same receiver (send → written).
+Baseline, same run, interleaved with the triggers: a bare signed HTTP POST of a payload of the
+same kind from this process to the same receiver (send → written).
 
 Prints one JSON object.
 """
@@ -34,16 +37,16 @@ import httpx
 import orjson
 
 from mlwarden.config import Settings, WorkspaceOptions
-from mlwarden.monitor.alert import ALERT_RAISED, Alert, Severity, alert_id
-from mlwarden.monitor.delivery import DeliveryLoop
-from mlwarden.monitor.outbox import enqueue
+from mlwarden.monitor.alert import alert_id
+from mlwarden.monitor.rules.events import GOVERNANCE
 from mlwarden.monitor.webhook_signature import sign_webhook
-from mlwarden.monitor.workspace_sinks import delivery_loop
 from mlwarden.workspace import Workspace, open_workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from served_model import served_workspace
 from wrk_tool import ensure_wrk
+
+TAMPERED = "model.stage_tampered"
 
 SECRET = "bench-secret-0123456789abcdef0123"  # noqa: S105 - a throwaway secret for a throwaway workspace
 SECRET_ENV = "MLWARDEN_BENCH_WEBHOOK_SECRET"  # noqa: S105 - a variable name
@@ -100,20 +103,12 @@ def _wrk_rate(wrk: str, script: Path, connections: int, seconds: int, url: str) 
     return float(out.split("Requests/sec:")[1].split()[0])
 
 
-def _raise(ws: Workspace, loop: DeliveryLoop, n: int) -> tuple[str, float]:
-    """Commit one scripted alert (evidence + alert entry + outbox rows) and tick; its id and commit time."""
-    with ws.log.transaction() as tx:
-        first = tx.append(kind="access.denied", subject="model:bc", principal=f"tok_{n}", body={"reason": "scope"})
-        alert = Alert(alert_id("access.denied_burst", first.index, first.index, f"tok_{n}"), "access.denied_burst",
-                      Severity.HIGH, "denials for one principal", first.index, first.index,
-                      "2026-11-26T00:00:00Z", principal=f"tok_{n}", subject="model:bc")  # fmt: skip
-        body = {k: v for k, v in alert.to_dict().items() if k != "entry_index"}
-        receipt = tx.append(kind=ALERT_RAISED, subject=f"alert:{alert.alert_id}", principal="mlwarden", body=body)
-        enqueue(tx.conn, Alert(**{**alert.to_dict(), "severity": alert.severity, "entry_index": receipt.index}),
-                loop.sinks)  # fmt: skip
+def _trigger(ws: Workspace, n: int) -> tuple[str, float]:
+    """Commit one entry that ``governance.event`` answers with an alert; the alert's id and the commit time."""
+    receipt = ws.log.append(kind=TAMPERED, subject="model:bc", principal="system:bench",
+                            body={"version": 1, "stage": "production", "n": n})  # fmt: skip
     committed = time.time()
-    loop.tick()
-    return alert.alert_id, committed
+    return alert_id(GOVERNANCE, receipt.index, receipt.index, f"{TAMPERED}@{receipt.index}"), committed
 
 
 def _bare_post(client: httpx.Client, url: str, n: int, payload: dict[str, Any]) -> tuple[str, float]:
@@ -166,8 +161,6 @@ def main() -> None:
     delay_ms = max(1.0, connections * 1000 / args.rate - answer_ms)
     _paced_script(script, served.body, served.token, delay_ms)
     ws = open_workspace(WorkspaceOptions.from_settings(Settings(database_url=None), home))
-    loop = delivery_loop(ws, environ=env)
-    loop.start()
     committed: dict[str, float] = {}
     bare_sent: dict[str, float] = {}
     result: dict[str, Any] = {}
@@ -176,10 +169,10 @@ def main() -> None:
                                 stdout=subprocess.PIPE, text=True)  # fmt: skip
         time.sleep(3)  # let the paced load reach its steady rate before the first alert
         interval = (seconds - 6) / alerts
-        payload = {"alert_id": "bare", "rule": "access.denied_burst", "severity": "high"}
+        payload = {"alert_id": "bare", "rule": GOVERNANCE, "severity": "high"}
         with httpx.Client(timeout=10) as client:
             for n in range(alerts):
-                key, at = _raise(ws, loop, n)
+                key, at = _trigger(ws, n)
                 committed[key] = at
                 bare_key, bare_at = _bare_post(client, f"http://127.0.0.1:{receiver_port}/", n, payload)
                 bare_sent[bare_key] = bare_at
@@ -212,11 +205,10 @@ def main() -> None:
             "predictions_per_s": rate,
             "predictions_non_2xx": int(non_2xx),
             "target_alert_latency_p99_ms": 1000,
-            "scope": "commit of the alert entry -> receiver (scripted alerts; watcher detection delay not included)",
+            "scope": "commit of the triggering entry -> serve's watcher -> outbox -> signed webhook -> receiver",
             "quick": args.quick,
         }
     finally:
-        loop.stop()
         ws.close()
         _stop(server)
         _stop(receiver)
