@@ -47,7 +47,7 @@ BUILTIN: dict[str, tuple[RuleSettings, tuple[str, ...]]] = {
     INPUT_DRIFT: (RuleSettings(threshold=0.25, window=600, severity=Severity.MEDIUM), ("min_samples", "min_features")),
     OUTPUT_SHIFT: (RuleSettings(threshold=0.3, window=600, severity=Severity.MEDIUM), ("min_samples",)),
     FEEDBACK: (RuleSettings(threshold=10, window=600, severity=Severity.MEDIUM), ("min_rate",)),
-    GOVERNANCE: (RuleSettings(threshold=1, window=0, severity=Severity.HIGH), ()),
+    GOVERNANCE: (RuleSettings(threshold=1, window=0, severity=Severity.HIGH), ("waiver_warning_days",)),
     INTEGRITY: (RuleSettings(threshold=1, window=0, severity=Severity.CRITICAL), ()),
 }
 """Every built-in rule id, its defaults and the extra settings it takes."""

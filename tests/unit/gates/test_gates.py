@@ -178,3 +178,39 @@ def test_rollback_and_stage_drift(gated: Workspace, zoo: Zoo, tmp_path: Path) ->
     drifted = {d["model"]: d for d in stage_drift(gated)}
     assert drifted[f"toy:{second}"]["ledger_says"] == "archived"
     assert drifted[f"toy:{first}"]["ledger_says"] == "production"
+
+
+def test_a_waiver_about_to_expire_is_named_by_the_governance_alert(gated: Workspace, zoo: Zoo, tmp_path: Path) -> None:
+    """A promotion using a waiver that expires within 14 days raises governance.event saying so; a far one does not."""
+    from datetime import UTC, datetime, timedelta
+
+    from mlwarden.monitor.alerts_store import list_alerts
+    from mlwarden.monitor.references import ReferenceBook
+    from mlwarden.monitor.rules import build_rules
+    from mlwarden.monitor.rules_file import parse_rules
+    from mlwarden.monitor.sampling import workspace_opener
+    from mlwarden.monitor.watcher import Watcher
+
+    soon = (datetime.now(UTC) + timedelta(days=5)).date().isoformat()
+    policy = gated.options.paths.policy
+    waiver = f"  - {{id: GHSA-soon-0003, reason: patch is scheduled, expires: {soon}, approver: sec@example.com}}\n"
+    policy.write_text(policy.read_text().replace("waivers:\n", "waivers:\n" + waiver))
+    for name, finding in (("toy", "GHSA-soon-0003"), ("toy2", "GHSA-waived-0001")):
+        v = _register(gated, zoo.good, zoo.card, name=name)
+        approve(gated, name, v, "bob")
+        attach_report(gated, name, v, _trivy(tmp_path, finding, "HIGH"), "alice")
+        assert promote(gated, name, v, "production", "bob")["stage"] == "production"
+    watcher = Watcher(gated, lambda: build_rules(parse_rules(""), ReferenceBook.of_workspace(gated),
+                                                 workspace_opener(gated)))  # fmt: skip
+    while watcher.tick():
+        pass
+    found = {a.alert.subject: a.alert for a in list_alerts(gated) if a.alert.rule == "governance.event"}
+    assert set(found) == {"model:toy:1", "model:toy2:1"}, found
+    soon_alert, far_alert = found["model:toy:1"], found["model:toy2:1"]
+    assert f"about to expire: GHSA-soon-0003 expires {soon}" in soon_alert.summary
+    expiring = (soon_alert.details or {})["waivers_expiring"]
+    assert [w["finding"] for w in expiring] == ["GHSA-soon-0003"]
+    assert 3.9 < expiring[0]["days_left"] <= 5
+    assert "about to expire" not in far_alert.summary
+    assert "waivers_expiring" not in (far_alert.details or {})
+    assert far_alert.summary == "1 waiver(s) used in a gate run of model:toy2:1"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from mlwarden.monitor.alert import Alert
@@ -66,10 +68,37 @@ class GovernanceEvent(_Single):
         if entry.kind == "token.created" and "admin" in _strings(entry.body.get("scopes")):
             return self._alert(entry, f"a token with admin scope was created ({entry.subject}) by {entry.principal}")
         if entry.kind == "gate.run":
-            waived = [w for r in _dicts(entry.body.get("results")) for w in _strings(_details(r).get("waived"))]
-            if waived:
-                return self._alert(entry, f"{len(waived)} waiver(s) used in a gate run of {entry.subject}")
+            return self._waivers(entry)
         return []
+
+    def _waivers(self, entry: WatchedEntry) -> list[Alert]:
+        """A gate run that used waivers: one alert, saying which expire within ``waiver_warning_days`` of the run."""
+        results = _dicts(entry.body.get("results"))
+        waived = [w for r in results for w in _strings(_details(r).get("waived"))]
+        if not waived:
+            return []
+        summary = f"{len(waived)} waiver(s) used in a gate run of {entry.subject}"
+        warning_days = self.settings.get("waiver_warning_days", 14)
+        expiring = sorted(
+            (days, str(used.get("finding")), when)
+            for r in results
+            for used in _dicts(_details(r).get("waivers_used"))
+            if (when := _instant(used.get("expires"))) is not None
+            and (days := (when.timestamp() - entry.at) / 86_400) <= warning_days
+        )
+        if not expiring:
+            return self._alert(entry, summary)
+        days, finding, when = expiring[0]
+        soonest = f"{finding} expires {when:%Y-%m-%d} (in {max(days, 0.0):.0f} days)"
+        more = f" and {len(expiring) - 1} more within {warning_days:g} days" if len(expiring) > 1 else ""
+        [alert] = self._alert(entry, f"{summary}; about to expire: {soonest}{more}")
+        details = {
+            **(alert.details or {}),
+            "waivers_expiring": [
+                {"finding": f, "expires": w.isoformat(), "days_left": round(d, 1)} for d, f, w in expiring
+            ],
+        }
+        return [replace(alert, details=details)]  # fmt: skip
 
 
 class LedgerIntegrity(_Single):
@@ -146,6 +175,17 @@ def _strings(value: Any) -> list[str]:
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _instant(value: Any) -> datetime | None:
+    """An ISO date-time (a naive one read as UTC), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        found = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
 
 
 def _details(result: dict[str, Any]) -> dict[str, Any]:
