@@ -8,12 +8,15 @@ rates, and deterministic (the same entries give the same sample after a restart)
 
 from __future__ import annotations
 
+import hashlib
+import random
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from mlwarden.errors import InvalidInput
+from mlwarden.ledger.canonical import canonical_json
 from mlwarden.privacy import Commitment, Opened, OpenResult, PayloadClaim, open_many
 from mlwarden.privacy.scopes import FIELDS
 from mlwarden.subjects.sealing import ENTRY_VERSION, privacy_ring
@@ -119,28 +122,44 @@ class PayloadSampler:
         return True
 
 
+def rows_to_open(body: dict[str, Any], total: int, limit: int) -> list[int]:
+    """Which of an entry's ``total`` rows to read: all when ``limit`` allows, else ``limit`` of them at random.
+
+    Not the first ones: a caller who put ``limit`` ordinary rows at the front of every request
+    would hide the rest. The draw is seeded by the entry's first decision id (made by the
+    gateway after the request arrived, so a caller cannot aim at it), which keeps a replay
+    after a restart reading the same rows.
+    """
+    if total <= limit:
+        return list(range(total))
+    ids = body.get("decision_ids")
+    seed = str(ids[0]).encode("utf-8", "replace") if isinstance(ids, list) and ids else canonical_json(body)
+    draw = random.Random(hashlib.sha256(seed).digest())  # noqa: S311 - a sample, not a secret
+    return sorted(draw.sample(range(total), limit))
+
+
 def _clear_sample(body: dict[str, Any], limit: int) -> Sample | None:
     """Version 1 entries hold inputs and outputs in clear."""
     inputs, outputs = body.get("inputs"), body.get("outputs")
     if not isinstance(inputs, list) or not isinstance(outputs, list):
         return None
-    n = min(len(inputs), len(outputs), limit)
-    return Sample(inputs[:n], outputs[:n])
+    picked = rows_to_open(body, min(len(inputs), len(outputs)), limit)
+    return Sample([inputs[i] for i in picked], [outputs[i] for i in picked])
 
 
 def _claims(body: dict[str, Any], limit: int) -> list[PayloadClaim] | None:
-    """Inputs then outputs claims of the first ``limit`` rows (None when the body is malformed)."""
+    """Inputs then outputs claims of ``limit`` rows (:func:`rows_to_open`; None when the body is malformed)."""
     ids = body.get("decision_ids")
     if not isinstance(ids, list):
         return None
-    n = min(len(ids), limit)
+    picked = rows_to_open(body, len(ids), limit)
     claims: list[PayloadClaim] = []
     try:
         for field in FIELDS:
             hexes = body.get(f"{field}_commitments")
-            if not isinstance(hexes, list) or len(hexes) < n:
+            if not isinstance(hexes, list) or len(hexes) < len(ids):
                 return None
-            claims += [PayloadClaim(str(ids[i]), field, Commitment.parse(str(hexes[i]))) for i in range(n)]
+            claims += [PayloadClaim(str(ids[i]), field, Commitment.parse(str(hexes[i]))) for i in picked]
     except InvalidInput:
         return None
     return claims

@@ -115,6 +115,21 @@ def test_the_red_teams_extraction_at_its_default_budget_raises_extraction(
         assert "off_shape" in alert.summary
 
 
+def test_real_rows_put_in_front_of_every_request_do_not_hide_the_extraction(
+    served: Workspace, sample: SampleModel, make_watcher: MakeWatcher
+) -> None:
+    """The sampler reads a random pick of an entry's rows, not the first 16: a cover of 16 real rows ahead of
+    each step of synthetic queries (what a caller who knew the old sampler would send) is still caught."""
+    x, _y = training(sample)
+    half = len(x) // 2
+    rng = np.random.default_rng(7)
+    calls = redteam_calls(x[:half], x[half:], FeatureSpace.of_rows(x), 0)
+    covered = [calls[0], *(np.vstack([x[rng.integers(0, half, 16)], step]) for step in calls[1:])]
+    send_calls(served, "thief", covered)
+    drain(make_watcher())
+    assert "off_shape" in (extraction_alerts(served)["thief"].details or {})["signals"]
+
+
 def test_with_off_shape_turned_off_the_red_teams_extraction_goes_unseen(
     served: Workspace, sample: SampleModel, make_watcher: MakeWatcher
 ) -> None:
