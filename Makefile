@@ -24,8 +24,8 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -m slow --durations=10
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest

@@ -23,7 +23,7 @@ from mlwarden.workspace import open_workspace
 from tests.integration.test_gateway_server import Server, _free_port
 from tests.support.console import ConsoleWorkspace, build_console_workspace
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real Chromium: about 40 s
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -26,7 +26,7 @@ from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, lo
 from mlwarden.redteam.target import PredictRefused, Target, Tokens
 from tests.integration.redteam_gateway import AttackZoo, build_zoo, free_port, serving
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]  # the ART attacks against a served model
 
 
 @pytest.fixture(scope="module")

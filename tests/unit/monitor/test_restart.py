@@ -85,6 +85,7 @@ def test_a_failed_commit_moves_nothing_and_the_retry_raises_once(ws: Workspace, 
     assert len(raised_entries(ws)) == 1
 
 
+@pytest.mark.slow
 def test_killed_watch_process_resumes_without_skipping_or_repeating(ws: Workspace, tmp_path: Path) -> None:
     probing(ws, filler=10)
     size = ws.log.size()
@@ -113,6 +114,7 @@ def test_killed_watch_process_resumes_without_skipping_or_repeating(ws: Workspac
     assert cursor(ws) >= size
 
 
+@pytest.mark.slow
 def test_serves_watcher_process_is_started_again_after_it_dies(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     """A SIGKILLed watcher child comes back (a new process, after a backoff) and still raises each alert once."""
     monkeypatch.setenv("MLWARDEN_HOME", str(ws.options.paths.home))
