@@ -148,7 +148,10 @@ def _comparable(alert: Alert) -> dict[str, object]:
     return json.loads(json.dumps(out, sort_keys=True))  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize(("rules_yaml", "batch"), [("", 5000), ("", 37), (CUSTOM, 500)])
+@pytest.mark.parametrize(
+    ("rules_yaml", "batch"),
+    [("", 5000), pytest.param("", 37, marks=pytest.mark.slow), pytest.param(CUSTOM, 500, marks=pytest.mark.slow)],
+)  # 10-18 s each: the default pass keeps one chunk size, the slow pass the other two
 def test_batch_and_entry_by_entry_raise_the_same_alerts(
     ws: Workspace, sample: SampleModel, clock: Clock, rules_yaml: str, batch: int
 ) -> None:
