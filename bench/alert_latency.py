@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,6 +41,7 @@ from mlwarden.monitor.webhook_signature import sign_webhook
 from mlwarden.workspace import Workspace, open_workspace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_servers import free_port, start_listening, stop_group
 from served_model import served_workspace
 from wrk_tool import ensure_wrk
 
@@ -50,41 +49,6 @@ TAMPERED = "model.stage_tampered"
 
 SECRET = "bench-secret-0123456789abcdef0123"  # noqa: S105 - a throwaway secret for a throwaway workspace
 SECRET_ENV = "MLWARDEN_BENCH_WEBHOOK_SECRET"  # noqa: S105 - a variable name
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"{proc.args[3:6]} exited before listening") from None
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
-
-
-def _start(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
-    _wait_port(port, proc)
-    return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _paced_script(path: Path, body: dict[str, Any], token: str, delay_ms: float) -> None:
@@ -138,7 +102,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mlwarden-alert-bench-"))
     served = served_workspace(root, None)
     home = served.options.paths.home
-    receiver_port, serve_port = _free_port(), _free_port()
+    receiver_port, serve_port = free_port(), free_port()
     received = root / "received.jsonl"
     policy = home / "policy.yaml"
     policy.write_text(policy.read_text() + f"\nalerts:\n  sinks:\n    - name: bench\n      type: webhook\n"
@@ -148,10 +112,10 @@ def main() -> None:
     # time, a few ms, comes on top of the delay, so the rate reached is a little lower: it is reported).
     connections = 100
     delay_ms = connections * 1000 / args.rate
-    receiver = _start([sys.executable, "-m", "mlwarden.cli", "sinks", "receive", "--port", str(receiver_port),
-                       "--out", str(received), "--secret-env", SECRET_ENV], env, receiver_port)  # fmt: skip
-    server = _start([sys.executable, "-m", "mlwarden.cli", "--home", str(home), "serve", "--port", str(serve_port)],
-                    env, serve_port)  # fmt: skip
+    mlwarden = [sys.executable, "-m", "mlwarden.cli"]
+    receiver = start_listening([*mlwarden, "sinks", "receive", "--port", str(receiver_port), "--out", str(received),
+                                "--secret-env", SECRET_ENV], env, receiver_port)  # fmt: skip
+    server = start_listening([*mlwarden, "--home", str(home), "serve", "--port", str(serve_port)], env, serve_port)
     url = f"http://127.0.0.1:{serve_port}/v1/models/bc/predict"
     script = root / "paced.lua"
     _paced_script(script, served.body, served.token, delay_ms)
@@ -210,8 +174,8 @@ def main() -> None:
         }
     finally:
         ws.close()
-        _stop(server)
-        _stop(receiver)
+        stop_group(server)
+        stop_group(receiver)
     print(json.dumps(result))
 
 

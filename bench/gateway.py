@@ -25,8 +25,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,30 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from local_servers import free_port, stop_group, wait_listening
 from mlwarden.workspace import open_workspace
 from served_model import served_workspace
 from wrk_tool import ensure_wrk
 
 HERE = Path(__file__).resolve().parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit("server exited before listening") from None
-            time.sleep(0.1)
-    raise SystemExit("server did not start")
 
 
 def _tree_cpu_seconds(root: int) -> float:
@@ -110,18 +90,9 @@ def _start(command: list[str], env: dict[str, str], port: int) -> subprocess.Pop
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
-    _wait(port, proc)
+    wait_listening(port, proc)
     time.sleep(0.5 if "--workers" not in command else 2.0)
     return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 TARGETS = (
@@ -161,7 +132,7 @@ def _measure(
             out[f"p99_ms_{label}_{key}"] = m["p99_ms"]
             out[f"non_2xx_{label}_{key}"] = m["non_2xx"]
     finally:
-        _stop(proc)
+        stop_group(proc)
     return out
 
 
@@ -207,7 +178,7 @@ def main() -> None:
             for _ in range(args.rounds):  # the targets back to back, round after round
                 measured: dict[str, float] = {}
                 for label, factory, path in TARGETS:
-                    port = _free_port()
+                    port = free_port()
                     command = _command(factory, port, workers, options.paths.home)
                     measured.update(_measure(wrk, command, env, port, path, script, label, levels, suffix, seconds))
                 rounds.append(measured)

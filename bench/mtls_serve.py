@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import socket
 import ssl
 import subprocess
@@ -35,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from local_servers import free_port, stop_group
 from mlwarden.config import Settings, WorkspaceOptions
 from mlwarden.identity.certs import init_ca, issue
 from mlwarden.workspace import init_workspace
@@ -57,12 +57,6 @@ def _serve(mode: str, port: int, keys: Path) -> None:
     )  # fmt: skip
     uvicorn.run("mlwarden.api.factory:app", factory=True, host="127.0.0.1", port=port, access_log=False,
                 log_level="warning", **kwargs)  # fmt: skip
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -154,7 +148,7 @@ def _repeat(op: Callable[[], None]) -> Callable[[float], int]:
 
 
 def _measure(mode: str, home: Path, certs: dict[str, tuple[Path, Path]], args: argparse.Namespace) -> dict[str, float]:
-    keys, port = home / "keys", _free_port()
+    keys, port = home / "keys", free_port()
     env = {**os.environ, "MLWARDEN_HOME": str(home), "MLWARDEN_REJECTION_SUMMARY_SECONDS": "1"}
     command = [sys.executable, __file__, "--serve", mode, "--port", str(port), "--keys", str(keys)]
     proc = subprocess.Popen(
@@ -182,12 +176,7 @@ def _measure(mode: str, home: Path, certs: dict[str, tuple[Path, Path]], args: a
             out[f"{mode}_{key}"], out[f"{mode}_{name}_cpu_ms"] = rate, cpu_ms
         return out
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=30)
 
 
 def main() -> None:
