@@ -160,8 +160,6 @@ def serve(
         check_tls_files(tls_cert, tls_key, client_ca)
     cli_state = state(ctx)
     options = cli_state.options()
-    if (tls_cert is None) != (tls_key is None) or (client_ca is not None and tls_cert is None):
-        raise ConfigError("--tls-cert and --tls-key go together, and --client-ca needs them")
     if health_port is not None and health_port == port:
         raise ConfigError(f"--health-port must differ from --port ({port})")
     chosen = log_format or log_format_from_env()
