@@ -26,13 +26,13 @@ def test_demo_tours_the_ledger_and_catches_the_tampering(cli: Cli) -> None:
     assert re.search(r"fairness\s+FAIL", result.out)
     assert "group 1.0: selection rate" in result.out
     assert "size" in result.out
-    assert ": verified" in result.out.split("21.")[1]
-    erasure = result.out.split("22.")[1]
+    assert ": verified" in result.out.split("== 21.")[1]
+    erasure = result.out.split("== 22.")[1]
     assert "sealed inputs open for the workspace: [" in erasure
     assert "2 data key(s) destroyed" in erasure
     erased_at = int(re.search(r"erasure recorded at ledger index (\d+)", erasure).group(1))  # type: ignore[union-attr]
     assert f"inputs: {{'erased': True, 'erasure_index': {erased_at}}}" in erasure
-    assert "ok=True" in erasure.split("25.")[1]
+    assert "ok=True" in erasure.split("== 25.")[1]
     assert f"2 erased (2 by the erasure at index {erased_at}), 0 problem(s)" in erasure  # inputs, outputs
     watched = result.out.split("== 26.")[1]
     assert "extraction: [high] inference.extraction:" in watched
