@@ -40,9 +40,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlwarden.cli.ledger_writer import WriterSupervisor
 from mlwarden.config import Settings, WorkspaceOptions
@@ -68,81 +69,93 @@ def _workspace(root: Path, name: str) -> Workspace:
     return open_workspace(options)
 
 
-def _append_rate(ws: Workspace, threads: int, total: int) -> float:
+class Rate(NamedTuple):
+    appends_per_s: float
+    cpu_us: float
+    """The process's CPU time per append (every thread: callers, the group commit's leader, SQLite)."""
+
+
+def _threaded(threads: int, total: int, append: Callable[[int, int], object]) -> Rate:
+    """``threads`` threads each calling ``append(thread, i)`` for its share of ``total``, timed from one barrier."""
     per_thread = total // threads
     barrier = threading.Barrier(threads + 1)
 
     def worker(t: int) -> None:
         barrier.wait()
         for i in range(per_thread):
-            ws.log.append(
-                kind="prediction", subject=f"model:credit-risk:{t}", body={**BODY, "n": i}, principal="token:svc"
-            )
+            append(t, i)
 
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(worker, t) for t in range(threads)]
         barrier.wait()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for f in futures:
             f.result()
-        elapsed = time.perf_counter() - start
-    return per_thread * threads / elapsed
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    done = per_thread * threads
+    return Rate(done / elapsed, cpu / done * 1e6)
+
+
+def _append_rate(ws: Workspace, threads: int, total: int) -> Rate:
+    """``Log.append`` of a version-1 body (the inputs and outputs in the entry), no references."""
+
+    def append(t: int, i: int) -> None:
+        ws.log.append(kind="prediction", subject=f"model:credit-risk:{t}", body={**BODY, "n": i}, principal="token:svc")
+
+    return _threaded(threads, total, append)
 
 
 MODEL_ROW = {"name": "credit-risk", "version": 3, "sha256": "ab" * 32}
+SUBJECTS = 1000
 
 
-def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) -> float:
+def _warm_subjects(ws: Workspace) -> None:
+    """The subjects' keys of the day exist (steady state), as after a gateway's first minutes."""
+    names = [f"s-{i}" for i in range(SUBJECTS)]
+    seal_rows(ws, [f"warm-{i}" for i in range(SUBJECTS)], [BODY["inputs"]] * SUBJECTS, [BODY["outputs"]] * SUBJECTS,
+              names)  # fmt: skip
+
+
+def _encrypted_rate(ws: Workspace, threads: int, total: int, *, subjects: bool) -> Rate:
     """As :func:`_append_rate`, each entry a sealed prediction (seal + commitments + payload rows)."""
     per_thread = total // threads
-    barrier = threading.Barrier(threads + 1)
-    if subjects:  # the subjects' keys of the day exist (steady state), as after a gateway's first minutes
-        seal_rows(ws, ["warm"], [BODY["inputs"]], [BODY["outputs"]], ["s-0"])
-        names = [f"s-{i}" for i in range(1000)]
-        seal_rows(ws, [f"warm-{i}" for i in range(1000)], [BODY["inputs"]] * 1000, [BODY["outputs"]] * 1000, names)
 
-    def worker(t: int) -> None:
-        barrier.wait()
-        for i in range(per_thread):
-            decision = decision_ids(1)[0]  # time-ordered, as the gateway's
-            who = [f"s-{(t * per_thread + i) % 1000}"] if subjects else None
-            entry = pending_prediction(ws, MODEL_ROW, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]],
-                                       who, principal="token:svc")  # fmt: skip
-            ws.log.append_many([entry])
+    def append(t: int, i: int) -> None:
+        decision = decision_ids(1)[0]  # time-ordered, as the gateway's
+        who = [f"s-{(t * per_thread + i) % SUBJECTS}"] if subjects else None
+        entry = pending_prediction(ws, MODEL_ROW, [decision], [{**BODY["inputs"], "n": i}], [BODY["outputs"]], who,
+                                   principal="token:svc")  # fmt: skip
+        ws.log.append_many([entry])
 
-    with ThreadPoolExecutor(threads) as pool:
-        futures = [pool.submit(worker, t) for t in range(threads)]
-        barrier.wait()
-        start = time.perf_counter()
-        for f in futures:
-            f.result()
-        elapsed = time.perf_counter() - start
-    return per_thread * threads / elapsed
+    return _threaded(threads, total, append)
 
 
-def _v1_prediction_rate(ws: Workspace, threads: int, total: int) -> float:
+def _v1_prediction_rate(ws: Workspace, threads: int, total: int) -> Rate:
     """As :func:`_append_rate`, each entry a version-1 prediction as recorded before issue 12: the inputs and
     outputs in the body, its decision id as reference (what :func:`_encrypted_rate` seals instead)."""
-    per_thread = total // threads
-    barrier = threading.Barrier(threads + 1)
 
-    def worker(t: int) -> None:
-        barrier.wait()
-        for i in range(per_thread):
-            decision = decision_ids(1)[0]
-            body = {**MODEL_ROW, "decision_ids": [decision], "inputs": [{**BODY["inputs"], "n": i}],
-                    "outputs": [BODY["outputs"]]}  # fmt: skip
-            ws.log.append_many([PreparedEntry.build(kind="prediction", subject="model:credit-risk:3",
-                                                    principal="token:svc", body=body, refs=(decision,))])  # fmt: skip
+    def append(t: int, i: int) -> None:
+        decision = decision_ids(1)[0]
+        body = {**MODEL_ROW, "decision_ids": [decision], "inputs": [{**BODY["inputs"], "n": i}],
+                "outputs": [BODY["outputs"]]}  # fmt: skip
+        ws.log.append_many([PreparedEntry.build(kind="prediction", subject="model:credit-risk:3",
+                                                principal="token:svc", body=body, refs=(decision,))])  # fmt: skip
 
-    with ThreadPoolExecutor(threads) as pool:
-        futures = [pool.submit(worker, t) for t in range(threads)]
-        barrier.wait()
-        start = time.perf_counter()
-        for f in futures:
-            f.result()
-        elapsed = time.perf_counter() - start
-    return per_thread * threads / elapsed
+    return _threaded(threads, total, append)
+
+
+def _interleaved(cases: dict[str, Callable[[], Rate]], rounds: int) -> dict[str, list[Rate]]:
+    """Each case's rate over ``rounds`` rounds of every case in turn.
+
+    Interleaving puts the cases under the same conditions (the machine's load, the disk's state,
+    the CPU's clock) so their ratio is not the drift between a first and a last measurement; the
+    caller reports medians.
+    """
+    runs: dict[str, list[Rate]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, case in cases.items():
+            runs[name].append(case())
+    return runs
 
 
 def _sequencer_rate(
@@ -272,21 +285,28 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs; finishes within 60 s on 2 cores")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the benchmark databases")
     parser.add_argument("--proof-log-size", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the c64 cases (medians)")
     parser.add_argument("--connections", type=int, default=4, help="sockets to the ledger writer (gateway workers)")
     args = parser.parse_args()
     c1_n, c64_n, base_n = (300, 12_800, 300) if args.quick else (1_000, 64_000, 1_000)
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-", dir=args.dir))
     try:
         ws = _workspace(root, "appends")
-        c1 = _append_rate(ws, 1, c1_n)
-        c64 = _append_rate(ws, 64, c64_n)
-        v1_ws = _workspace(root, "predictions-v1")
-        c64_v1 = _v1_prediction_rate(v1_ws, 64, c64_n)
-        v1_ws.close()
-        sealed_ws = _workspace(root, "encrypted")
-        c64_encrypted = _encrypted_rate(sealed_ws, 64, c64_n, subjects=False)
-        c64_subjects = _encrypted_rate(sealed_ws, 64, c64_n, subjects=True)
-        sealed_ws.close()
+        c1 = _append_rate(ws, 1, c1_n).appends_per_s
+        v1_ws, sealed_ws, subjects_ws = (_workspace(root, name) for name in ("predictions-v1", "encrypted", "subjects"))
+        _warm_subjects(subjects_ws)
+        cases: dict[str, Callable[[], Rate]] = {
+            "c64": lambda: _append_rate(ws, 64, c64_n),
+            "c64_encrypted": lambda: _encrypted_rate(sealed_ws, 64, c64_n, subjects=False),
+            "c64_predictions_v1": lambda: _v1_prediction_rate(v1_ws, 64, c64_n),
+            "c64_encrypted_subjects": lambda: _encrypted_rate(subjects_ws, 64, c64_n, subjects=True),
+        }
+        runs = _interleaved(cases, args.rounds)
+        c64, c64_encrypted, c64_v1, c64_subjects = (
+            statistics.median(r.appends_per_s for r in runs[name]) for name in cases
+        )
+        for extra in (v1_ws, sealed_ws, subjects_ws):
+            extra.close()
         seq_c64, _seq_size = _sequencer_rate(root, 64, args.connections, c64_n)
         seq_c64_encrypted, _ = _sequencer_rate(root, 64, args.connections, c64_n, encrypted=True)
         sample = ws.log.entry(ws.log.size() - 1).text.encode()
@@ -308,6 +328,11 @@ def main() -> None:
     result = {
         "appends_per_s_c1": round(c1, 1),
         "appends_per_s_c64": round(c64, 1),
+        "rounds": args.rounds,
+        "appends_per_s_runs": {name: [round(r.appends_per_s) for r in rates] for name, rates in runs.items()},
+        "cpu_us_per_append": {
+            name: round(statistics.median(r.cpu_us for r in rates), 1) for name, rates in runs.items()
+        },
         "appends_per_s_c64_encrypted": round(c64_encrypted, 1),
         "c64_encrypted_vs_c64": round(c64_encrypted / c64, 3),
         "appends_per_s_c64_encrypted_subjects": round(c64_subjects, 1),

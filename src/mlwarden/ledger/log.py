@@ -27,7 +27,7 @@ from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.errors import (
@@ -64,7 +64,14 @@ from mlwarden.ledger.verify import (
 )
 from mlwarden.store.engine import describe_db_error, write_transaction
 from mlwarden.store.rows import DriverTarget, stream_rows
-from mlwarden.store.schema import ledger_checkpoints, ledger_entries, ledger_head, ledger_nodes, ledger_refs
+from mlwarden.store.schema import (
+    ledger_checkpoints,
+    ledger_entries,
+    ledger_head,
+    ledger_nodes,
+    ledger_refs,
+    privacy_rows,
+)
 from mlwarden.store.writelock import WriterLock
 
 HEAD_ID = 1
@@ -174,6 +181,13 @@ def _nodes_sql(count: int, qmark: bool) -> str:
     return f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}"  # noqa: S608 - only bound parameters vary
 
 
+_FIND_REF = select(
+    func.coalesce(
+        select(privacy_rows.c.ledger_index).where(privacy_rows.c.decision_id == bindparam("ref")).scalar_subquery(),
+        select(ledger_refs.c.idx).where(ledger_refs.c.ref == bindparam("ref")).scalar_subquery(),
+    )
+)
+"""A reference's entry index: a sealed prediction row's (its decision ids are indexed there only), else a ref's."""
 _HEAD_QUERY = select(ledger_head.c.size, ledger_head.c.frontier, ledger_head.c.note).where(ledger_head.c.id == HEAD_ID)
 _HEAD_QUERY_LOCKED = _HEAD_QUERY.with_for_update()
 
@@ -356,13 +370,17 @@ class Log:
         return self._committer.queued
 
     def find_ref(self, ref: str) -> int | None:
-        """The index of the entry recorded with reference ``ref``."""
+        """The index of the entry recorded with reference ``ref`` (a lookup: callers check the entry records it).
+
+        A sealed prediction's decision ids are indexed once, by its payload rows
+        (``privacy_rows.ledger_index``), not also in ``ledger_refs``; everything else by ``ledger_refs``.
+        """
         try:
             with self._engine.connect() as conn:
-                row = conn.execute(select(ledger_refs.c.idx).where(ledger_refs.c.ref == ref)).first()
+                row = conn.execute(_FIND_REF, {"ref": ref}).first()
         except SQLAlchemyError as exc:
             raise _db_error("look up the reference", exc) from exc
-        return None if row is None else int(row[0])
+        return None if row is None or row[0] is None else int(row[0])
 
     def append_many(self, entries: Sequence[Appendable]) -> list[Receipt]:
         """Record several entries atomically: all are durable, or none is written.

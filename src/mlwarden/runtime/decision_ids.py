@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 
 _VERSION = 0x7 << 76
 _VARIANT = 0b10 << 62
@@ -19,12 +18,16 @@ _RAND_B = (1 << 62) - 1
 
 
 def decision_ids(count: int) -> list[str]:
-    """``count`` new version 7 UUIDs as strings (one clock read and one ``urandom`` call for all)."""
+    """``count`` new version 7 UUIDs as strings (one clock read and one ``urandom`` call for all).
+
+    Formatted from the integer directly (the canonical ``8-4-4-4-12`` lowercase hex of :class:`uuid.UUID`,
+    which the tests compare against), at a third of the cost of building a ``UUID`` per id.
+    """
     millis = time.time_ns() // 1_000_000
     entropy = os.urandom(10 * count)
     ids = []
     for i in range(count):
         rand = int.from_bytes(entropy[10 * i : 10 * i + 10], "big")
-        value = (millis << 80) | _VERSION | ((rand >> 62) & _RAND_A) << 64 | _VARIANT | (rand & _RAND_B)
-        ids.append(str(uuid.UUID(int=value)))
+        h = f"{(millis << 80) | _VERSION | ((rand >> 62) & _RAND_A) << 64 | _VARIANT | (rand & _RAND_B):032x}"
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return ids

@@ -35,7 +35,7 @@ def prediction_record(
     }
     return PreparedEntry.build(
         kind="prediction", subject=f"model:{row['name']}:{row['version']}", principal=principal, body=body,
-        refs=tuple(decision_ids), attachments=sealed.attachments,
+        attachments=sealed.attachments,  # the rows (keyed by decision id) index its decisions: no ledger_refs
     )  # fmt: skip
 
 

@@ -80,10 +80,13 @@ class PredictionBody(NamedTuple):
     def entry(
         self, inputs_digests: Sequence[bytes], outputs_digests: Sequence[bytes], rows: Sequence[PayloadRow]
     ) -> PreparedEntry:
-        """The prepared entry, carrying the sealed rows it commits to."""
+        """The prepared entry, carrying the sealed rows it commits to.
+
+        No ``ledger_refs`` rows: the rows (``privacy_rows``, keyed by decision id) index its decisions.
+        """
         if not len(inputs_digests) == len(outputs_digests) == len(rows) == len(self.decision_ids):
             raise InvalidInput(f"a prediction of {len(self.decision_ids)} rows takes one commitment pair per row")
         return PreparedEntry.from_canonical(
             kind=KIND, subject=self.subject, principal=self.principal, body_json=self.render(inputs_digests,
-            outputs_digests), refs=self.decision_ids, attachments=tuple(rows),
+            outputs_digests), attachments=tuple(rows),
         )  # fmt: skip

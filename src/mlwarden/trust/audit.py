@@ -8,10 +8,11 @@ refuse on use); they are the report.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from mlwarden.errors import ArtifactIntegrityError, InvalidInput
 from mlwarden.identity.tokens import token_row_problem
@@ -30,6 +31,7 @@ from mlwarden.store.schema import (
     ledger_refs,
     model_aliases,
     model_versions,
+    privacy_rows,
 )
 from mlwarden.store.schema import tokens as tokens_table
 from mlwarden.trust.projection import TrustedState
@@ -140,7 +142,7 @@ def batch_rows(ws: Workspace, state: TrustedState) -> list[RowFinding]:
 
 def ledger_columns(ws: Workspace) -> list[RowFinding]:
     """The columns lookups select on: each entry's kind, subject, principal, time, decision and status,
-    and each reference's index."""
+    each reference's index, and each sealed prediction row's index."""
     found: list[RowFinding] = []
     e = ledger_entries.c
     with ws.engine.connect() as conn:
@@ -161,7 +163,23 @@ def ledger_columns(ws: Workspace) -> list[RowFinding]:
                 recorded = (idx, _entry_refs(text))
             if str(ref) not in recorded[1]:
                 found.append(RowFinding("ledger_refs", str(ref), f"points at entry {idx}, which does not record it"))
+        found.extend(_sealed_row_indexes(conn))
     return found
+
+
+def _sealed_row_indexes(conn: Connection) -> Iterator[RowFinding]:
+    """Each sealed prediction row's ``ledger_index``: the index of its decision id (which has no ``ledger_refs``
+    row), so it must point at the entry that records that decision."""
+    r = privacy_rows.c
+    rows = select(r.decision_id, r.ledger_index, ledger_entries.c.entry).join_from(
+        privacy_rows, ledger_entries, ledger_entries.c.idx == r.ledger_index, isouter=True
+    )
+    recorded: tuple[int | None, tuple[str, ...]] = (None, ())
+    for decision, idx, text in conn.execute(rows.where(r.ledger_index.is_not(None)).order_by(r.ledger_index)):
+        if recorded[0] != idx:
+            recorded = (idx, _entry_refs(text))
+        if str(decision) not in recorded[1]:
+            yield RowFinding("privacy_rows", str(decision), f"points at entry {idx}, which does not record it")
 
 
 def _entry_refs(text: str | None) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from mlwarden.config import Settings
 from mlwarden.errors import IntegrityError
 from mlwarden.identity.tokens import create_token, parse_token, revoke_token
 from mlwarden.ledger.entry import Entry
-from mlwarden.store.schema import ledger_entries, ledger_refs, meta, model_versions, tokens
+from mlwarden.store.schema import ledger_entries, ledger_refs, meta, model_versions, privacy_rows, tokens
 from mlwarden.trust.follower import SNAPSHOT_KEY, StateFollower
 from tests.support.cli import Cli
 from tests.unit.api.conftest import Env
@@ -158,16 +158,34 @@ def _predict(env: Env) -> tuple[str, int]:
     return str(response.json()["decision_ids"][0]), int(response.json()["ledger_index"])
 
 
-def test_decision_reference_pointed_at_another_decision_is_refused(env: Env, cli: Cli) -> None:
-    """A decision id re-pointed to another entry is caught: the entry must record that decision."""
+def test_decision_index_pointed_at_another_decision_is_refused(env: Env, cli: Cli) -> None:
+    """A decision id re-pointed to another entry is caught: the entry must record that decision.
+
+    A sealed prediction's decision is indexed by its payload row (``privacy_rows.ledger_index``) only.
+    """
     first, _ = _predict(env)
     _second, second_index = _predict(env)
-    _set(env, ledger_refs, ledger_refs.c.ref == first, idx=second_index)
+    with env.ws.engine.connect() as conn:
+        assert conn.execute(select(ledger_refs).where(ledger_refs.c.ref == first)).first() is None
+    _set(env, privacy_rows, privacy_rows.c.decision_id == first, ledger_index=second_index)
+    assert env.ws.log.find_ref(first) == second_index
     size = env.ws.log.size()
     response = env.client.get(f"/v1/decisions/{first}", headers=env.headers(env.tokens["audit:read"]))
     assert response.status_code == 503, response.text
     assert response.json()["type"] == "urn:mlwarden:problem:integrity-failure"
     assert "ledger.index_tampered" in [e.kind for e in _kinds_since(env, size)]
+    _verify_names(cli, f"privacy_rows row {first}")
+
+
+def test_a_reference_added_for_a_sealed_decision_is_named(env: Env, cli: Cli) -> None:
+    """A ``ledger_refs`` row slipped in for a decision (which has none) and pointed elsewhere is named by verify."""
+    first, first_index = _predict(env)
+    _second, second_index = _predict(env)
+    with env.ws.engine.begin() as conn:
+        conn.execute(insert(ledger_refs).values(ref=first, idx=second_index))
+    assert env.ws.log.find_ref(first) == first_index  # the sealed row's index comes first
+    response = env.client.get(f"/v1/decisions/{first}", headers=env.headers(env.tokens["audit:read"]))
+    assert response.status_code == 200, response.text
     _verify_names(cli, f"ledger_refs row {first}")
 
 

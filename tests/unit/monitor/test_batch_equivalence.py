@@ -34,6 +34,12 @@ from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import Workspace
 from tests.unit.monitor.conftest import drain
 
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.slow])])
+def backend(request: pytest.FixtureRequest) -> str:
+    """SQLite in the default pass; PostgreSQL (15-17 s a test here) in the slow pass."""
+    return str(request.param)
+
 CUSTOM = """
 alerts:
   sampling: {budget: 30, window: 300, rows_per_entry: 16}

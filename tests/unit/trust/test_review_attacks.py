@@ -21,7 +21,7 @@ from mlwarden.registry import governance
 from mlwarden.registry.governance import promote, set_stage
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel
-from mlwarden.store.schema import ledger_entries, ledger_refs
+from mlwarden.store.schema import ledger_entries, ledger_refs, privacy_rows
 from mlwarden.trust.follower import follower
 from mlwarden.trust.projection import TrustedState
 from tests.support.cli import Cli
@@ -67,11 +67,20 @@ def test_decision_ref_pointed_at_its_feedback_is_named_by_verify(env: Env, cli: 
     _feedback(env, decision)
     with env.ws.engine.connect() as conn:
         feedback_at = conn.execute(select(ledger_entries.c.idx).where(ledger_entries.c.kind == "feedback")).scalar_one()
-    _set(env, ledger_refs, ledger_refs.c.ref == decision, idx=feedback_at)
+    _set(env, privacy_rows, privacy_rows.c.decision_id == decision, ledger_index=feedback_at)
     response = env.client.get(f"/v1/decisions/{decision}", headers=env.headers(env.tokens["audit:read"]))
     assert response.status_code == 503, response.text
     result = cli("ledger", "verify", "--json").json_lines()[0]
-    assert ("ledger_refs", decision) in {(r["table"], r["row"]) for r in result["rows"]}, result["rows"]
+    assert ("privacy_rows", decision) in {(r["table"], r["row"]) for r in result["rows"]}, result["rows"]
+
+
+def test_feedback_ref_pointed_at_its_decision_is_named_by_verify(env: Env, cli: Cli) -> None:
+    """A feedback id is indexed in ``ledger_refs``: re-pointed at the prediction it names, verify still finds it."""
+    decision, prediction_at = _predict(env)
+    feedback_id = _feedback(env, decision)["feedback_id"]
+    _set(env, ledger_refs, ledger_refs.c.ref == feedback_id, idx=prediction_at)
+    result = cli("ledger", "verify", "--json").json_lines()[0]
+    assert ("ledger_refs", feedback_id) in {(r["table"], r["row"]) for r in result["rows"]}, result["rows"]
 
 
 class _Stale:
