@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 from mlwarden.errors import InvalidInput
 from mlwarden.ledger.canonical import canonical_json
-from mlwarden.ledger.entry import MAX_BODY_BYTES, PayloadRow, PreparedEntry, check_entry_fields
+from mlwarden.ledger.entry import MAX_BODY_BYTES, PayloadRow, PreparedEntry
 from mlwarden.subjects.sealing import ENTRY_VERSION
 
 KIND = "prediction"
@@ -41,8 +41,8 @@ class PredictionBody(NamedTuple):
     (A named tuple, not a frozen dataclass: one is built per prediction, and a tuple is built 3x faster.)
     """
 
-    subject: str
-    principal: str
+    template: PreparedEntry
+    """The entry's checked kind, subject and principal (around an empty body): each entry is it with its body."""
     decision_ids: tuple[str, ...]
     head: bytes
     """The rendered body up to the inputs' commitments; then ``middle``, the outputs' commitments, ``tail``."""
@@ -65,28 +65,29 @@ class PredictionBody(NamedTuple):
         pieces = rendered.split(_CUT)
         if len(pieces) != 3:
             raise InvalidInput("a prediction's values may not hold the body's commitment placeholder")
-        subject = f"model:{model['name']}:{model['version']}"
-        check_entry_fields(kind=KIND, subject=subject, principal=principal)
+        template = PreparedEntry.from_canonical(
+            kind=KIND, subject=f"model:{model['name']}:{model['version']}", principal=principal, body_json=b"{}"
+        )
         rows = len(decision_ids)
         size = len(rendered) - 2 * len(_CUT) + 2 * (2 + max(0, rows * (_QUOTED_DIGEST + 1) - 1))
         if size > MAX_BODY_BYTES:
             raise InvalidInput(f"a prediction of {rows} rows makes a {size}-byte body; the limit is {MAX_BODY_BYTES}")
-        return cls(subject, principal, tuple(decision_ids), pieces[0], pieces[1], pieces[2])
+        return cls(template, tuple(decision_ids), pieces[0], pieces[1], pieces[2])
 
     def render(self, inputs_digests: Sequence[bytes], outputs_digests: Sequence[bytes]) -> bytes:
         """The canonical body with one commitment per row for its inputs and for its outputs."""
         return self.head + _quoted_list(inputs_digests) + self.middle + _quoted_list(outputs_digests) + self.tail
 
     def entry(
-        self, inputs_digests: Sequence[bytes], outputs_digests: Sequence[bytes], rows: Sequence[PayloadRow]
+        self, inputs_digests: Sequence[bytes], outputs_digests: Sequence[bytes], rows: Sequence[PayloadRow] = ()
     ) -> PreparedEntry:
         """The prepared entry, carrying the sealed rows it commits to.
 
         No ``ledger_refs`` rows: the rows (``privacy_rows``, keyed by decision id) index its decisions.
         """
-        if not len(inputs_digests) == len(outputs_digests) == len(rows) == len(self.decision_ids):
+        if not len(inputs_digests) == len(outputs_digests) == len(self.decision_ids) or len(rows) not in (
+            0,
+            len(self.decision_ids),
+        ):
             raise InvalidInput(f"a prediction of {len(self.decision_ids)} rows takes one commitment pair per row")
-        return PreparedEntry.from_canonical(
-            kind=KIND, subject=self.subject, principal=self.principal, body_json=self.render(inputs_digests,
-            outputs_digests), attachments=tuple(rows),
-        )  # fmt: skip
+        return self.template.with_body(self.render(inputs_digests, outputs_digests), rows)
