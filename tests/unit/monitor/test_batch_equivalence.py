@@ -40,6 +40,7 @@ def backend(request: pytest.FixtureRequest) -> str:
     """SQLite in the default pass; PostgreSQL (15-17 s a test here) in the slow pass."""
     return str(request.param)
 
+
 CUSTOM = """
 alerts:
   sampling: {budget: 30, window: 300, rows_per_entry: 16}
