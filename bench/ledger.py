@@ -21,7 +21,7 @@ Prints one JSON object. Baselines, measured in the same run on the same disk:
   insert of a row of the same size as a ledger entry;
 * ``baseline_sha256_entries_per_s``: hashlib.sha256 over the same entry bytes, in memory.
 
-Usage: python bench/ledger.py [--quick] [--dir DIR]
+Usage: python bench/ledger.py [--quick] [--rounds N] [--dir DIR]
 """
 
 from __future__ import annotations
@@ -144,17 +144,22 @@ def _v1_prediction_rate(ws: Workspace, threads: int, total: int) -> Rate:
     return _threaded(threads, total, append)
 
 
-def _interleaved(cases: dict[str, Callable[[], Rate]], rounds: int) -> dict[str, list[Rate]]:
-    """Each case's rate over ``rounds`` rounds of every case in turn.
+def _interleaved(cases: dict[str, Callable[[int], Rate]], rounds: int, entries: int) -> dict[str, list[Rate]]:
+    """Each case's rate over ``rounds`` rounds of every case in turn, after one warm-up tenth-size round.
 
     Interleaving puts the cases under the same conditions (the machine's load, the disk's state,
-    the CPU's clock) so their ratio is not the drift between a first and a last measurement; the
-    caller reports medians.
+    the CPU's clock) so their ratio is not the drift between a first and a last measurement; each
+    round starts with the next case, so none is always first; the warm-up takes every workspace's
+    first-append costs (empty pages, caches, the keys of the day) out of the figures. The caller
+    reports medians.
     """
+    for case in cases.values():
+        case(max(64, entries // 10))
+    names = list(cases)
     runs: dict[str, list[Rate]] = {name: [] for name in cases}
-    for _ in range(rounds):
-        for name, case in cases.items():
-            runs[name].append(case())
+    for k in range(rounds):
+        for name in names[k % len(names) :] + names[: k % len(names)]:
+            runs[name].append(cases[name](entries))
     return runs
 
 
@@ -285,23 +290,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs; finishes within 60 s on 2 cores")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the benchmark databases")
     parser.add_argument("--proof-log-size", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the c64 cases (medians)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the c64 cases (medians)")
     parser.add_argument("--connections", type=int, default=4, help="sockets to the ledger writer (gateway workers)")
     args = parser.parse_args()
-    c1_n, c64_n, base_n = (300, 12_800, 300) if args.quick else (1_000, 64_000, 1_000)
+    c1_n, c64_n, base_n = (300, 6_400, 300) if args.quick else (1_000, 64_000, 1_000)
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-", dir=args.dir))
     try:
         ws = _workspace(root, "appends")
         c1 = _append_rate(ws, 1, c1_n).appends_per_s
         v1_ws, sealed_ws, subjects_ws = (_workspace(root, name) for name in ("predictions-v1", "encrypted", "subjects"))
         _warm_subjects(subjects_ws)
-        cases: dict[str, Callable[[], Rate]] = {
-            "c64": lambda: _append_rate(ws, 64, c64_n),
-            "c64_encrypted": lambda: _encrypted_rate(sealed_ws, 64, c64_n, subjects=False),
-            "c64_predictions_v1": lambda: _v1_prediction_rate(v1_ws, 64, c64_n),
-            "c64_encrypted_subjects": lambda: _encrypted_rate(subjects_ws, 64, c64_n, subjects=True),
+        cases: dict[str, Callable[[int], Rate]] = {
+            "c64": lambda n: _append_rate(ws, 64, n),
+            "c64_encrypted": lambda n: _encrypted_rate(sealed_ws, 64, n, subjects=False),
+            "c64_predictions_v1": lambda n: _v1_prediction_rate(v1_ws, 64, n),
+            "c64_encrypted_subjects": lambda n: _encrypted_rate(subjects_ws, 64, n, subjects=True),
         }
-        runs = _interleaved(cases, args.rounds)
+        runs = _interleaved(cases, args.rounds, c64_n)
         c64, c64_encrypted, c64_v1, c64_subjects = (
             statistics.median(r.appends_per_s for r in runs[name]) for name in cases
         )

@@ -29,7 +29,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import Connection, insert
 
@@ -180,78 +180,40 @@ def seal_canonical_rows(
     """:func:`seal_prediction_rows` for checked decision ids and payloads already in canonical JSON.
 
     Row ``i`` is sealed under ``keys[i]`` (its day is theirs) or, where ``shares[i]``, under keys
-    of its own derived from them and a share: :func:`salt_rows`, then :func:`encrypt_rows`.
+    of its own derived from them and a share. One :func:`random_bytes` call gives every share, salt and
+    nonce (a share's bytes are drawn for every row, used where ``shares[i]``). Each field is
+    ``nonce || AES-256-GCM(salt || canonical)`` with :func:`row_aad`; the digests are those of
+    :func:`commitment_of`.
     """
-    salted, inputs_digests, outputs_digests = salt_rows(inputs, outputs)
-    return SealedBatch(inputs_digests, outputs_digests, encrypt_rows(decision_ids, salted, keys, shares))
-
-
-class SaltedRow(NamedTuple):
-    """A row's two payloads salted (``salt || canonical JSON``), with the share and nonces that will seal them."""
-
-    share: bytes
-    inputs: bytes
-    outputs: bytes
-    inputs_nonce: bytes
-    outputs_nonce: bytes
-
-
-_ROW_RANDOM = SHARE_BYTES + 2 * _FIELD_STEP
-"""Random bytes per row: a share, then the inputs' salt and nonce, then the outputs'."""
-
-
-def salt_rows(inputs: Sequence[bytes], outputs: Sequence[bytes]) -> tuple[list[SaltedRow], list[bytes], list[bytes]]:
-    """Each row's payloads salted, and their commitment digests (:func:`commitment_of`): no key needed.
-
-    One :func:`random_bytes` call gives every share, salt and nonce (a share's bytes are drawn for every
-    row, used where the row has no subject). The commitments depend on the salts alone, so an
-    entry's body is complete before its payloads are encrypted.
-    """
-    randomness = random_bytes(_ROW_RANDOM * len(inputs))
+    step = SHARE_BYTES + 2 * _FIELD_STEP
+    randomness = random_bytes(step * len(decision_ids))
     sha256 = hashlib.sha256
-    salted: list[SaltedRow] = []
     inputs_digests: list[bytes] = []
     outputs_digests: list[bytes] = []
-    for i, value in enumerate(inputs):
-        at = i * _ROW_RANDOM
-        salt_at = at + SHARE_BYTES
+    rows: list[PayloadRow] = []
+    for i, decision_id in enumerate(decision_ids):
+        head = _ROW_AAD_PREFIX + frame_part(decision_id)
+        inputs_key, outputs_key = keys[i]
+        at = i * step
+        salt_at = at + SHARE_BYTES  # share, then inputs' salt and nonce, then outputs' salt and nonce
         out_at = salt_at + _FIELD_STEP
-        salted_inputs = randomness[salt_at : salt_at + SALT_BYTES] + value
+        salted_inputs = randomness[salt_at : salt_at + SALT_BYTES] + inputs[i]
         salted_outputs = randomness[out_at : out_at + SALT_BYTES] + outputs[i]
-        salted.append(SaltedRow(
-            randomness[at:salt_at], salted_inputs, salted_outputs, randomness[salt_at + SALT_BYTES : out_at],
-            randomness[out_at + SALT_BYTES : out_at + _FIELD_STEP],
+        inputs_nonce = randomness[salt_at + SALT_BYTES : out_at]
+        outputs_nonce = randomness[out_at + SALT_BYTES : out_at + _FIELD_STEP]
+        share = randomness[at:salt_at] if shares[i] else None
+        if share is None:
+            inputs_aead, outputs_aead = inputs_key.aead, outputs_key.aead
+        else:
+            inputs_aead, outputs_aead = inputs_key.row_key(share), outputs_key.row_key(share)
+        rows.append((
+            decision_id, inputs_key.slot.day, inputs_key.key_id, outputs_key.key_id, share,
+            inputs_nonce + inputs_aead.encrypt(inputs_nonce, salted_inputs, head + inputs_key.aad_tail),
+            outputs_nonce + outputs_aead.encrypt(outputs_nonce, salted_outputs, head + outputs_key.aad_tail),
         ))  # fmt: skip
         inputs_digests.append(sha256(DOMAIN + salted_inputs).digest())
         outputs_digests.append(sha256(DOMAIN + salted_outputs).digest())
-    return salted, inputs_digests, outputs_digests
-
-
-def encrypt_rows(
-    decision_ids: Sequence[str],
-    salted: Sequence[SaltedRow],
-    keys: Sequence[tuple[DataKey, DataKey]],
-    shares: Sequence[bool],
-) -> list[PayloadRow]:
-    """The ``privacy_rows`` rows: row ``i``'s fields as ``nonce || AES-256-GCM(salted)`` with :func:`row_aad`,
-    under ``keys[i]``, or where ``shares[i]`` under keys derived from them and the row's share."""
-    rows: list[PayloadRow] = []
-    for i, decision_id in enumerate(decision_ids):
-        row = salted[i]
-        inputs_key, outputs_key = keys[i]
-        raw_id = decision_id.encode()
-        head = _ROW_AAD_PREFIX + len(raw_id).to_bytes(4, "big") + raw_id  # frame_part(decision_id)
-        if shares[i]:
-            share = row.share
-            inputs_aead, outputs_aead = inputs_key.row_key(share), outputs_key.row_key(share)
-        else:
-            share, inputs_aead, outputs_aead = None, inputs_key.aead, outputs_key.aead
-        rows.append((
-            decision_id, inputs_key.slot.day, inputs_key.key_id, outputs_key.key_id, share,
-            row.inputs_nonce + inputs_aead.encrypt(row.inputs_nonce, row.inputs, head + inputs_key.aad_tail),
-            row.outputs_nonce + outputs_aead.encrypt(row.outputs_nonce, row.outputs, head + outputs_key.aad_tail),
-        ))  # fmt: skip
-    return rows
+    return SealedBatch(inputs_digests, outputs_digests, rows)
 
 
 def seal_with_keys(

@@ -1,18 +1,18 @@
 """Predictions sealed by the group commit's leader, a batch at a time, instead of by each caller.
 
 A caller hands :meth:`~mlwarden.ledger.log.Log.append_many` a :func:`pending_prediction`: its
-data checked and rendered (canonical inputs and outputs), salted, committed to (the commitments
-need the salts, not the keys) and its entry complete, but its payloads not encrypted. The leader
-of the group commit that takes it encrypts the rows of its whole batch in one loop
-(:class:`PredictionSealer`) before the batch's transaction.
+data checked and rendered (canonical inputs and outputs, the entry's body around its future
+commitments), but not sealed. The leader of the group commit that takes it seals every pending
+prediction of its batch in one loop (:class:`PredictionSealer`) before the batch's transaction.
 
-Why the split: the leader's work is the critical path that every caller waits on (it runs while
-64 threads contend for the GIL, and a GIL release in it, e.g. ``os.urandom``, lets them all run
-first), so it keeps only what needs the keys of the day: deriving row keys and encrypting. What
-needs no key (randomness, salting, SHA-256 commitments, the body) is done by each caller before
-it queues. Done entirely by the callers, sealing left fewer callers queued when the leader took
-its next batch (twice the commits per entry); done entirely by the leader, it doubled the
-leader's time per entry.
+Why: sealing is GIL-held work. Done by 64 caller threads while the leader commits, it left
+fewer callers queued when the leader took its next batch: twice the commits per entry. Done by
+the leader, the callers queue up while it seals, and batches stay as large as plain appends'.
+Work in the callers costs more than its own CPU time under contention: with the salting,
+commitments and body moved to the callers (the leader only encrypting), appends/s fell from
+0.83-0.88 to 0.69-0.77 of plain appends and CPU per append rose (bench/README.md, 2026-11-27).
+The leader's randomness comes from :func:`mlwarden.randomness.random_bytes`, which does not
+release the GIL per call as ``os.urandom`` does (a release in the leader lets its callers run first).
 
 Everything that depends on one caller's data is refused in that caller's thread, before it is
 handed over (:class:`InvalidInput`); what can still fail in the leader is shared by the batch
@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 from mlwarden.ledger.canonical import canonical_json
 from mlwarden.ledger.entry import PendingEntry, PreparedEntry
 from mlwarden.privacy import utc_day
-from mlwarden.privacy.payloads import SaltedRow, check_decision_id, encrypt_rows, salt_rows
+from mlwarden.privacy.payloads import check_decision_id, seal_canonical_rows
 from mlwarden.subjects.prediction_body import PredictionBody
 from mlwarden.subjects.sealing import check_rows, check_subjects, day_keys, privacy_ring
 from mlwarden.workspace import Workspace
@@ -38,45 +38,49 @@ _SEALER = "prediction_sealer"
 
 
 class UnsealedPrediction(NamedTuple):
-    """A prediction to record, its rows salted and committed to but not encrypted (see :func:`pending_prediction`)."""
+    """A prediction to record whose rows are not sealed yet (made by :func:`pending_prediction`, checked)."""
 
-    entry: PreparedEntry
-    """The entry, complete but for its payload rows (the body holds the commitments)."""
-    decision_ids: tuple[str, ...]
-    rows: list[SaltedRow]
+    body: PredictionBody
+    inputs: tuple[bytes, ...]
+    """Each row's inputs as RFC 8785 canonical JSON."""
+    outputs: tuple[bytes, ...]
     subjects: tuple[str, ...] | None
     day: str | None
     """The UTC day whose keys seal it; None: the day it is sealed."""
 
 
 class PredictionSealer:
-    """Encrypts the payload rows of one group-commit batch's pending predictions at once (an ``EntryFinisher``).
+    """Seals the pending predictions of one group-commit batch at once (the ledger's ``EntryFinisher``).
 
     The keys of the day are looked up once per batch (cached ones without the database, missing
-    ones in one short transaction of their own, before the ledger's); each row then costs its two
-    encryptions (and, without subject, its two row keys).
+    ones in one short transaction of their own, before the ledger's), one ``os.urandom`` call gives
+    the batch's shares, salts and nonces, and each entry's body is its pre-rendered pieces and
+    its commitments.
     """
 
     def __init__(self, ws: Workspace) -> None:
         self._ws = ws
 
     def finish(self, items: Sequence[UnsealedPrediction]) -> list[PreparedEntry]:
-        """Each item's entry carrying its sealed rows."""
+        """One version-2 prediction entry per item, carrying its sealed rows."""
         ring = privacy_ring(self._ws)
         today = ring.today()
-        wanted = [(item.subjects, len(item.rows), item.day or today) for item in items]
+        wanted = [(item.subjects, len(item.inputs), item.day or today) for item in items]
         keys = [pair for pairs in day_keys(self._ws, ring, wanted) for pair in pairs]
-        rows = encrypt_rows(
-            [d for item in items for d in item.decision_ids],
-            [row for item in items for row in item.rows],
+        sealed = seal_canonical_rows(
+            [d for item in items for d in item.body.decision_ids],
+            [value for item in items for value in item.inputs],
+            [value for item in items for value in item.outputs],
             keys,
-            [item.subjects is None for item in items for _ in item.rows],
+            [item.subjects is None for item in items for _ in item.inputs],
         )
         entries = []
         at = 0
         for item in items:
-            end = at + len(item.rows)
-            entries.append(item.entry.with_attachments(rows[at:end]))
+            end = at + len(item.inputs)
+            entries.append(
+                item.body.entry(sealed.inputs_digests[at:end], sealed.outputs_digests[at:end], sealed.rows[at:end])
+            )
             at = end
         return entries
 
@@ -114,13 +118,10 @@ def pending_prediction(
         check_subjects(list(subjects), len(decision_ids))
     for decision_id in decision_ids:
         check_decision_id(decision_id)
-    body = PredictionBody.of(model, decision_ids, principal=principal, extra=extra)
-    rows, inputs_digests, outputs_digests = salt_rows(list(map(canonical_json, inputs)),
-                                                      list(map(canonical_json, outputs)))  # fmt: skip
     item = UnsealedPrediction(
-        body.entry(inputs_digests, outputs_digests),
-        tuple(decision_ids),
-        rows,
+        PredictionBody.of(model, decision_ids, principal=principal, extra=extra),
+        tuple(map(canonical_json, inputs)),
+        tuple(map(canonical_json, outputs)),
         None if subjects is None else tuple(subjects),
         None if now is None else utc_day(now),
     )

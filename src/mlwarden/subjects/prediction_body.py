@@ -12,6 +12,7 @@ mistaken.
 from __future__ import annotations
 
 import binascii
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -33,6 +34,12 @@ def _quoted_list(digests: Sequence[bytes]) -> bytes:
     if not digests:
         return b"[]"
     return b'["' + b'","'.join(map(binascii.hexlify, digests)) + b'"]'
+
+
+@functools.lru_cache(maxsize=1024)
+def _template(subject: str, principal: str) -> PreparedEntry:
+    """A checked prediction entry of ``subject`` by ``principal`` (few distinct pairs: cached)."""
+    return PreparedEntry.from_canonical(kind=KIND, subject=subject, principal=principal, body_json=b"{}")
 
 
 class PredictionBody(NamedTuple):
@@ -65,9 +72,11 @@ class PredictionBody(NamedTuple):
         pieces = rendered.split(_CUT)
         if len(pieces) != 3:
             raise InvalidInput("a prediction's values may not hold the body's commitment placeholder")
-        template = PreparedEntry.from_canonical(
-            kind=KIND, subject=f"model:{model['name']}:{model['version']}", principal=principal, body_json=b"{}"
-        )
+        subject = f"model:{model['name']}:{model['version']}"
+        try:
+            template = _template(subject, principal)
+        except TypeError:  # an unhashable principal is no string: the uncached check says so
+            template = PreparedEntry.from_canonical(kind=KIND, subject=subject, principal=principal, body_json=b"{}")
         rows = len(decision_ids)
         size = len(rendered) - 2 * len(_CUT) + 2 * (2 + max(0, rows * (_QUOTED_DIGEST + 1) - 1))
         if size > MAX_BODY_BYTES:
