@@ -69,18 +69,22 @@ class DataKey:
     slot: KeySlot
     aead: AESGCM
     _mac: tuple[Any, Any] = dataclasses.field(default=(None, None), compare=False)
+    """HMAC-SHA256's inner state after the padded key and the row-key label, and its outer state."""
     aad_tail: bytes = b""
     """The field and key id parts of a payload's associated data (see ``privacy.framing``), framed once."""
 
     @classmethod
     def from_secret(cls, key_id: str, slot: KeySlot, secret: bytes) -> DataKey:
         """The key ``secret`` (32 bytes) as an AEAD and as an HMAC key (pad states computed once)."""
-        return cls(key_id, slot, AESGCM(secret), hmac_states(secret), frame_part(slot.field) + frame_part(key_id))
+        inner, outer = hmac_states(secret)
+        inner.update(SHARE_LABEL)
+        return cls(key_id, slot, AESGCM(secret), (inner, outer), frame_part(slot.field) + frame_part(key_id))
 
     def row_key(self, share: bytes) -> AESGCM:
         """The key of one row: ``HMAC-SHA256(this key, b"mlwarden-row-key-v1\\x00" || share)`` as AES-256-GCM."""
-        inner, outer = self._mac[0].copy(), self._mac[1].copy()
-        inner.update(SHARE_LABEL + share)
+        inner = self._mac[0].copy()
+        inner.update(share)
+        outer = self._mac[1].copy()
         outer.update(inner.digest())
         return AESGCM(outer.digest())
 
