@@ -175,7 +175,10 @@ def _sealed_row_indexes(conn: Connection) -> Iterator[RowFinding]:
         privacy_rows, ledger_entries, ledger_entries.c.idx == r.ledger_index, isouter=True
     )
     recorded: tuple[int | None, tuple[str, ...]] = (None, ())
-    for decision, idx, text in conn.execute(rows.where(r.ledger_index.is_not(None)).order_by(r.ledger_index)):
+    for decision, idx, text in conn.execute(rows.order_by(r.ledger_index)):
+        if idx is None:
+            yield RowFinding("privacy_rows", str(decision), "has no ledger index: its decision cannot be looked up")
+            continue
         if recorded[0] != idx:
             recorded = (idx, _entry_refs(text))
         if str(decision) not in recorded[1]:

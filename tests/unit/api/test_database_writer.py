@@ -177,6 +177,15 @@ def test_decision_index_pointed_at_another_decision_is_refused(env: Env, cli: Cl
     _verify_names(cli, f"privacy_rows row {first}")
 
 
+def test_a_sealed_decisions_index_cleared_is_named(env: Env, cli: Cli) -> None:
+    """Clearing a sealed row's index hides the decision from lookups: verify names the row."""
+    decision, _ = _predict(env)
+    _set(env, privacy_rows, privacy_rows.c.decision_id == decision, ledger_index=None)
+    response = env.client.get(f"/v1/decisions/{decision}", headers=env.headers(env.tokens["audit:read"]))
+    assert response.status_code == 404, response.text
+    _verify_names(cli, f"privacy_rows row {decision}")
+
+
 def test_a_reference_added_for_a_sealed_decision_is_named(env: Env, cli: Cli) -> None:
     """A ``ledger_refs`` row slipped in for a decision (which has none) and pointed elsewhere is named by verify."""
     first, first_index = _predict(env)
