@@ -16,6 +16,10 @@ callers over ``--connections`` sockets to the ledger writer process that ``serve
 (one process for the callers, one for the writer, as gateway workers and their writer);
 ``appends_per_s_sequencer_c64_encrypted`` seals in the callers' process, as a gateway worker does.
 
+The four in-process c64 cases run interleaved: a warm-up round, then ``--rounds`` rounds of all
+four, each round starting with the next case; each key is the median of its rounds, beside
+``appends_per_s_runs`` (every round) and ``cpu_us_per_append`` (process CPU per append, median).
+
 Prints one JSON object. Baselines, measured in the same run on the same disk:
 * ``baseline_commit_per_insert_per_s``: plain sqlite3 (WAL, synchronous=FULL), one commit per
   insert of a row of the same size as a ledger entry;
