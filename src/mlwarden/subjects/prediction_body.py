@@ -88,15 +88,12 @@ class PredictionBody(NamedTuple):
         return self.head + _quoted_list(inputs_digests) + self.middle + _quoted_list(outputs_digests) + self.tail
 
     def entry(
-        self, inputs_digests: Sequence[bytes], outputs_digests: Sequence[bytes], rows: Sequence[PayloadRow] = ()
+        self, inputs_digests: Sequence[bytes], outputs_digests: Sequence[bytes], rows: Sequence[PayloadRow]
     ) -> PreparedEntry:
         """The prepared entry, carrying the sealed rows it commits to.
 
         No ``ledger_refs`` rows: the rows (``privacy_rows``, keyed by decision id) index its decisions.
         """
-        if not len(inputs_digests) == len(outputs_digests) == len(self.decision_ids) or len(rows) not in (
-            0,
-            len(self.decision_ids),
-        ):
+        if not len(inputs_digests) == len(outputs_digests) == len(rows) == len(self.decision_ids):
             raise InvalidInput(f"a prediction of {len(self.decision_ids)} rows takes one commitment pair per row")
         return self.template.with_body(self.render(inputs_digests, outputs_digests), rows)
