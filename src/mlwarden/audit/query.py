@@ -21,8 +21,9 @@ from mlwarden.errors import LedgerUnavailable
 from mlwarden.ledger.columns import STATUS_KIND, derived
 from mlwarden.ledger.entry import Entry
 from mlwarden.ledger.kinds import recorded_refs
+from mlwarden.ledger.log import ref_index
 from mlwarden.store.engine import describe_db_error
-from mlwarden.store.schema import ledger_entries, ledger_refs, privacy_rows
+from mlwarden.store.schema import ledger_entries
 
 SUMMARY_KIND = "request.rejected_summary"
 """Unauthenticated rejections summed per window: ``--status`` also finds those that counted it."""
@@ -51,14 +52,6 @@ class AuditPage:
 
 MAX_SUBJECTS = 64
 """A subject prefix covering at most this many distinct subjects is read subject by subject, in index order."""
-
-
-def _decision_index(decision: str) -> ColumnElement[Any]:
-    """The index of the entry that recorded ``decision``: its sealed row's, else its reference's (a lookup:
-    :func:`matches` re-checks the entry text)."""
-    sealed = select(privacy_rows.c.ledger_index).where(privacy_rows.c.decision_id == decision).scalar_subquery()
-    referenced = select(ledger_refs.c.idx).where(ledger_refs.c.ref == decision).scalar_subquery()
-    return func.coalesce(sealed, referenced)
 
 
 def _prefix_range(column: ColumnElement[str], prefix: str, postgres: bool) -> ColumnElement[bool]:
@@ -110,7 +103,7 @@ class _Plan:
         if flt.status is not None and skip != "status":
             where.append(or_(p(_E.status) == flt.status, p(_E.kind) == SUMMARY_KIND))
         if flt.decision is not None and skip != "decision":
-            where.append(or_(p(_E.idx) == _decision_index(flt.decision), p(_E.decision) == flt.decision,
+            where.append(or_(p(_E.idx) == ref_index(flt.decision), p(_E.decision) == flt.decision,
                              p(_E.subject) == f"decision:{flt.decision}"))  # fmt: skip
         return where
 
@@ -174,7 +167,7 @@ class _Plan:
     def _streams(self) -> tuple[str, list[ColumnElement[bool]]]:
         flt = self.flt
         if flt.decision is not None:
-            return "decision", [_E.idx == _decision_index(flt.decision), _E.decision == flt.decision,
+            return "decision", [_E.idx == ref_index(flt.decision), _E.decision == flt.decision,
                                 _E.subject == f"decision:{flt.decision}"]  # fmt: skip
         if flt.status is not None:
             streams = []

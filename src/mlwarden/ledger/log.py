@@ -27,7 +27,7 @@ from pathlib import Path
 from time import monotonic as _monotonic
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from mlwarden.errors import (
@@ -181,13 +181,18 @@ def _nodes_sql(count: int, qmark: bool) -> str:
     return f"SELECT level, idx, hash FROM ledger_nodes WHERE {where}"  # noqa: S608 - only bound parameters vary
 
 
-_FIND_REF = select(
-    func.coalesce(
-        select(privacy_rows.c.ledger_index).where(privacy_rows.c.decision_id == bindparam("ref")).scalar_subquery(),
-        select(ledger_refs.c.idx).where(ledger_refs.c.ref == bindparam("ref")).scalar_subquery(),
-    )
-)
-"""A reference's entry index: a sealed prediction row's (its decision ids are indexed there only), else a ref's."""
+def ref_index(ref: Any) -> ColumnElement[Any]:
+    """The index of the entry recorded with reference ``ref`` (a value or a bound parameter), as SQL.
+
+    A sealed prediction's decision ids are indexed once, by its payload rows
+    (``privacy_rows.ledger_index``), not also in ``ledger_refs``; everything else by ``ledger_refs``.
+    A lookup only: whoever uses the index checks that the entry's text records ``ref``.
+    """
+    sealed = select(privacy_rows.c.ledger_index).where(privacy_rows.c.decision_id == ref).scalar_subquery()
+    return func.coalesce(sealed, select(ledger_refs.c.idx).where(ledger_refs.c.ref == ref).scalar_subquery())
+
+
+_FIND_REF = select(ref_index(bindparam("ref")))
 _HEAD_QUERY = select(ledger_head.c.size, ledger_head.c.frontier, ledger_head.c.note).where(ledger_head.c.id == HEAD_ID)
 _HEAD_QUERY_LOCKED = _HEAD_QUERY.with_for_update()
 
@@ -370,11 +375,7 @@ class Log:
         return self._committer.queued
 
     def find_ref(self, ref: str) -> int | None:
-        """The index of the entry recorded with reference ``ref`` (a lookup: callers check the entry records it).
-
-        A sealed prediction's decision ids are indexed once, by its payload rows
-        (``privacy_rows.ledger_index``), not also in ``ledger_refs``; everything else by ``ledger_refs``.
-        """
+        """The index of the entry recorded with reference ``ref`` (see :func:`ref_index`: callers check the entry)."""
         try:
             with self._engine.connect() as conn:
                 row = conn.execute(_FIND_REF, {"ref": ref}).first()

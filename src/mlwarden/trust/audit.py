@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, Table, select
 
 from mlwarden.errors import ArtifactIntegrityError, InvalidInput
 from mlwarden.identity.tokens import token_row_problem
@@ -154,35 +154,29 @@ def ledger_columns(ws: Workspace) -> list[RowFinding]:
             )
             if problem:
                 found.append(RowFinding("ledger_entries", str(idx), problem))
-        refs = select(ledger_refs.c.ref, ledger_refs.c.idx, ledger_entries.c.entry).join_from(
-            ledger_refs, ledger_entries, ledger_entries.c.idx == ledger_refs.c.idx, isouter=True
-        )
-        recorded: tuple[int | None, tuple[str, ...]] = (None, ())
-        for ref, idx, text in conn.execute(refs.order_by(ledger_refs.c.idx)):
-            if recorded[0] != idx:
-                recorded = (idx, _entry_refs(text))
-            if str(ref) not in recorded[1]:
-                found.append(RowFinding("ledger_refs", str(ref), f"points at entry {idx}, which does not record it"))
-        found.extend(_sealed_row_indexes(conn))
+        for table, ref, index in ((ledger_refs, ledger_refs.c.ref, ledger_refs.c.idx),
+                                  (privacy_rows, privacy_rows.c.decision_id, privacy_rows.c.ledger_index)):  # fmt: skip
+            found.extend(_index_findings(conn, table, ref, index))
     return found
 
 
-def _sealed_row_indexes(conn: Connection) -> Iterator[RowFinding]:
-    """Each sealed prediction row's ``ledger_index``: the index of its decision id (which has no ``ledger_refs``
-    row), so it must point at the entry that records that decision."""
-    r = privacy_rows.c
-    rows = select(r.decision_id, r.ledger_index, ledger_entries.c.entry).join_from(
-        privacy_rows, ledger_entries, ledger_entries.c.idx == r.ledger_index, isouter=True
+def _index_findings(
+    conn: Connection, table: Table, ref: ColumnElement[Any], index: ColumnElement[Any]
+) -> Iterator[RowFinding]:
+    """Each row of a reference index (``ledger_refs``, or a sealed prediction row's ``ledger_index``, the only
+    index of its decision id) must point at an entry whose text records that reference."""
+    rows = select(ref, index, ledger_entries.c.entry).join_from(
+        table, ledger_entries, ledger_entries.c.idx == index, isouter=True
     )
     recorded: tuple[int | None, tuple[str, ...]] = (None, ())
-    for decision, idx, text in conn.execute(rows.order_by(r.ledger_index)):
+    for key, idx, text in conn.execute(rows.order_by(index)):
         if idx is None:
-            yield RowFinding("privacy_rows", str(decision), "has no ledger index: its decision cannot be looked up")
+            yield RowFinding(table.name, str(key), "has no ledger index: what it indexes cannot be looked up")
             continue
         if recorded[0] != idx:
             recorded = (idx, _entry_refs(text))
-        if str(decision) not in recorded[1]:
-            yield RowFinding("privacy_rows", str(decision), f"points at entry {idx}, which does not record it")
+        if str(key) not in recorded[1]:
+            yield RowFinding(table.name, str(key), f"points at entry {idx}, which does not record it")
 
 
 def _entry_refs(text: str | None) -> tuple[str, ...]:
