@@ -27,6 +27,7 @@ from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.subjects.decisions import decision_payloads
 from mlwarden.workspace import init_workspace, open_workspace
+from tests.support.processes import wait_listening
 
 START_TIMEOUT = 90
 """Seconds a server may take to listen: imports are slow on a busy two-core machine."""
@@ -71,18 +72,11 @@ class Server:
             self.proc = subprocess.Popen(
                 [*command, *self.extra], env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
             )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                if self.proc.poll() is not None:
-                    self.kill()  # workers it started may still run
-                    raise RuntimeError(f"server died: {self.stderr()}") from None
-                time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"server did not start within {START_TIMEOUT}s: {self.stderr()}")
+        try:
+            wait_listening(self.port, self.proc, self.stderr, START_TIMEOUT)
+        except RuntimeError:
+            self.kill()  # workers it started may still run
+            raise
 
     def stderr(self) -> str:
         """The server's last words (a file: reading it never blocks)."""

@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
 from tests.support.cli import Cli
-from tests.support.processes import Child
+from tests.support.processes import Child, wait_listening
 
 START_TIMEOUT = 90
 ROLES = ("audit", "data", "model_write", "promote", "other_model", "expired", "revoked")
@@ -100,15 +99,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path, sample: SampleModel) 
     child = Child([sys.executable, "-m", "mlwarden.cli", "--home", str(home), "serve", "--port", str(port)],
                   stderr_path=tmp_path / "serve.err", env=env)  # fmt: skip
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if child.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {child.stderr()}") from None
-                time.sleep(0.1)  # polling the port until the server listens (bounded by the deadline)
+        wait_listening(port, child.proc, child.stderr, START_TIMEOUT)
         yield Served(f"http://127.0.0.1:{port}", tokens, home)
     finally:
         child.kill()

@@ -55,6 +55,7 @@ from mlwarden.registry.governance import approve_and_promote
 from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
+from tests.support.processes import wait_listening
 
 START_TIMEOUT = 90.0
 """Seconds the server may take to listen: imports are slow on a busy two-core machine."""
@@ -259,7 +260,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with stderr.open("wb") as err:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
-        _wait_listening(port, proc, stderr)
+        wait_listening(port, proc, lambda: stderr.read_text(errors="replace")[-4000:], START_TIMEOUT)
         yield Served(
             home, port, keys / "ca.pem",
             {"good": (good["cert"], good["key"]), "foreign": (foreign["cert"], foreign["key"]),
@@ -274,19 +275,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-
-
-def _wait_listening(port: int, proc: subprocess.Popen[bytes], stderr: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server died: {stderr.read_text(errors='replace')[-4000:]}") from None
-            time.sleep(0.1)
-    raise RuntimeError(f"server did not listen within {START_TIMEOUT}s")
 
 
 def _refused_handshake(served: Served, cert: tuple[str, str] | None) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import queue
 import signal
+import socket
 import subprocess
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -68,3 +70,21 @@ class Child:
         """The last ``limit`` characters the child wrote to stderr (reads a file: never blocks)."""
         self._stderr.flush()
         return self.stderr_path.read_bytes()[-limit:].decode(errors="replace")
+
+
+def wait_listening(
+    port: int, proc: subprocess.Popen[bytes], last_words: Callable[[], str], timeout: float = DEFAULT_TIMEOUT
+) -> None:
+    """Return once 127.0.0.1:``port`` accepts a connection; RuntimeError (with ``last_words()``, e.g. the
+    child's stderr) as soon as ``proc`` exits, or when ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited before listening on {port}: {last_words()}") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on {port} after {timeout:g}s: {last_words()}") from None
+            time.sleep(0.1)  # polling the port until the server listens (bounded by the deadline)
