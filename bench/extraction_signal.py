@@ -40,11 +40,8 @@ from mlwarden.redteam.home import serving
 from mlwarden.redteam.oracle import QueryBudget, TargetOracle
 from mlwarden.redteam.suites import FeatureRange, LabelledRows, SuiteOptions, load_suites
 from mlwarden.redteam.target import Target, Tokens
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
-from mlwarden.samples import breast_cancer_model
-from mlwarden.workspace import Workspace, init_workspace, open_workspace
+from mlwarden.workspace import Workspace, open_workspace
+from served_model import served_workspace
 
 OUT_OF_REACH = "alerts:\n  inference.extraction: {distance: 1000, out_of_range: 1000, off_shape: 1000}\n"
 VOLUME = 800
@@ -57,23 +54,15 @@ def _csv(path: Path) -> np.ndarray:
 
 def _workspace(root: Path, honest: int) -> tuple[WorkspaceOptions, dict[str, tuple[str, str]], np.ndarray, np.ndarray]:
     """The workspace, and per caller name its token and the principal its predictions are recorded under."""
-    sample = breast_cancer_model(root / "art", trees=20)
-    options = WorkspaceOptions.from_settings(Settings(database_url=None), root / "ws")
-    init_workspace(options)
-    ws = open_workspace(options)
+    served = served_workspace(root, None, trees=20, lineage=True)
+    ws = open_workspace(served.options)
     try:
-        found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench",
-                                 label="target")  # fmt: skip
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench",
-                       signature_path=sample.signature,
-                       datasets=[f"breast-cancer-train@sha256:{found['sha256']}"])  # fmt: skip
-        approve_and_promote(ws, "bc", 1, approver="reviewer")
         names = ["redteam", "unseen-rows", *(f"honest{i}" for i in range(honest))]
         made = {n: create_token(ws, name=n, scopes=["inference:read"], principal="bench") for n in names}
         tokens = {n: (token, f"token:{record.token_id}") for n, (token, record) in made.items()}
     finally:
         ws.close()
-    return options, tokens, _csv(sample.train_csv), _csv(sample.eval_csv)
+    return served.options, tokens, _csv(served.sample.train_csv), _csv(served.sample.eval_csv)
 
 
 def _redteam(url: str, token: str, train: np.ndarray) -> dict[str, Any]:

@@ -26,15 +26,22 @@ class Served:
     sample: SampleModel
 
 
-def served_workspace(root: Path, database_url: str | None, *, trees: int = 50) -> Served:
-    """Create ``root/ws`` with model ``bc`` v1 in production (the sample random forest, 50 trees by default)."""
+def served_workspace(root: Path, database_url: str | None, *, trees: int = 50, lineage: bool = False) -> Served:
+    """Create ``root/ws`` with model ``bc`` v1 in production (the sample random forest, 50 trees by default).
+
+    ``lineage``: the training set is registered with its label column and the model with its input
+    signature and that dataset in its lineage, as the watcher's inference rules need them.
+    """
     sample = breast_cancer_model(root / "art", trees=trees)
     options = WorkspaceOptions.from_settings(Settings(database_url=database_url), root / "ws")
     init_workspace(options)
     ws = open_workspace(options)
     try:
-        register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench")
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench")
+        found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="bench",
+                                 label="target" if lineage else None)  # fmt: skip
+        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="bench",
+                       signature_path=sample.signature if lineage else None,
+                       datasets=[f"breast-cancer-train@sha256:{found['sha256']}"] if lineage else [])  # fmt: skip
         approve_and_promote(ws, "bc", 1, approver="reviewer")
         token, _ = create_token(ws, name="bench", scopes=["inference:read"], principal="bench")
     finally:

@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 
 from mlwarden.config import Settings, WorkspaceOptions
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
 from tests.support.cli import Cli
+from tests.support.served import bc_in_production
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -37,12 +35,7 @@ def served_home(home: Path, sample: SampleModel) -> WorkspaceOptions:
     init_workspace(options)
     ws = open_workspace(options)
     try:
-        found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice",
-                                 label="target")  # fmt: skip
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice",
-                       signature_path=sample.signature,
-                       datasets=[f"breast-cancer-train@sha256:{found['sha256']}"])  # fmt: skip
-        approve_and_promote(ws, "bc", 1, approver="reviewer")
+        bc_in_production(ws, sample, described=True)
     finally:
         ws.close()
     return options

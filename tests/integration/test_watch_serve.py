@@ -20,11 +20,9 @@ from mlwarden.identity.tokens import create_token
 from mlwarden.monitor.demo_attacks import demo_attacks
 from mlwarden.monitor.watcher import wait_for
 from mlwarden.monitor.webhook_receiver import start_receiver
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
 from mlwarden.samples import breast_cancer_model
 from mlwarden.workspace import init_workspace, open_workspace
+from tests.support.served import bc_in_production
 
 START_TIMEOUT = 90.0
 
@@ -58,10 +56,7 @@ def test_serve_watches_and_the_demo_attacks_raise_alerts(tmp_path: Path) -> None
     init_workspace(options)
     ws = open_workspace(options)
     try:
-        found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice")
-        register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice",
-                       datasets=[f"breast-cancer-train@sha256:{found['sha256']}"])  # fmt: skip
-        approve_and_promote(ws, "bc", 1, approver="reviewer")
+        bc_in_production(ws, sample)
         token, _ = create_token(ws, name="thief", scopes=["inference:read"], principal="admin")
         audit, _ = create_token(ws, name="soc", scopes=["audit:read"], principal="admin")
     finally:

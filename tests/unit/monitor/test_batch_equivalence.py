@@ -26,12 +26,10 @@ from mlwarden.monitor.rules_file import parse_rules
 from mlwarden.monitor.sampling import workspace_opener
 from mlwarden.monitor.stream import read_entry
 from mlwarden.monitor.watcher import Watcher, read_rows
-from mlwarden.registry.dataset_versions import register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
 from mlwarden.runtime.predict import predict
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import Workspace
+from tests.support.served import bc_in_production
 from tests.unit.monitor.conftest import drain
 
 
@@ -79,10 +77,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 def script(ws: Workspace, sample: SampleModel, clock: Clock) -> int:
     """Every rule's attack among normal traffic, phase by phase (each longer than the longest window)."""
-    found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice")
-    register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice",
-                   datasets=[f"breast-cancer-train@sha256:{found['sha256']}"])  # fmt: skip
-    approve_and_promote(ws, "bc", 1, approver="reviewer")
+    bc_in_production(ws, sample)
     table = np.array([[float(v) for v in line.split(",")] for line in sample.train_csv.read_text().splitlines()[1:]])
     x, y = table[:, :-1], table[:, -1]
     rng = np.random.default_rng(13)

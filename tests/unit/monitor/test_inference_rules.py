@@ -14,12 +14,11 @@ from mlwarden.monitor.references import ReferenceBook
 from mlwarden.redteam.extraction import ExtractionOptions, synthetic_queries
 from mlwarden.redteam.feature_space import FeatureSpace
 from mlwarden.registry.artifacts import ArtifactStore
-from mlwarden.registry.dataset_versions import get_dataset, register_dataset
-from mlwarden.registry.governance import approve_and_promote
-from mlwarden.registry.models import register_model
+from mlwarden.registry.dataset_versions import get_dataset
 from mlwarden.runtime.predict import predict
 from mlwarden.samples import SampleModel, breast_cancer_model
 from mlwarden.workspace import Workspace
+from tests.support.served import bc_in_production
 from tests.unit.monitor.conftest import MakeWatcher, drain
 
 ROWS_PER_CALL = 25
@@ -35,10 +34,7 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> SampleModel:
 
 @pytest.fixture
 def served(ws: Workspace, sample: SampleModel) -> Workspace:
-    found = register_dataset(ws, name="breast-cancer-train", path=sample.train_csv, principal="alice")
-    register_model(ws, name="bc", path=sample.onnx, card_path=sample.card, principal="alice",
-                   datasets=[f"breast-cancer-train@sha256:{found['sha256']}"])  # fmt: skip
-    approve_and_promote(ws, "bc", 1, approver="reviewer")
+    bc_in_production(ws, sample)
     return ws
 
 
