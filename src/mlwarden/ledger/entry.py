@@ -180,19 +180,21 @@ D_contra = TypeVar("D_contra", contravariant=True)
 class EntryFinisher(Protocol[D_contra]):
     """Finishes entries handed over unfinished (see :class:`PendingEntry`), a whole batch at once."""
 
-    def finish(self, items: Sequence[D_contra]) -> list[PreparedEntry]:
-        """One prepared entry per item, in order. Raising fails every caller of the batch; nothing is written."""
+    def finish(self, items: Sequence[D_contra]) -> list[PreparedEntry | Exception]:
+        """One prepared entry per item, in order, or the exception that refuses that item's caller alone
+        (e.g. a value JSON cannot carry). Raising fails every caller of the batch; nothing is written."""
         ...
 
 
 @dataclass(frozen=True, slots=True)
 class PendingEntry(Generic[D]):
-    """An entry whose last step (sealing its payloads) the group-commit leader does for its whole batch.
+    """An entry whose last steps (rendering its body, sealing its payloads) the group commit does for a whole batch.
 
-    Done by the caller, that step would be GIL-held work of many threads while the leader commits,
-    so fewer callers would be queued when it takes its next batch; done by the leader, it runs in
-    one tight loop while the next callers queue up. ``item`` must already be checked: whatever can
-    be wrong with one caller's data is refused in its own thread, before it is handed over.
+    Done by each caller, that work would be GIL-held work of many threads interleaved with the
+    leader's writes, stretching every write; done in the group commit's prepare stage, it runs in
+    one tight loop while the previous batch waits on the disk (see
+    :mod:`mlwarden.ledger.group_commit`). What is wrong with one caller's data is refused for
+    that caller alone (the finisher returns the error in its entry's place).
     """
 
     finisher: EntryFinisher[D]
@@ -203,15 +205,16 @@ Appendable = PreparedEntry | PendingEntry[Any]
 """What :meth:`mlwarden.ledger.log.Log.append_many` takes."""
 
 
-def finish_entries(batch: Sequence[Appendable]) -> list[PreparedEntry]:
-    """``batch`` with every pending entry finished: one :meth:`EntryFinisher.finish` call per finisher, order kept."""
+def finish_entries(batch: Sequence[Appendable]) -> list[PreparedEntry | Exception]:
+    """``batch`` with every pending entry finished (or refused: its error in its place), one
+    :meth:`EntryFinisher.finish` call per finisher, order kept."""
     groups: dict[int, tuple[EntryFinisher[Any], list[int], list[Any]]] = {}
     for position, entry in enumerate(batch):
         if isinstance(entry, PendingEntry):
             group = groups.setdefault(id(entry.finisher), (entry.finisher, [], []))
             group[1].append(position)
             group[2].append(entry.item)
-    finished: dict[int, PreparedEntry] = {}
+    finished: dict[int, PreparedEntry | Exception] = {}
     for finisher, positions, items in groups.values():
         entries = finisher.finish(items)
         if len(entries) != len(items):

@@ -6,6 +6,20 @@ request), writes them in one transaction, and wakes exactly the callers whose it
 wrote. If more requests queued up meanwhile, it hands leadership to the oldest of them.
 Nobody returns before the transaction that holds their items has committed; if it fails,
 every caller in it gets the error and none of their items was written.
+
+Two stages, overlapped: a batch is first *prepared* (``prepare``: GIL-held work such as
+sealing payloads), then *written* (``write``: the transaction, whose commit waits on the
+disk). Writes run one at a time. When ``write`` reaches the point where it only waits on
+the disk, it calls :meth:`GroupCommit.overlap`: if the oldest queued request needs
+preparing, leadership passes to it at once, so the next batch is prepared while this one
+commits instead of after it. (Only then: handing over early cuts the next batch sooner,
+and a batch with nothing to prepare gains nothing from it.)
+
+When a write ends and the next leader is already waiting to write its prepared batch, the
+ending leader hands it the write lock and waits until it has taken it before waking its own
+callers: woken first, they would run before the next leader gets the interpreter back and the
+disk would sit idle meanwhile (measured: a 1 ms gap between writes at 64 callers, a fifth of
+the cycle); woken after, they run while the next write waits on SQLite.
 """
 
 from __future__ import annotations
@@ -13,7 +27,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -39,16 +53,41 @@ class _Request(Generic[T, R]):
 class GroupCommit(Generic[T, R]):
     """Batches :meth:`submit` calls from many threads into calls of ``write``.
 
-    ``write`` receives the concatenated items of every request in the batch and must
-    return one result per item, in order, once the batch is durable.
+    ``write`` receives the concatenated items of every request in the batch, as ``prepare``
+    returned them (one prepared item per item, in order; without ``prepare``, the items
+    themselves), and must return one result per item, in order, once the batch is durable.
+    ``prepare`` may put an exception in an item's place: that item's request alone fails with
+    it (none of its items is written) and the rest of the batch goes on; if ``prepare`` raises,
+    every caller of the batch gets the error and nothing is written.
+    ``needs_prepare(items)`` says whether a request's items give ``prepare`` work to do (the
+    condition for handing over early, see :meth:`overlap`).
     """
 
-    def __init__(self, write: Callable[[list[T]], list[R]], *, max_batch: int = 4096) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[T]], list[R]],
+        *,
+        prepare: Callable[[list[T]], list[T | Exception]] | None = None,
+        needs_prepare: Callable[[Sequence[T]], bool] | None = None,
+        max_batch: int = 4096,
+    ) -> None:
         self._write = write
+        self._prepare = prepare
+        self._needs_prepare = needs_prepare
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: deque[_Request[T, R]] = deque()
         self._busy = False
+        self._writing = threading.Lock()
+        """Held by the leader whose batch is being written: one write at a time."""
+        self._writer_waiting = False
+        """A leader with its batch prepared is waiting for :attr:`_writing`."""
+        self._baton_expected = False
+        self._baton = threading.Lock()
+        """Released by a leader that took :attr:`_writing` from a writer waiting on it (``_baton_expected``)."""
+        self._baton.acquire()
+        self._handed_over = False
+        """Set by :meth:`overlap` during a write: that write's leader has already passed leadership on."""
 
     @property
     def queued(self) -> int:
@@ -71,6 +110,39 @@ class GroupCommit(Generic[T, R]):
             raise request.error
         return request.results if request.results is not None else []
 
+    def overlap(self) -> None:
+        """Called by ``write`` (in the leader's thread) once all that is left is waiting on the disk.
+
+        If the oldest queued request needs preparing, it becomes the next leader now: it takes
+        its batch and prepares it while this write commits, then waits for this write to end.
+        """
+        if self._handed_over or self._needs_prepare is None:
+            return
+        with self._lock:
+            successor = self._queue[0] if self._queue else None
+            if successor is None or not self._needs_prepare(successor.items):
+                return
+            self._handed_over = True
+        successor.wake.release()
+
+    def _take_writing(self) -> None:
+        with self._lock:
+            self._writer_waiting = True
+        self._writing.acquire()
+        with self._lock:
+            self._writer_waiting = False
+            baton, self._baton_expected = self._baton_expected, False
+        if baton:
+            self._baton.release()
+
+    def _pass_writing(self) -> None:
+        """Release the write lock; if a leader waits for it, return only once it has it (see the module doc)."""
+        with self._lock:
+            waiting = self._baton_expected = self._writer_waiting
+        self._writing.release()
+        if waiting:
+            self._baton.acquire()
+
     def _take_batch(self) -> list[_Request[T, R]]:
         batch: list[_Request[T, R]] = []
         count = 0
@@ -83,22 +155,55 @@ class GroupCommit(Generic[T, R]):
     def _lead(self) -> None:
         with self._lock:
             batch = self._take_batch()
-        flat = [item for req in batch for item in req.items]
+        handed_over = False
+        writing = batch
         try:
-            results = self._write(flat)
-            pos = 0
-            for req in batch:
-                req.results = results[pos : pos + len(req.items)]
-                pos += len(req.items)
+            if self._prepare is not None:
+                writing = self._refuse_unprepared(batch, self._prepare([item for req in batch for item in req.items]))
+            if writing:
+                self._take_writing()
+                try:
+                    self._handed_over = False
+                    try:
+                        results = self._write([item for req in writing for item in req.items])
+                    finally:
+                        handed_over, self._handed_over = self._handed_over, False
+                finally:
+                    self._pass_writing()
+                pos = 0
+                for req in writing:
+                    req.results = results[pos : pos + len(req.items)]
+                    pos += len(req.items)
         except BaseException as exc:  # every caller in the batch must hear of the failure
-            for req in batch:
+            for req in writing:
                 req.error = exc
-        with self._lock:
-            successor = self._queue[0] if self._queue else None
-            if successor is None:
-                self._busy = False
+        successor = None
+        if not handed_over:  # else the next leader is already at work
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                if successor is None:
+                    self._busy = False
         for req in batch:
             if req.wake.locked():
                 req.wake.release()
         if successor is not None:
             successor.wake.release()
+
+    @staticmethod
+    def _refuse_unprepared(batch: list[_Request[T, R]], prepared: list[T | Exception]) -> list[_Request[T, R]]:
+        """The requests whose every item was prepared, now holding their prepared items; the others are
+        settled with their item's error (and woken with the batch)."""
+        if len(prepared) != sum(len(req.items) for req in batch):
+            raise RuntimeError(f"prepare returned {len(prepared)} items for a batch of {len(batch)} requests")
+        kept: list[_Request[T, R]] = []
+        pos = 0
+        for req in batch:
+            items = prepared[pos : pos + len(req.items)]
+            pos += len(req.items)
+            refused = next((item for item in items if isinstance(item, Exception)), None)
+            if refused is None:
+                req.items = cast("list[T]", items)
+                kept.append(req)
+            else:
+                req.error = refused
+        return kept

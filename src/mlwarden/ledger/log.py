@@ -38,7 +38,7 @@ from mlwarden.errors import (
     NotFound,
     VerificationError,
 )
-from mlwarden.ledger.entry import Appendable, Entry, PreparedEntry, finish_entries, utc_now
+from mlwarden.ledger.entry import Appendable, Entry, PendingEntry, PreparedEntry, finish_entries, utc_now
 from mlwarden.ledger.group_commit import GroupCommit
 from mlwarden.ledger.merkle import verify_consistency, verify_inclusion
 from mlwarden.ledger.notes import Checkpoint, NoteSigner, NoteVerifier
@@ -235,6 +235,16 @@ def initialise(conn: Connection, signer: NoteSigner) -> bool:
     return True
 
 
+def _finished(batch: list[Appendable]) -> list[Appendable | Exception]:
+    """The group commit's prepare stage: every pending entry of ``batch`` finished (sealed) or refused, in one pass."""
+    return [*finish_entries(batch)]
+
+
+def _has_pending(entries: Sequence[Appendable]) -> bool:
+    """Whether a request holds an entry to finish (then the next batch is worth preparing early)."""
+    return any(isinstance(entry, PendingEntry) for entry in entries)
+
+
 def _render(
     batch: Sequence[PreparedEntry],
     frontier: Frontier,
@@ -349,7 +359,9 @@ class Log:
         self._node_rows: list[tuple[int, int, bytes]] = []
         self._ref_rows: list[tuple[str, int]] = []
         self._payload_rows: list[tuple[Any, ...]] = []
-        self._committer: GroupCommit[Appendable, Receipt] = GroupCommit(self._write_batch)
+        self._committer: GroupCommit[Appendable, Receipt] = GroupCommit(
+            self._write_batch, prepare=_finished, needs_prepare=_has_pending
+        )
 
     @property
     def origin(self) -> str:
@@ -435,9 +447,14 @@ class Log:
                 writer.invalidate()
 
     def _write_batch(self, appended: list[Appendable]) -> list[Receipt]:
-        # Pending entries are finished first (a finisher may need its own short transaction,
-        # e.g. to create the keys of the day): a failure there writes nothing.
-        batch = finish_entries(appended)
+        # Pending entries were finished by the group commit's prepare stage (:func:`_finished`:
+        # a finisher may need its own short transaction, e.g. to create the keys of the day, so
+        # it runs before this one; a failure there writes nothing); this pass only checks.
+        batch: list[PreparedEntry] = []
+        for entry in finish_entries(appended):
+            if isinstance(entry, Exception):
+                raise entry
+            batch.append(entry)
         # The hot path talks to the driver directly: no pool checkout, no statement
         # compiling, one BEGIN ... COMMIT. Everything else goes through SQLAlchemy.
         dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
@@ -471,6 +488,7 @@ class Log:
                     cur.execute(_insert_sql("head_unsigned", qmark), (frontier.size, frontier.to_bytes(), HEAD_ID))
                 else:
                     cur.execute(_insert_sql("head", qmark), (frontier.size, frontier.to_bytes(), note, HEAD_ID))
+                self._committer.overlap()  # the next batch is prepared while this one waits on the disk
                 conn.commit()
             except BaseException:
                 try:

@@ -1,23 +1,25 @@
-"""Predictions sealed by the group commit's leader, a batch at a time, instead of by each caller.
+"""Predictions rendered and sealed by the group commit, a batch at a time, instead of by each caller.
 
 A caller hands :meth:`~mlwarden.ledger.log.Log.append_many` a :func:`pending_prediction`: its
-data checked and rendered (canonical inputs and outputs, the entry's body around its future
-commitments), but not sealed. The leader of the group commit that takes it seals every pending
-prediction of its batch in one loop (:class:`PredictionSealer`) before the batch's transaction.
+shape checked (one input, output and subject per decision id), its values as given. The group
+commit's prepare stage finishes every pending prediction of a batch in one loop
+(:class:`PredictionSealer`): the body rendered around its commitments, the inputs and outputs as
+canonical JSON, salted, committed to and encrypted; then the batch is written.
 
-Why: sealing is GIL-held work. Done by 64 caller threads while the leader commits, it left
-fewer callers queued when the leader took its next batch: twice the commits per entry. Done by
-the leader, the callers queue up while it seals, and batches stay as large as plain appends'.
-Work in the callers costs more than its own CPU time under contention: with the salting,
-commitments and body moved to the callers (the leader only encrypting), appends/s fell from
-0.83-0.88 to 0.69-0.77 of plain appends and CPU per append rose (bench/README.md, 2026-11-27).
-The leader's randomness comes from :func:`mlwarden.randomness.random_bytes`, which does not
-release the GIL per call as ``os.urandom`` does (a release in the leader lets its callers run first).
+Why there: rendering and sealing are GIL-held work. Done by 64 caller threads, it interleaved
+with the leader's writes and stretched each of them; done in the prepare stage, it runs in one
+tight loop while the previous batch waits on the disk (``GroupCommit.overlap``), when the
+interpreter is otherwise idle. Measured at 64 callers (bench/README.md): with the callers
+rendering and the leader sealing, 0.87 of plain appends; with both in the prepare stage, 1.0.
+(Salting and committing in the callers, encrypting in the leader, was worse still: 0.69-0.77.)
+Randomness comes from :func:`mlwarden.randomness.random_bytes`, which does not release the GIL
+per call as ``os.urandom`` does.
 
-Everything that depends on one caller's data is refused in that caller's thread, before it is
-handed over (:class:`InvalidInput`); what can still fail in the leader is shared by the batch
-(the keys of the day cannot be read or created, the system's randomness or cipher fails), and
-then every caller of the batch gets the error and nothing of the batch is written.
+What is wrong with one caller's values (NaN, a type JSON cannot carry, a body past the ledger's
+limit, a reserved key) refuses that caller alone: its entry's place holds the
+:class:`InvalidInput` and the rest of the batch is written. What can fail for the batch as a
+whole (the keys of the day cannot be read or created, the system's randomness or cipher
+fails) fails every caller of the batch, and nothing of it is written.
 """
 
 from __future__ import annotations
@@ -38,51 +40,86 @@ _SEALER = "prediction_sealer"
 
 
 class UnsealedPrediction(NamedTuple):
-    """A prediction to record whose rows are not sealed yet (made by :func:`pending_prediction`, checked)."""
+    """A prediction to record, its shape checked, its values not rendered yet (see :func:`pending_prediction`)."""
 
-    body: PredictionBody
-    inputs: tuple[bytes, ...]
-    """Each row's inputs as RFC 8785 canonical JSON."""
-    outputs: tuple[bytes, ...]
+    model: Mapping[str, Any]
+    decision_ids: tuple[str, ...]
+    inputs: Sequence[Any]
+    outputs: Sequence[Any]
     subjects: tuple[str, ...] | None
     day: str | None
     """The UTC day whose keys seal it; None: the day it is sealed."""
+    principal: str
+    extra: Mapping[str, Any]
+
+
+class _Rendered(NamedTuple):
+    body: PredictionBody
+    inputs: list[bytes]
+    """Each row's inputs as RFC 8785 canonical JSON."""
+    outputs: list[bytes]
+    subjects: tuple[str, ...] | None
+    day: str
+
+
+def _render(item: UnsealedPrediction, today: str) -> _Rendered:
+    """The body around its future commitments and the rows as canonical JSON; :class:`InvalidInput` if unfit."""
+    return _Rendered(
+        PredictionBody.of(item.model, item.decision_ids, principal=item.principal, extra=item.extra),
+        list(map(canonical_json, item.inputs)),
+        list(map(canonical_json, item.outputs)),
+        item.subjects,
+        item.day or today,
+    )
 
 
 class PredictionSealer:
-    """Seals the pending predictions of one group-commit batch at once (the ledger's ``EntryFinisher``).
+    """Renders and seals the pending predictions of one group-commit batch at once (the ledger's ``EntryFinisher``).
 
-    The keys of the day are looked up once per batch (cached ones without the database, missing
-    ones in one short transaction of their own, before the ledger's), one ``os.urandom`` call gives
-    the batch's shares, salts and nonces, and each entry's body is its pre-rendered pieces and
-    its commitments.
+    Each prediction's values are rendered (a failure refuses that prediction alone); then the
+    keys of the day are looked up once per batch (cached ones without the database, missing
+    ones in one short transaction of their own, before the ledger's), one
+    :func:`~mlwarden.randomness.random_bytes` call gives the batch's shares, salts and nonces,
+    and each entry's body is its pre-rendered pieces and its commitments.
     """
 
     def __init__(self, ws: Workspace) -> None:
         self._ws = ws
 
-    def finish(self, items: Sequence[UnsealedPrediction]) -> list[PreparedEntry]:
-        """One version-2 prediction entry per item, carrying its sealed rows."""
+    def finish(self, items: Sequence[UnsealedPrediction]) -> list[PreparedEntry | Exception]:
+        """One version-2 prediction entry per item, carrying its sealed rows, or the error that refuses it."""
         ring = privacy_ring(self._ws)
         today = ring.today()
-        wanted = [(item.subjects, len(item.inputs), item.day or today) for item in items]
-        keys = [pair for pairs in day_keys(self._ws, ring, wanted) for pair in pairs]
+        refused: dict[int, Exception] = {}
+        rendered: list[_Rendered] = []
+        for position, item in enumerate(items):
+            try:
+                rendered.append(_render(item, today))
+            except Exception as exc:  # this caller's values: it alone gets the error, as in its own thread
+                refused[position] = exc
+        if not rendered:
+            return list(refused.values())
+        keys = [pair for pairs in day_keys(self._ws, ring, [(r.subjects, len(r.inputs), r.day) for r in rendered])
+                for pair in pairs]  # fmt: skip
         sealed = seal_canonical_rows(
-            [d for item in items for d in item.body.decision_ids],
-            [value for item in items for value in item.inputs],
-            [value for item in items for value in item.outputs],
+            [d for r in rendered for d in r.body.decision_ids],
+            [value for r in rendered for value in r.inputs],
+            [value for r in rendered for value in r.outputs],
             keys,
-            [item.subjects is None for item in items for _ in item.inputs],
+            [r.subjects is None for r in rendered for _ in r.inputs],
         )
-        entries = []
+        entries: list[PreparedEntry] = []
         at = 0
-        for item in items:
-            end = at + len(item.inputs)
+        for r in rendered:
+            end = at + len(r.inputs)
             entries.append(
-                item.body.entry(sealed.inputs_digests[at:end], sealed.outputs_digests[at:end], sealed.rows[at:end])
+                r.body.entry(sealed.inputs_digests[at:end], sealed.outputs_digests[at:end], sealed.rows[at:end])
             )
             at = end
-        return entries
+        if not refused:
+            return list(entries)
+        made = iter(entries)
+        return [refused[p] if p in refused else next(made) for p in range(len(items))]
 
 
 def prediction_sealer(ws: Workspace) -> PredictionSealer:
@@ -106,12 +143,15 @@ def pending_prediction(
     now: datetime | None = None,
     **extra: Any,
 ) -> PendingEntry[UnsealedPrediction]:
-    """A prediction's entry for :meth:`Log.append_many`, its rows sealed by the group commit's leader.
+    """A prediction's entry for :meth:`Log.append_many`, rendered and sealed by the group commit.
 
     ``model`` is the registry row (name, version, sha256); ``extra`` goes into the body beside
-    the facts. Everything wrong with this caller's data is refused here, in its own thread
-    (:class:`InvalidInput`): row counts, decision ids, subjects, values JSON cannot carry, an
-    entry past the ledger's limits. ``now``: seal under the keys of that day, not today's.
+    the facts. The shape is checked here (:class:`InvalidInput`): one input, one output and (if
+    any) one subject per decision id, and the decision ids and subjects themselves. The values
+    are rendered with the batch: a value JSON cannot carry, or an entry past the ledger's
+    limits, makes ``append_many`` raise :class:`InvalidInput` for this caller alone.
+    ``now``: seal under the keys of that day, not today's. The caller must not change the
+    values until ``append_many`` returns.
     """
     check_rows(decision_ids, inputs, outputs, subjects)
     if subjects is not None:
@@ -119,10 +159,13 @@ def pending_prediction(
     for decision_id in decision_ids:
         check_decision_id(decision_id)
     item = UnsealedPrediction(
-        PredictionBody.of(model, decision_ids, principal=principal, extra=extra),
-        tuple(map(canonical_json, inputs)),
-        tuple(map(canonical_json, outputs)),
+        model,
+        tuple(decision_ids),
+        inputs,
+        outputs,
         None if subjects is None else tuple(subjects),
         None if now is None else utc_day(now),
+        principal,
+        extra,
     )
     return PendingEntry(prediction_sealer(ws), item)

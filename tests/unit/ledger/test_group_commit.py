@@ -64,3 +64,134 @@ def test_multi_item_request_is_never_split_across_batches() -> None:
     gc: GroupCommit[int, int] = GroupCommit(write, max_batch=4)
     assert gc.submit(list(range(10))) == list(range(10))
     assert [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] in seen
+
+
+DEADLINE_S = 30.0
+
+
+def test_a_refused_request_fails_alone_and_the_rest_of_its_batch_is_written() -> None:
+    """``prepare`` puts an error in an item's place: only that item's request fails, with none of its items written."""
+    written: list[list[int]] = []
+    entered, gate = threading.Event(), threading.Event()
+
+    def prepare(items: list[int]) -> list[int | Exception]:
+        entered.set()
+        gate.wait(DEADLINE_S)  # the first batch holds the stage while the others queue into one batch
+        return [ValueError(f"refused {i}") if i < 0 else i * 10 for i in items]
+
+    def write(items: list[int]) -> list[int]:
+        written.append(list(items))
+        return items
+
+    gc: GroupCommit[int, int] = GroupCommit(write, prepare=prepare)
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(gc.submit, [1])
+        assert entered.wait(DEADLINE_S)  # the first caller leads, its batch taken
+        others = [pool.submit(gc.submit, items) for items in ([2, 3], [4, -5], [6])]
+        deadline = time.monotonic() + DEADLINE_S
+        while gc.queued != 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        gate.set()
+        assert first.result(DEADLINE_S) == [10]
+        assert others[0].result(DEADLINE_S) == [20, 30]
+        with pytest.raises(ValueError, match="refused -5"):
+            others[1].result(DEADLINE_S)
+        assert others[2].result(DEADLINE_S) == [60]
+    assert written == [[10], [20, 30, 60]]  # 40 was never written: its request was refused as a whole
+
+
+def test_the_next_batch_is_prepared_while_the_current_one_commits() -> None:
+    """``overlap()`` in a write hands leadership on: the queued batch's prepare runs before that write returns."""
+    prepared_second = threading.Event()
+    order: list[str] = []
+
+    def prepare(items: list[int]) -> list[int | Exception]:
+        order.append(f"prepare {items}")
+        if items == [2]:
+            prepared_second.set()
+        return list(items)
+
+    def write(items: list[int]) -> list[int]:
+        if items == [1]:
+            deadline = time.monotonic() + DEADLINE_S
+            while gc.queued == 0 and time.monotonic() < deadline:  # the second caller queues behind this write
+                time.sleep(0.001)
+            gc.overlap()  # all that is left is the disk: the next batch may be prepared now
+            assert prepared_second.wait(DEADLINE_S), "the next batch was not prepared during this write"
+        order.append(f"write {items}")
+        return items
+
+    gc: GroupCommit[int, int] = GroupCommit(write, prepare=prepare, needs_prepare=lambda items: True)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(gc.submit, [1])
+        deadline = time.monotonic() + DEADLINE_S
+        while not order and time.monotonic() < deadline:
+            time.sleep(0.001)
+        second = pool.submit(gc.submit, [2])
+        assert (first.result(DEADLINE_S), second.result(DEADLINE_S)) == ([1], [2])
+    assert order == ["prepare [1]", "prepare [2]", "write [1]", "write [2]"]
+
+
+def test_a_batch_with_nothing_to_prepare_is_not_taken_early() -> None:
+    """Nothing to prepare (``needs_prepare`` false): ``overlap()`` hands nothing over, the batch is cut later."""
+    order: list[str] = []
+
+    def write(items: list[int]) -> list[int]:
+        if items == [1]:
+            deadline = time.monotonic() + DEADLINE_S
+            while gc.queued == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            gc.overlap()
+            time.sleep(0.05)  # were the batch handed over, its prepare would run now
+        order.append(f"write {items}")
+        return items
+
+    def prepare(items: list[int]) -> list[int | Exception]:
+        order.append(f"prepare {items}")
+        return list(items)
+
+    gc: GroupCommit[int, int] = GroupCommit(write, prepare=prepare, needs_prepare=lambda items: False)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(gc.submit, [1])
+        deadline = time.monotonic() + DEADLINE_S
+        while not order and time.monotonic() < deadline:
+            time.sleep(0.001)
+        second = pool.submit(gc.submit, [2])
+        assert (first.result(DEADLINE_S), second.result(DEADLINE_S)) == ([1], [2])
+    assert order == ["prepare [1]", "write [1]", "prepare [2]", "write [2]"]
+
+
+def test_many_callers_with_early_handover_and_refusals_each_get_their_own_answer() -> None:
+    """64 threads, every write handing over early, one request in seven refused: each caller gets its own results
+    or its own error, every accepted item is written exactly once, writes never overlap."""
+    written: list[int] = []
+    active = threading.Lock()
+
+    def prepare(items: list[int]) -> list[int | Exception]:
+        return [ValueError(f"refused {i}") if i % 7 == 3 else i for i in items]
+
+    def write(items: list[int]) -> list[int]:
+        assert active.acquire(blocking=False), "two writes at once"
+        try:
+            gc.overlap()
+            time.sleep(0.0005)  # the commit's wait on the disk
+            written.extend(items)
+            return [-i for i in items]
+        finally:
+            active.release()
+
+    gc: GroupCommit[int, int] = GroupCommit(write, prepare=prepare, needs_prepare=lambda items: True)
+
+    def call(i: int) -> list[int] | str:
+        try:
+            return gc.submit([2 * i, 2 * i + 1])
+        except ValueError as exc:
+            return str(exc)
+
+    with ThreadPoolExecutor(64) as pool:
+        answers = [f.result(DEADLINE_S) for f in [pool.submit(call, i) for i in range(1500)]]
+    for i, answer in enumerate(answers):
+        refused = [n for n in (2 * i, 2 * i + 1) if n % 7 == 3]
+        assert answer == (f"refused {refused[0]}" if refused else [-2 * i, -2 * i - 1])
+    accepted = sorted(n for i in range(1500) for n in (2 * i, 2 * i + 1) if (2 * i) % 7 != 3 and (2 * i + 1) % 7 != 3)
+    assert sorted(written) == accepted

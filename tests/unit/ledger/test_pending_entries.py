@@ -1,4 +1,5 @@
-"""Pending entries: finished by the group commit's leader, a batch per finisher, in order; a failure writes nothing."""
+"""Pending entries: finished by the group commit's prepare stage, a batch per finisher, in order; a failure writes
+nothing, a refused item fails its own caller alone."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from mlwarden.errors import InvalidInput
 from mlwarden.ledger.entry import Appendable, Entry, PendingEntry, PreparedEntry, finish_entries
 from mlwarden.workspace import Workspace
 
@@ -18,9 +20,11 @@ class _Numbered:
         self.short = short
         self.batches: list[list[int]] = []
 
-    def finish(self, items: Sequence[int]) -> list[PreparedEntry]:
+    def finish(self, items: Sequence[int]) -> list[PreparedEntry | Exception]:
         self.batches.append(list(items))
-        made = [_entry(f"{self.label}-{n}") for n in items]
+        made: list[PreparedEntry | Exception] = [
+            InvalidInput(f"item {n} refused") if n < 0 else _entry(f"{self.label}-{n}") for n in items
+        ]
         return made[:-1] if self.short else made
 
 
@@ -34,7 +38,9 @@ def test_each_finisher_gets_its_items_in_one_call_and_the_order_is_kept() -> Non
     batch: list[Appendable] = [
         PendingEntry(a, 1), _entry("plain-1"), PendingEntry(b, 2), PendingEntry(a, 3), _entry("plain-2")
     ]  # fmt: skip
-    assert [e.subject for e in finish_entries(batch)] == ["a-1", "plain-1", "b-2", "a-3", "plain-2"]
+    assert [e.subject for e in finish_entries(batch) if isinstance(e, PreparedEntry)] == [
+        "a-1", "plain-1", "b-2", "a-3", "plain-2"
+    ]  # fmt: skip
     assert (a.batches, b.batches) == ([[1, 3]], [[2]])
 
 
@@ -58,3 +64,13 @@ def test_a_finisher_losing_an_entry_fails_the_append_and_writes_nothing(workspac
     with pytest.raises(RuntimeError, match="returned 1 entries for 2 items"):
         workspace.log.append_many([PendingEntry(short, 1), _entry("plain"), PendingEntry(short, 2)])
     assert workspace.log.size() == 0
+
+
+def test_a_refused_item_fails_its_own_append_alone(workspace: Workspace) -> None:
+    """A finisher's error in an item's place: that caller gets it, nothing of its request is written, the rest is."""
+    finisher = _Numbered("n")
+    with pytest.raises(InvalidInput, match="item -1 refused"):
+        workspace.log.append_many([_entry("with-the-refused"), PendingEntry(finisher, -1)])
+    assert workspace.log.size() == 0  # all or nothing: the prepared entry beside it is not written either
+    receipts = workspace.log.append_many([PendingEntry(finisher, 5)])
+    assert [Entry.parse(workspace.log.entry(r.index).text).subject for r in receipts] == ["n-5"]

@@ -1,4 +1,5 @@
-"""Predictions sealed by the group commit's leader: every row sealed and opening, failures shared by the batch only."""
+"""Predictions rendered and sealed by the group commit: every row sealed and opening; a caller's bad values refuse it
+alone, a failure of the batch's keys fails the batch only."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ class _Gate:
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def finish(self, items: Sequence[str]) -> list[PreparedEntry]:
+    def finish(self, items: Sequence[str]) -> list[PreparedEntry | Exception]:
         self.entered.set()
         if not self.release.wait(DEADLINE_S):
             raise TimeoutError("the gate was never released")
@@ -155,6 +156,7 @@ def test_a_seal_failing_in_the_leader_fails_every_caller_of_its_batch_and_writes
     ("change", "message"),
     [
         ({"outputs": [{"score": float("nan")}]}, "NaN"),
+        ({"inputs": [{"when": datetime(2026, 1, 1, tzinfo=UTC)}]}, "datetime is not a JSON value"),
         ({"subjects": [" "]}, r"subjects\[0\]"),
         ({"subjects": ["a", "b"]}, "one subject per decision"),
         ({"decision_ids": ["x" * 65]}, "decision id"),
@@ -164,29 +166,68 @@ def test_a_seal_failing_in_the_leader_fails_every_caller_of_its_batch_and_writes
         ({"inputs": [{"blob": "x" * (1 << 20)}]}, None),  # a value too large for an entry is a payload: it seals
     ],
 )
-def test_what_is_wrong_with_one_callers_data_is_refused_in_its_own_thread(
+def test_what_is_wrong_with_one_callers_data_is_refused_and_nothing_written(
     workspace: Workspace, change: dict[str, Any], message: str | None
 ) -> None:
-    """Bad values, subjects, ids, principals and extra fields raise before anything is handed to the ledger."""
+    """Bad shapes are refused when the entry is made; bad values when the batch renders it: either way an input
+    error for this caller, and nothing of it in the ledger."""
     args: dict[str, Any] = {"decision_ids": ["d-1"], "inputs": [{"a": 1}], "outputs": [{"label": 1}],
                             "subjects": None, "principal": "p", "extra": {}} | change  # fmt: skip
     extra = args.pop("extra")
     ids, inputs, outputs, subjects = (args.pop(k) for k in ("decision_ids", "inputs", "outputs", "subjects"))
-    if message is None:
+
+    def record() -> int:
         entry = pending_prediction(workspace, MODEL, ids, inputs, outputs, subjects, **args, **extra)
-        index = workspace.log.append_many([entry])[0].index
+        return workspace.log.append_many([entry])[0].index
+
+    if message is None:
+        index = record()
         assert [type(o) for o in _opened(workspace, index)[1]] == [Opened, Opened]
         return
     with pytest.raises(InvalidInput, match=message):
-        pending_prediction(workspace, MODEL, ids, inputs, outputs, subjects, **args, **extra)
+        record()
     assert workspace.log.size() == 0
+    assert _stored_rows(workspace) == 0
+
+
+def test_a_callers_bad_values_refuse_it_alone_in_a_shared_batch(workspace: Workspace) -> None:
+    """Three callers batched together, the middle one's output NaN: it alone gets the error; the two others are
+    recorded, their rows sealed and opening, and the log verifies."""
+    gate = _Gate()
+    size = workspace.log.size()
+    values = [[{"score": 0.25}], [{"score": float("nan")}], [{"score": 0.75}]]
+    with ThreadPoolExecutor(4) as pool:
+        held = pool.submit(workspace.log.append_many, [PendingEntry(gate, "held")])
+        assert gate.entered.wait(DEADLINE_S)  # the leader is busy with its batch: the next callers queue
+        callers = [
+            pool.submit(workspace.log.append_many, [
+                pending_prediction(workspace, MODEL, decision_ids(1), [{"n": n}], outputs, principal="p")
+            ])
+            for n, outputs in enumerate(values)
+        ]  # fmt: skip
+        _wait_for(lambda: workspace.log.queued_appends == 3, "three queued callers")
+        gate.release.set()
+        assert held.result(DEADLINE_S)[0].index == size
+        first, third = callers[0].result(DEADLINE_S)[0], callers[2].result(DEADLINE_S)[0]
+        with pytest.raises(InvalidInput, match="NaN"):
+            callers[1].result(DEADLINE_S)
+    assert sorted([first.index, third.index]) == [size + 1, size + 2]  # in one batch, after the held entry
+    for receipt, n, outputs in ((first, 0, values[0]), (third, 2, values[2])):
+        _entry, opened = _opened(workspace, receipt.index)
+        assert [o.value for o in opened if isinstance(o, Opened)] == [{"n": n}, *outputs]
+    assert workspace.log.size() == size + 3
+    assert _stored_rows(workspace) == 2
+    assert workspace.log.verify().ok
 
 
 def test_a_body_past_the_ledger_limit_is_refused_before_sealing(workspace: Workspace) -> None:
-    """The body's final size is known before the commitments exist: too many rows are refused by the caller."""
+    """The body's final size is known before the commitments exist: too many rows are refused, nothing sealed."""
     rows = 8000  # 8,000 decision ids and 16,000 commitments: past 1 MiB
+    entry = pending_prediction(workspace, MODEL, decision_ids(rows), [{}] * rows, [{}] * rows, principal="p")
     with pytest.raises(InvalidInput, match="limit is 1048576"):
-        pending_prediction(workspace, MODEL, decision_ids(rows), [{}] * rows, [{}] * rows, principal="p")
+        workspace.log.append_many([entry])
+    assert workspace.log.size() == 0
+    assert _stored_rows(workspace) == 0
 
 
 def test_keys_of_another_day_seal_rows_given_that_day(workspace: Workspace) -> None:
