@@ -4,21 +4,23 @@ Appends: ``appends_per_s_c1`` / ``appends_per_s_c64`` are threads calling ``Log.
 (the in-process group commit) with the inputs and outputs in the entry (version 1);
 ``appends_per_s_c64_encrypted`` is the same, but each entry is a version-2 prediction recorded
 as the product records one in process (``runtime.predict``): a ``pending_prediction`` handed to
-``Log.append_many``, its inputs and outputs sealed by the group commit's leader with the rest of
-its batch (salted commitments in the entry, AES-256-GCM payload rows written in the entry's
-transaction), under keys of their own (rows without subject: derived from the day key and a
-random share per row, the costlier case) or, for ``appends_per_s_c64_encrypted_subjects``, under
-the keys of 1,000 subjects; ``appends_per_s_c64_predictions_v1`` appends the same predictions as
-recorded before issue 12 (inputs and outputs in the body, the decision id as reference): the
-like-for-like baseline. Decision ids are the product's own (time-ordered UUIDv7, as the gateway
-makes them). ``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
+``Log.append_many``, its body rendered and its inputs and outputs sealed by the group commit's
+prepare stage with the rest of its batch while the previous batch commits (salted commitments in
+the entry, AES-256-GCM payload rows written in the entry's transaction), under keys of their own
+(rows without subject: derived from the day key and a random share per row, the costlier case)
+or, for ``appends_per_s_c64_encrypted_subjects``, under the keys of 1,000 subjects;
+``appends_per_s_c64_predictions_v1`` appends the same predictions as recorded before issue 12
+(inputs and outputs in the body, the decision id as reference): the like-for-like baseline.
+Decision ids are the product's own (time-ordered UUIDv7, as the gateway makes them).
+``appends_per_s_sequencer_c64`` is 64 concurrent asyncio
 callers over ``--connections`` sockets to the ledger writer process that ``serve`` runs
 (one process for the callers, one for the writer, as gateway workers and their writer);
 ``appends_per_s_sequencer_c64_encrypted`` seals in the callers' process, as a gateway worker does.
 
 The four in-process c64 cases run interleaved: a warm-up round, then ``--rounds`` rounds of all
-four, each round starting with the next case; each key is the median of its rounds, beside
-``appends_per_s_runs`` (every round) and ``cpu_us_per_append`` (process CPU per append, median).
+four (default 5; 9 shorter ones with ``--quick``), each round starting with the next case; each
+key is the median of its rounds, beside ``appends_per_s_runs`` (every round) and
+``cpu_us_per_append`` (process CPU per append, median).
 
 Prints one JSON object. Baselines, measured in the same run on the same disk:
 * ``baseline_commit_per_insert_per_s``: plain sqlite3 (WAL, synchronous=FULL), one commit per
@@ -294,10 +296,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs; finishes within 60 s on 2 cores")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the benchmark databases")
     parser.add_argument("--proof-log-size", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the c64 cases (medians)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds of the c64 cases (medians; 5, "
+                        "or 9 with --quick)")  # fmt: skip
     parser.add_argument("--connections", type=int, default=4, help="sockets to the ledger writer (gateway workers)")
     args = parser.parse_args()
-    c1_n, c64_n, base_n = (300, 6_400, 300) if args.quick else (1_000, 64_000, 1_000)
+    c1_n, c64_n, base_n = (300, 3_200, 300) if args.quick else (1_000, 64_000, 1_000)
+    rounds = args.rounds or (9 if args.quick else 5)
     root = Path(tempfile.mkdtemp(prefix="mlwarden-bench-", dir=args.dir))
     try:
         ws = _workspace(root, "appends")
@@ -310,7 +314,7 @@ def main() -> None:
             "c64_predictions_v1": lambda n: _v1_prediction_rate(v1_ws, 64, n),
             "c64_encrypted_subjects": lambda n: _encrypted_rate(subjects_ws, 64, n, subjects=True),
         }
-        runs = _interleaved(cases, args.rounds, c64_n)
+        runs = _interleaved(cases, rounds, c64_n)
         c64, c64_encrypted, c64_v1, c64_subjects = (
             statistics.median(r.appends_per_s for r in runs[name]) for name in cases
         )
@@ -337,7 +341,7 @@ def main() -> None:
     result = {
         "appends_per_s_c1": round(c1, 1),
         "appends_per_s_c64": round(c64, 1),
-        "rounds": args.rounds,
+        "rounds": rounds,
         "appends_per_s_runs": {name: [round(r.appends_per_s) for r in rates] for name, rates in runs.items()},
         "cpu_us_per_append": {
             name: round(statistics.median(r.cpu_us for r in rates), 1) for name, rates in runs.items()

@@ -82,10 +82,8 @@ class GroupCommit(Generic[T, R]):
         """Held by the leader whose batch is being written: one write at a time."""
         self._writer_waiting = False
         """A leader with its batch prepared is waiting for :attr:`_writing`."""
-        self._baton_expected = False
-        self._baton = threading.Lock()
-        """Released by a leader that took :attr:`_writing` from a writer waiting on it (``_baton_expected``)."""
-        self._baton.acquire()
+        self._baton: threading.Lock | None = None
+        """Set by a writer passing :attr:`_writing` to a waiting leader, released by that leader once it holds it."""
         self._handed_over = False
         """Set by :meth:`overlap` during a write: that write's leader has already passed leadership on."""
 
@@ -131,17 +129,26 @@ class GroupCommit(Generic[T, R]):
         self._writing.acquire()
         with self._lock:
             self._writer_waiting = False
-            baton, self._baton_expected = self._baton_expected, False
-        if baton:
-            self._baton.release()
+            baton, self._baton = self._baton, None
+        if baton is not None:
+            baton.release()  # the writer that passed us the lock may wake its callers now
 
     def _pass_writing(self) -> None:
-        """Release the write lock; if a leader waits for it, return only once it has it (see the module doc)."""
+        """Release the write lock; if a leader waits for it, return only once it has it (see the module doc).
+
+        Each hand-over has a baton of its own (a lock taken here, released by the next writer once
+        it holds the write lock): one shared baton could be released twice before the first
+        releaser's predecessor took it back (measured: ``release unlocked lock`` after ~100 rounds
+        of 12,800 appends, leaving the write lock held by a thread that had given up).
+        """
+        baton = None
         with self._lock:
-            waiting = self._baton_expected = self._writer_waiting
+            if self._writer_waiting:
+                baton = self._baton = threading.Lock()
+                baton.acquire()
         self._writing.release()
-        if waiting:
-            self._baton.acquire()
+        if baton is not None:
+            baton.acquire()
 
     def _take_batch(self) -> list[_Request[T, R]]:
         batch: list[_Request[T, R]] = []

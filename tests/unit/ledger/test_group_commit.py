@@ -195,3 +195,70 @@ def test_many_callers_with_early_handover_and_refusals_each_get_their_own_answer
         assert answer == (f"refused {refused[0]}" if refused else [-2 * i, -2 * i - 1])
     accepted = sorted(n for i in range(1500) for n in (2 * i, 2 * i + 1) if (2 * i) % 7 != 3 and (2 * i + 1) % 7 != 3)
     assert sorted(written) == accepted
+
+
+class _PausingLock:
+    """A lock whose ``release`` pauses chosen threads right after releasing (as if descheduled there)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.paused: set[threading.Thread] = set()
+        self.resume = threading.Event()
+        self.released_by: list[str] = []
+
+    def acquire(self) -> bool:
+        return self._lock.acquire(timeout=DEADLINE_S)
+
+    def release(self) -> None:
+        self._lock.release()
+        self.released_by.append(threading.current_thread().name)
+        if threading.current_thread() in self.paused:
+            assert self.resume.wait(DEADLINE_S)
+
+
+def test_two_hand_overs_before_the_first_writer_resumes_each_keep_their_own_baton() -> None:
+    """Writer W passes the write lock to T2, which passes it to T3, before W or T2 get back to wait for their baton:
+    each waits for its own successor, nothing is released twice (a shared baton raised ``release unlocked lock``
+    and left the write lock held by a thread that had given up)."""
+    gc: GroupCommit[int, int] = GroupCommit(lambda items: items)
+    pausing = _PausingLock()
+    gc._writing = pausing  # type: ignore[assignment]
+    errors: list[BaseException] = []
+    have = {name: threading.Event() for name in ("w", "t2", "t3")}
+    go_pass = {name: threading.Event() for name in ("w", "t2")}
+
+    def writer(name: str) -> None:
+        try:
+            gc._take_writing()
+            have[name].set()
+            if name in go_pass:
+                assert go_pass[name].wait(DEADLINE_S)
+            gc._pass_writing()
+        except BaseException as exc:
+            errors.append(exc)
+
+    def wait_for_a_waiting_writer() -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while not gc._writer_waiting and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert gc._writer_waiting
+
+    threads = {name: threading.Thread(target=writer, args=(name,), name=name, daemon=True) for name in have}
+    pausing.paused = {threads["w"], threads["t2"]}
+    threads["w"].start()
+    assert have["w"].wait(DEADLINE_S)
+    threads["t2"].start()
+    wait_for_a_waiting_writer()
+    go_pass["w"].set()  # W hands over to T2 and pauses before waiting for its baton
+    assert have["t2"].wait(DEADLINE_S)
+    threads["t3"].start()
+    wait_for_a_waiting_writer()
+    go_pass["t2"].set()  # T2 hands over to T3 and pauses too
+    assert have["t3"].wait(DEADLINE_S)
+    pausing.resume.set()
+    for thread in threads.values():
+        thread.join(DEADLINE_S)
+    assert not errors
+    assert not any(thread.is_alive() for thread in threads.values())
+    assert pausing.released_by == ["w", "t2", "t3"]
+    assert pausing.acquire()  # the write lock is free again
