@@ -9,8 +9,9 @@ canonical JSON, salted, committed to and encrypted; then the batch is written.
 Why there: rendering and sealing are GIL-held work. Done by 64 caller threads, it interleaved
 with the leader's writes and stretched each of them; done in the prepare stage, it runs in one
 tight loop while the previous batch waits on the disk (``GroupCommit.overlap``), when the
-interpreter is otherwise idle. Measured at 64 callers (bench/README.md): with the callers
-rendering and the leader sealing, 0.87 of plain appends; with both in the prepare stage, 1.0.
+interpreter is otherwise idle. Measured at 64 callers (bench/README.md, 2026-11-27): with the
+callers rendering and the leader sealing after the commit, 0.86-0.89 of plain appends' rate;
+with both in the prepare stage, 0.975 (30 interleaved rounds; ``bench/ledger.py``: 0.909).
 (Salting and committing in the callers, encrypting in the leader, was worse still: 0.69-0.77.)
 Randomness comes from :func:`mlwarden.randomness.random_bytes`, which does not release the GIL
 per call as ``os.urandom`` does.
