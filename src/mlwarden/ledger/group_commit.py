@@ -118,7 +118,11 @@ class GroupCommit(Generic[T, R]):
             return
         with self._lock:
             successor = self._queue[0] if self._queue else None
-            if successor is None or not self._needs_prepare(successor.items):
+            try:
+                wanted = successor is not None and self._needs_prepare(successor.items)
+            except Exception:  # a wrong answer must not fail the batch being written: just no early hand-over
+                wanted = False
+            if not wanted or successor is None:
                 return
             self._handed_over = True
         successor.wake.release()
@@ -126,12 +130,14 @@ class GroupCommit(Generic[T, R]):
     def _take_writing(self) -> None:
         with self._lock:
             self._writer_waiting = True
-        self._writing.acquire()
-        with self._lock:
-            self._writer_waiting = False
-            baton, self._baton = self._baton, None
-        if baton is not None:
-            baton.release()  # the writer that passed us the lock may wake its callers now
+        try:
+            self._writing.acquire()
+        finally:  # taken, or given up (an interrupt): either way the writer passing it must not wait for us
+            with self._lock:
+                self._writer_waiting = False
+                baton, self._baton = self._baton, None
+            if baton is not None:
+                baton.release()  # the writer that passed us the lock may wake its callers now
 
     def _pass_writing(self) -> None:
         """Release the write lock; if a leader waits for it, return only once it has it (see the module doc).
@@ -164,6 +170,7 @@ class GroupCommit(Generic[T, R]):
             batch = self._take_batch()
         handed_over = False
         writing = batch
+        interrupted: BaseException | None = None
         try:
             if self._prepare is not None:
                 writing = self._refuse_unprepared(batch, self._prepare([item for req in batch for item in req.items]))
@@ -175,15 +182,18 @@ class GroupCommit(Generic[T, R]):
                         results = self._write([item for req in writing for item in req.items])
                     finally:
                         handed_over, self._handed_over = self._handed_over, False
+                    pos = 0
+                    for req in writing:
+                        req.results = results[pos : pos + len(req.items)]
+                        pos += len(req.items)
                 finally:
                     self._pass_writing()
-                pos = 0
-                for req in writing:
-                    req.results = results[pos : pos + len(req.items)]
-                    pos += len(req.items)
-        except BaseException as exc:  # every caller in the batch must hear of the failure
-            for req in writing:
+        except BaseException as exc:  # every caller of an unwritten batch must hear of the failure
+            unsettled = [req for req in writing if req.results is None]
+            for req in unsettled:
                 req.error = exc
+            if not unsettled:  # written, then interrupted while passing the lock on: the callers succeeded
+                interrupted = exc
         successor = None
         if not handed_over:  # else the next leader is already at work
             with self._lock:
@@ -195,6 +205,8 @@ class GroupCommit(Generic[T, R]):
                 req.wake.release()
         if successor is not None:
             successor.wake.release()
+        if interrupted is not None:
+            raise interrupted  # in this thread only, once everyone else has their answer
 
     @staticmethod
     def _refuse_unprepared(batch: list[_Request[T, R]], prepared: list[T | Exception]) -> list[_Request[T, R]]:

@@ -382,6 +382,16 @@ class Log:
         return self._committer.submit([prepared])[0]
 
     @property
+    def write_lock(self) -> WriterLock:
+        """The lock this process's ledger writes hold around their transaction (a thread lock, and ``flock`` on SQLite).
+
+        A short write that may run beside a group commit's (the prepare stage creating keys of the
+        day while the previous batch commits) takes it first, in the ledger's own order: it then
+        waits for that commit, instead of polling SQLite's busy handler against its lock timeout.
+        """
+        return self._write_lock
+
+    @property
     def queued_appends(self) -> int:
         """Append requests of this process waiting for the next group commit."""
         return self._committer.queued

@@ -100,8 +100,10 @@ class PredictionSealer:
                 refused[position] = exc
         if not rendered:
             return list(refused.values())
-        keys = [pair for pairs in day_keys(self._ws, ring, [(r.subjects, len(r.inputs), r.day) for r in rendered])
-                for pair in pairs]  # fmt: skip
+        wanted = [(r.subjects, len(r.inputs), r.day) for r in rendered]
+        # Missing keys are created under the ledger's write lock: this may run while the previous
+        # batch commits (the group commit's overlap), and then waits for it in the ledger's order.
+        keys = [pair for pairs in day_keys(self._ws, ring, wanted, lock=self._ws.log.write_lock) for pair in pairs]
         sealed = seal_canonical_rows(
             [d for r in rendered for d in r.body.decision_ids],
             [value for r in rendered for value in r.inputs],

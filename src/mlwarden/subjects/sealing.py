@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,26 +78,34 @@ def check_rows(decision_ids: Sequence[str], inputs: Sequence[Any], outputs: Sequ
 
 
 def day_keys(
-    ws: Workspace, ring: KeyRing, wanted: Sequence[tuple[Sequence[str] | None, int, str]]
+    ws: Workspace,
+    ring: KeyRing,
+    wanted: Sequence[tuple[Sequence[str] | None, int, str]],
+    *,
+    lock: AbstractContextManager[object] | None = None,
 ) -> list[list[tuple[DataKey, DataKey]]]:
     """Each request's per-row (inputs, outputs) keys: ``(subjects or None, rows, day)`` each.
 
     From the ring's cache (a minute) without the database; when a key is not cached, every
     missing one is found or created in one short transaction of its own (a key without payloads
-    is harmless), so a ledger transaction only inserts the rows. :class:`StoreError` if that fails.
+    is harmless), so a ledger transaction only inserts the rows. ``lock`` is taken around that
+    transaction (the ledger's :attr:`~mlwarden.ledger.log.Log.write_lock`, when the ledger may be
+    committing meanwhile). :class:`StoreError` if it fails.
     """
     found = [ring.cached_pairs(subjects, rows, day) for subjects, rows, day in wanted]
     missing = [i for i, pairs in enumerate(found) if pairs is None]
     if not missing:
         return [pairs for pairs in found if pairs is not None]
     try:
-        with write_transaction(ws.engine) as conn:
+        with lock or nullcontext(), write_transaction(ws.engine) as conn:
             now = datetime.now(UTC)
             for i in missing:
                 subjects, rows, day = wanted[i]
                 found[i] = ring.pairs(conn, subjects, rows, day, now=now)
     except SQLAlchemyError as exc:  # the record cannot be made: a store outage, not a bad request
         raise StoreError(f"data keys of the day could not be read or created: {describe_db_error(exc)}") from exc
+    except OSError as exc:  # the write lock's file
+        raise StoreError(f"data keys of the day could not be created: {exc.strerror}") from exc
     return [pairs for pairs in found if pairs is not None]
 
 
