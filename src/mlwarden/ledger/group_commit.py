@@ -34,12 +34,14 @@ R = TypeVar("R")
 
 
 class _Request(Generic[T, R]):
-    __slots__ = ("error", "items", "results", "wake")
+    __slots__ = ("error", "items", "promoted", "results", "wake")
 
     def __init__(self, items: Sequence[T]) -> None:
         self.items = items
         self.results: list[R] | None = None
         self.error: BaseException | None = None
+        self.promoted = False
+        """Chosen to lead next (set under the group commit's lock, before its wake is released)."""
         # A bare lock, taken now and released by whoever settles or promotes us: the
         # cheapest wake-up Python has (threading.Event costs a Condition per request).
         self.wake = threading.Lock()
@@ -101,12 +103,32 @@ class GroupCommit(Generic[T, R]):
             lead = not self._busy
             self._busy = True
         if not lead:
-            request.wake.acquire()  # released once settled by a leader, or promoted to lead
+            try:
+                request.wake.acquire()  # released once settled by a leader, or promoted to lead
+            except BaseException:  # an interrupt: leave the queue without taking a promotion along
+                self._abandon(request)
+                raise
         if not request.settled:
             self._lead()
         if request.error is not None:
             raise request.error
         return request.results if request.results is not None else []
+
+    def _abandon(self, request: _Request[T, R]) -> None:
+        """Take a request whose caller gave up out of the queue; if it was promoted, promote the next one instead."""
+        with self._lock:
+            if request not in self._queue:
+                return  # already taken into a batch: it is written or not with it, the caller is gone
+            self._queue.remove(request)
+            if not request.promoted:
+                return
+            successor = self._queue[0] if self._queue else None
+            if successor is None:
+                self._busy = False
+            else:
+                successor.promoted = True
+        if successor is not None:
+            successor.wake.release()
 
     def overlap(self) -> None:
         """Called by ``write`` (in the leader's thread) once all that is left is waiting on the disk.
@@ -125,6 +147,7 @@ class GroupCommit(Generic[T, R]):
             if not wanted or successor is None:
                 return
             self._handed_over = True
+            successor.promoted = True
         successor.wake.release()
 
     def _take_writing(self) -> None:
@@ -200,6 +223,8 @@ class GroupCommit(Generic[T, R]):
                 successor = self._queue[0] if self._queue else None
                 if successor is None:
                     self._busy = False
+                else:
+                    successor.promoted = True
         for req in batch:
             if req.wake.locked():
                 req.wake.release()

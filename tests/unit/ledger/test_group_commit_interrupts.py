@@ -168,3 +168,44 @@ def test_a_needs_prepare_that_raises_does_not_fail_the_batch_being_written() -> 
     first.join(WAIT_S)
     second.join(WAIT_S)
     assert answers == {1: [1], 2: [2]}
+
+
+@pytest.mark.parametrize("promoted_by", ["end of write", "overlap"])
+def test_a_waiter_interrupted_before_its_promotion_passes_it_on(
+    interrupt_main: Callable[[], None], promoted_by: str
+) -> None:
+    """A queued caller interrupted while it waits leaves the queue; when the leader then promotes it, leadership goes
+    to the next caller instead of to nobody (later submits would wait forever)."""
+    in_write, release = threading.Event(), threading.Event()
+
+    def write(items: list[int]) -> list[int]:
+        if items == [1]:
+            in_write.set()
+            assert release.wait(WAIT_S)
+            if promoted_by == "overlap":
+                gc.overlap()
+        return items
+
+    gc: GroupCommit[int, int] = GroupCommit(write, prepare=list, needs_prepare=lambda items: True)
+    answers: list[object] = []
+    first = threading.Thread(target=lambda: answers.append(gc.submit([1])), daemon=True)
+    first.start()
+    assert in_write.wait(WAIT_S)
+
+    def interrupt_soon() -> None:
+        _until(lambda: gc.queued == 1)
+        time.sleep(0.05)  # the main thread waits for its wake
+        interrupt_main()
+
+    threading.Thread(target=interrupt_soon, daemon=True).start()
+    with pytest.raises(Interrupted):
+        gc.submit([2])
+    queued = threading.Thread(target=lambda: answers.append(gc.submit([3])), daemon=True)
+    queued.start()
+    _until(lambda: gc.queued == 1)  # [3] waits behind the write of [1]
+    release.set()
+    first.join(WAIT_S)
+    queued.join(WAIT_S)
+    assert not queued.is_alive(), f"submit([3]) waits forever: busy={gc._busy}, queued={gc.queued}"
+    assert sorted(answers, key=str) == [[1], [3]]
+    assert gc.submit([4]) == [4]
