@@ -193,8 +193,14 @@ class KeyRing:
             found[slot] = cached[1]
         return found
 
-    def subject_keys(self, conn: Connection, slots: Iterable[KeySlot], *, now: datetime) -> dict[KeySlot, DataKey]:
-        """A live shared key for every subject slot: cached, stored, or created now (one insert for all new)."""
+    def subject_keys(
+        self, conn: Connection, slots: Iterable[KeySlot], *, now: datetime, create: bool = True
+    ) -> dict[KeySlot, DataKey]:
+        """A live shared key for every subject slot: cached, stored, or created now (one insert for all new).
+
+        ``create=False``: only cached and stored keys, none made (``conn`` may be a read); the slots
+        without a key are missing from the answer, and nothing is cached for them.
+        """
         wanted = set(slots)
         found: dict[KeySlot, DataKey] = {}
         moment = self._clock()
@@ -206,7 +212,9 @@ class KeyRing:
         if missing:
             found |= self._load(conn, missing)
             absent = missing - found.keys()
-            if absent:
+            if absent and not create:
+                missing -= absent
+            elif absent:
                 found |= self._create(conn, absent, now)
             if len(self._cache) + len(missing) > MAX_CACHED:
                 self._cache.clear()
@@ -316,12 +324,28 @@ class KeyRing:
         self, conn: Connection, subjects: Sequence[str] | None, rows: int, day: str, *, now: datetime
     ) -> list[tuple[DataKey, DataKey]]:
         """As :meth:`cached_pairs`, finding or creating the keys in ``conn`` (see :meth:`subject_keys`); cached."""
+        found = self._found_pairs(conn, subjects, rows, day, now=now, create=True)
+        if found is None:  # create=True makes every key that is missing
+            raise StoreError("data keys of the day could not be created")
+        return found
+
+    def stored_pairs(
+        self, conn: Connection, subjects: Sequence[str] | None, rows: int, day: str, *, now: datetime
+    ) -> list[tuple[DataKey, DataKey]] | None:
+        """As :meth:`pairs` without creating any key (``conn`` may be a read): None unless every key exists."""
+        return self._found_pairs(conn, subjects, rows, day, now=now, create=False)
+
+    def _found_pairs(
+        self, conn: Connection, subjects: Sequence[str] | None, rows: int, day: str, *, now: datetime, create: bool
+    ) -> list[tuple[DataKey, DataKey]] | None:
         names: list[str | None] = [None] if subjects is None else list(dict.fromkeys(subjects))
         slots = {}
         for name in names:
             tag = self.scope_tag(Scope.unnamed() if name is None else Scope.subject(name))
             slots[name] = (KeySlot(tag, "inputs", day), KeySlot(tag, "outputs", day))
-        found = self.subject_keys(conn, {slot for pair in slots.values() for slot in pair}, now=now)
+        found = self.subject_keys(conn, {slot for pair in slots.values() for slot in pair}, now=now, create=create)
+        if any(slot not in found for pair in slots.values() for slot in pair):
+            return None
         if len(self._pairs) + len(names) > MAX_CACHED:
             self._pairs.clear()
         expiry = self._clock() + self._cache_seconds

@@ -8,13 +8,16 @@ import dataclasses
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from mlwarden.config import WorkspaceOptions
+from mlwarden.privacy import utc_day
 from mlwarden.runtime.decision_ids import decision_ids
 from mlwarden.subjects.leader_sealing import pending_prediction
+from mlwarden.subjects.sealing import day_keys, privacy_ring
 from mlwarden.workspace import Workspace, init_workspace, open_workspace
 
 MODEL = {"name": "credit", "version": 3, "sha256": "ab" * 32}
@@ -86,3 +89,32 @@ def test_keys_created_for_the_next_batch_wait_for_the_previous_commit_past_the_l
     assert len(done) == 1
     assert [r.index for r in receipts] == [1]  # after the plain entry, whose commit it waited for
     assert log.verify().ok
+
+
+def test_stored_keys_past_their_minute_in_the_cache_are_read_without_the_write_lock(workspace: Workspace) -> None:
+    """A subject's keys made earlier, dropped from the cache: found by a read while the ledger's write lock is held
+    (a commit in progress), not by waiting for it; a new subject's keys wait for the lock."""
+    ring = privacy_ring(workspace)
+    day = utc_day(datetime.now(UTC))
+    first = day_keys(workspace, ring, [(["customer-1"], 1, day)])
+    ring.forget()  # as a minute later
+    lock = workspace.log.write_lock
+    again: list[list[list[Any]]] = []
+    with lock:  # held by "the previous batch's commit"
+        reader = threading.Thread(
+            target=lambda: again.append(day_keys(workspace, ring, [(["customer-1"], 1, day)], lock=lock)), daemon=True
+        )
+        reader.start()
+        reader.join(WAIT_S)
+        assert not reader.is_alive()  # it did not wait for the lock
+    assert [(a.key_id, b.key_id) for a, b in again[0][0]] == [(a.key_id, b.key_id) for a, b in first[0]]
+    made: list[object] = []
+    with lock:
+        creator = threading.Thread(
+            target=lambda: made.append(day_keys(workspace, ring, [(["customer-2"], 1, day)], lock=lock)), daemon=True
+        )
+        creator.start()
+        creator.join(0.2)
+        assert creator.is_alive()  # a key to create: it waits for the lock
+    creator.join(WAIT_S)
+    assert len(made) == 1
